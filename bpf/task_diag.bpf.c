@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * task_diag over a BPF task iterator: one netlink message per task, in the
+ * wire format of bpf/task_diag.h, assembled in a per-CPU scratch buffer and
+ * written with one bpf_seq_write().
+ *
+ * Two entry points share everything: td_all answers {DUMP_ALL, SHOW_BASE}
+ * and td_all_threads {DUMP_ALL_THREAD, SHOW_BASE} to whoever reads them,
+ * unless root left a request for its own thread in td_requests (td_iter.h).
+ *
+ * Who sees what is decided here, for the thread that reads (current): its
+ * pid namespace numbers every pid, its user namespace maps every id, and
+ * tasks that fail the kernel's ptrace_may_access(PTRACE_MODE_READ_FSCREDS)
+ * test for its credentials are skipped, as the original did.
+ */
+#include "td_kernel.h"
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "task_diag.h"
+#include "td_iter.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+
+#define NLM_F_MULTI	0x2
+#define NLMSG_HDRLEN	16
+#define NLA_HDRLEN	4
+#define CAP_SYS_PTRACE	19
+#define SUID_DUMP_USER	1
+#define MMF_DUMPABLE_MASK 3
+
+/* Task states, include/linux/sched.h (same values from 4.14 to 6.18). */
+#define TASK_REPORT		0x7f
+#define TASK_UNINTERRUPTIBLE	0x0002
+#define TASK_NOLOAD		0x0400
+#define TASK_IDLE		(TASK_UNINTERRUPTIBLE | TASK_NOLOAD)
+#define TASK_REPORT_IDLE	(TASK_REPORT + 1)
+#define TASK_RTLOCK_WAIT	0x1000
+#define TASK_FROZEN		0x8000
+
+#define USER_HZ		100
+#define NSEC_PER_TICK	(1000000000ULL / USER_HZ)
+
+#define TD_MAX_NS_LEVEL	32	/* MAX_PID_NS_LEVEL, and user namespaces nest as deep */
+#define TD_MAX_EXTENTS	340	/* UID_GID_MAP_MAX_EXTENTS */
+#define TD_MAX_THREADS	(1 << 20)
+
+/* Scratch for one message; a power of two so that lengths can be masked. */
+#define TD_BUF_SIZE	4096
+
+struct td_nlmsghdr {
+	__u32 nlmsg_len;
+	__u16 nlmsg_type;
+	__u16 nlmsg_flags;
+	__u32 nlmsg_seq;
+	__u32 nlmsg_pid;
+};
+
+struct td_nlattr {
+	__u16 nla_len;
+	__u16 nla_type;
+};
+
+struct td_scratch {
+	char buf[TD_BUF_SIZE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct td_scratch);
+} td_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct td_config);
+} td_config SEC(".maps");
+
+/* LRU: a reader that died without deleting its entry is evicted in time;
+ * reader_start makes a stale entry useless to the next owner of the tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TD_MAX_REQUESTS);
+	__type(key, __u32);
+	__type(value, struct td_request);
+} td_requests SEC(".maps");
+
+/* ---- pids in the reader's namespace --------------------------------- */
+
+/* pid_nr_ns(): the number of @pid in @ns, 0 if @pid is not visible there. */
+static __always_inline u32 pid_nr_ns(struct pid *pid, struct pid_namespace *ns)
+{
+	unsigned int ns_level, pid_level;
+	struct upid *upid;
+	struct pid_namespace *upid_ns;
+	int nr;
+
+	if (!pid || !ns)
+		return 0;
+	ns_level = BPF_CORE_READ(ns, level);
+	pid_level = BPF_CORE_READ(pid, level);
+	if (ns_level > pid_level || ns_level >= TD_MAX_NS_LEVEL)
+		return 0;
+	/* numbers[] is indexed by a variable: compute the address and probe it. */
+	upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+	       ns_level * bpf_core_type_size(struct upid);
+	if (BPF_CORE_READ_INTO(&upid_ns, upid, ns) || upid_ns != ns)
+		return 0;
+	if (BPF_CORE_READ_INTO(&nr, upid, nr))
+		return 0;
+	return nr;
+}
+
+/* task_active_pid_ns() */
+static __always_inline struct pid_namespace *task_pid_ns(struct task_struct *task)
+{
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	unsigned int level;
+	struct upid *upid;
+
+	if (!pid)
+		return NULL;
+	level = BPF_CORE_READ(pid, level);
+	if (level >= TD_MAX_NS_LEVEL)
+		return NULL;
+	upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+	       level * bpf_core_type_size(struct upid);
+	return BPF_CORE_READ(upid, ns);
+}
+
+/* __task_pid_nr_ns(): nothing once the task is released (!pid_alive). */
+static __always_inline u32 task_nr(struct task_struct *task, enum pid_type type,
+				   struct pid_namespace *ns)
+{
+	struct pid *pid;
+
+	if (!BPF_CORE_READ(task, thread_pid))
+		return 0;
+	if (type == PIDTYPE_PID)
+		pid = BPF_CORE_READ(task, thread_pid);
+	else
+		pid = BPF_CORE_READ(task, signal, pids[type]);
+	return pid_nr_ns(pid, ns);
+}
+
+/* ---- user namespaces and credentials -------------------------------- */
+
+struct td_map_ctx {
+	struct uid_gid_extent *extents;
+	u32 id;
+	u32 result;
+};
+
+static long map_extent_cb(u32 i, struct td_map_ctx *c)
+{
+	struct uid_gid_extent e;
+
+	if (bpf_probe_read_kernel(&e, sizeof(e), c->extents + i))
+		return 1;
+	if (c->id >= e.lower_first && c->id - e.lower_first < e.count) {
+		c->result = c->id - e.lower_first + e.first;
+		return 1;
+	}
+	return 0;
+}
+
+/* from_kuid_munged(): map a global id up into @ns; unmapped ids overflow. */
+static __always_inline u32 map_id_up(struct uid_gid_map *map, u32 id, u32 overflow)
+{
+	struct td_map_ctx c = { .id = id, .result = (u32)-1 };
+	u32 n = BPF_CORE_READ(map, nr_extents);
+
+	if (n <= 5)
+		c.extents = (void *)map + bpf_core_field_offset(struct uid_gid_map, extent);
+	else
+		c.extents = BPF_CORE_READ(map, reverse);
+	if (n > TD_MAX_EXTENTS)
+		n = TD_MAX_EXTENTS;
+	bpf_loop(n, map_extent_cb, &c, 0);
+	return c.result == (u32)-1 ? overflow : c.result;
+}
+
+static __always_inline u32 overflow_id(bool gid)
+{
+	u32 zero = 0;
+	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+
+	if (!cfg)
+		return 65534;
+	return gid ? cfg->overflowgid : cfg->overflowuid;
+}
+
+static __always_inline u32 map_uid(struct user_namespace *ns, u32 id)
+{
+	if (BPF_CORE_READ(ns, level) == 0)	/* init_user_ns maps every id to itself */
+		return id;
+	return map_id_up(&ns->uid_map, id, overflow_id(false));
+}
+
+static __always_inline u32 map_gid(struct user_namespace *ns, u32 id)
+{
+	if (BPF_CORE_READ(ns, level) == 0)
+		return id;
+	return map_id_up(&ns->gid_map, id, overflow_id(true));
+}
+
+static __always_inline u64 read_caps(const kernel_cap_t *caps)
+{
+	u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), caps);
+	return v;
+}
+
+/*
+ * cap_capable(): does @cred hold @cap in @targ?  Walks from @targ up to the
+ * cred's namespace; the owner of a child namespace holds every cap in it.
+ */
+static __always_inline bool ns_capable(const struct cred *cred,
+				       struct user_namespace *targ, int cap)
+{
+	struct user_namespace *cred_ns = BPF_CORE_READ(cred, user_ns);
+	int cred_level = BPF_CORE_READ(cred_ns, level);
+	u32 euid = BPF_CORE_READ(cred, euid.val);
+	struct user_namespace *ns = targ;
+	int i;
+
+	for (i = 0; i < TD_MAX_NS_LEVEL + 1 && ns; i++) {
+		struct user_namespace *parent;
+
+		if (ns == cred_ns)
+			return read_caps(&cred->cap_effective) & (1ULL << cap);
+		if (BPF_CORE_READ(ns, level) <= cred_level)
+			return false;
+		parent = BPF_CORE_READ(ns, parent);
+		if (parent == cred_ns && BPF_CORE_READ(ns, owner.val) == euid)
+			return true;
+		ns = parent;
+	}
+	return false;
+}
+
+static __always_inline unsigned long mm_dumpable(struct mm_struct *mm)
+{
+	unsigned long flags = 0;
+
+	if (bpf_core_field_exists(struct mm_struct___flags_bitmap, flags))
+		bpf_core_read(&flags, sizeof(flags),
+			      &((struct mm_struct___flags_bitmap *)mm)->flags);
+	else
+		bpf_core_read(&flags, sizeof(flags),
+			      &((struct mm_struct___flags_word *)mm)->flags);
+	return flags & MMF_DUMPABLE_MASK;
+}
+
+/*
+ * ptrace_may_access(task, PTRACE_MODE_READ_FSCREDS) for the reader:
+ * __ptrace_may_access() followed by commoncap's cap_ptrace_access_check().
+ * Yama only restricts attaching, not this read mode.
+ */
+static __always_inline bool may_read(struct task_struct *reader, const struct cred *rc,
+				     struct task_struct *task)
+{
+	const struct cred *tc;
+	struct user_namespace *tns;
+	struct mm_struct *mm;
+	u32 fsuid, fsgid;
+
+	if (BPF_CORE_READ(reader, signal) == BPF_CORE_READ(task, signal))
+		return true;			/* same thread group */
+
+	tc = BPF_CORE_READ(task, real_cred);
+	tns = BPF_CORE_READ(tc, user_ns);
+	fsuid = BPF_CORE_READ(rc, fsuid.val);
+	fsgid = BPF_CORE_READ(rc, fsgid.val);
+	if (!(fsuid == BPF_CORE_READ(tc, euid.val) && fsuid == BPF_CORE_READ(tc, suid.val) &&
+	      fsuid == BPF_CORE_READ(tc, uid.val) && fsgid == BPF_CORE_READ(tc, egid.val) &&
+	      fsgid == BPF_CORE_READ(tc, sgid.val) && fsgid == BPF_CORE_READ(tc, gid.val)) &&
+	    !ns_capable(rc, tns, CAP_SYS_PTRACE))
+		return false;
+
+	mm = BPF_CORE_READ(task, mm);
+	if (mm && mm_dumpable(mm) != SUID_DUMP_USER &&
+	    !ns_capable(rc, BPF_CORE_READ(mm, user_ns), CAP_SYS_PTRACE))
+		return false;
+
+	/* commoncap: the task's permitted set must be within our effective
+	 * set (same user namespace), or we need CAP_SYS_PTRACE over it. */
+	if (BPF_CORE_READ(rc, user_ns) == tns &&
+	    !(read_caps(&tc->cap_permitted) & ~read_caps(&rc->cap_effective)))
+		return true;
+	return ns_capable(rc, tns, CAP_SYS_PTRACE);
+}
+
+/* ---- the groups ------------------------------------------------------ */
+
+/* __task_state_index(): the letter /proc/PID/stat shows, as an index. */
+static __always_inline u8 task_state_index(struct task_struct *task)
+{
+	unsigned int state, report;
+	int fls;
+
+	if (bpf_core_field_exists(task->__state)) {
+		state = BPF_CORE_READ(task, __state);
+	} else {
+		struct task_struct___pre514 *old = (void *)task;
+
+		state = BPF_CORE_READ(old, state);
+	}
+	report = (state | BPF_CORE_READ(task, exit_state)) & TASK_REPORT;
+	if ((state & TASK_IDLE) == TASK_IDLE)
+		report = TASK_REPORT_IDLE;
+	if (state & (TASK_RTLOCK_WAIT | TASK_FROZEN))
+		report = TASK_UNINTERRUPTIBLE;
+	/* fls(): report has at most 8 bits */
+	for (fls = 8; fls > 0; fls--)
+		if (report & (1U << (fls - 1)))
+			break;
+	return fls;
+}
+
+static __always_inline void fill_base(struct task_diag_base *b, struct task_struct *task,
+				      struct pid_namespace *ns, u32 pid, u32 tgid)
+{
+	struct task_struct *tracer;
+
+	b->tgid = tgid;
+	b->pid = pid;
+	b->ppid = 0;
+	if (BPF_CORE_READ(task, thread_pid))
+		b->ppid = task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, ns);
+	b->tpid = 0;
+	if (BPF_CORE_READ(task, ptrace)) {
+		tracer = BPF_CORE_READ(task, parent);
+		if (tracer)
+			b->tpid = task_nr(tracer, PIDTYPE_PID, ns);
+	}
+	b->sid = task_nr(task, PIDTYPE_SID, ns);
+	b->pgid = task_nr(task, PIDTYPE_PGID, ns);
+	b->state = task_state_index(task);
+	bpf_probe_read_kernel_str(b->comm, sizeof(b->comm), task->comm);
+}
+
+static __always_inline void fill_creds(struct task_diag_creds *c, struct task_struct *task,
+				       struct user_namespace *uns)
+{
+	const struct cred *cred = BPF_CORE_READ(task, real_cred);
+	u64 v;
+
+	v = read_caps(&cred->cap_inheritable);
+	c->cap_inheritable.cap[0] = v;
+	c->cap_inheritable.cap[1] = v >> 32;
+	v = read_caps(&cred->cap_permitted);
+	c->cap_permitted.cap[0] = v;
+	c->cap_permitted.cap[1] = v >> 32;
+	v = read_caps(&cred->cap_effective);
+	c->cap_effective.cap[0] = v;
+	c->cap_effective.cap[1] = v >> 32;
+	v = read_caps(&cred->cap_bset);
+	c->cap_bset.cap[0] = v;
+	c->cap_bset.cap[1] = v >> 32;
+
+	c->uid = map_uid(uns, BPF_CORE_READ(cred, uid.val));
+	c->euid = map_uid(uns, BPF_CORE_READ(cred, euid.val));
+	c->suid = map_uid(uns, BPF_CORE_READ(cred, suid.val));
+	c->fsuid = map_uid(uns, BPF_CORE_READ(cred, fsuid.val));
+	c->gid = map_gid(uns, BPF_CORE_READ(cred, gid.val));
+	c->egid = map_gid(uns, BPF_CORE_READ(cred, egid.val));
+	c->sgid = map_gid(uns, BPF_CORE_READ(cred, sgid.val));
+	c->fsgid = map_gid(uns, BPF_CORE_READ(cred, fsgid.val));
+}
+
+/* mul_u64_u64_div_u64(): a * b / c in 128 bits, by long division. */
+struct td_div_ctx {
+	u64 hi, lo, c, q, r;
+};
+
+static long div128_cb(u32 i, struct td_div_ctx *d)
+{
+	u32 bit = 127 - i;
+	u64 top = d->r >> 63;
+	u64 in = bit >= 64 ? (d->hi >> (bit - 64)) & 1 : (d->lo >> bit) & 1;
+
+	d->r = (d->r << 1) | in;
+	if (top || d->r >= d->c) {
+		d->r -= d->c;
+		if (bit < 64)
+			d->q |= 1ULL << bit;
+	}
+	return 0;
+}
+
+static __always_inline u64 mul_div(u64 a, u64 b, u64 c)
+{
+	struct td_div_ctx d = { .c = c };
+	u64 a_lo = (u32)a, a_hi = a >> 32, b_lo = (u32)b, b_hi = b >> 32;
+	u64 ll, lh, hl, hh, mid;
+
+	if (!c)
+		return 0;
+	if (!a_hi && !b_hi)
+		return a * b / c;
+	ll = a_lo * b_lo;
+	lh = a_lo * b_hi;
+	hl = a_hi * b_lo;
+	hh = a_hi * b_hi;
+	mid = (ll >> 32) + (u32)lh + (u32)hl;
+	d.lo = (mid << 32) | (u32)ll;
+	d.hi = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+	if (!d.hi)
+		return d.lo / c;
+	bpf_loop(128, div128_cb, &d, 0);
+	return d.q;
+}
+
+/*
+ * cputime_adjust() without its side effect: the kernel stores the result
+ * in @prev, which we may not write; computing from the same inputs gives
+ * the value /proc returns now.
+ */
+static __always_inline void cputime_adjust(u64 rtime, u64 utime, u64 stime,
+					   struct prev_cputime *prev, u64 *ut, u64 *st)
+{
+	u64 prev_ut = BPF_CORE_READ(prev, utime), prev_st = BPF_CORE_READ(prev, stime);
+
+	if (prev_st + prev_ut >= rtime) {
+		*ut = prev_ut;
+		*st = prev_st;
+		return;
+	}
+	if (stime == 0) {
+		utime = rtime;
+	} else if (utime == 0) {
+		stime = rtime;
+	} else {
+		stime = mul_div(stime, rtime, stime + utime);
+		if (stime > rtime)
+			stime = rtime;
+	}
+	if (stime < prev_st)
+		stime = prev_st;
+	utime = rtime - stime;
+	if (utime < prev_ut) {
+		utime = prev_ut;
+		stime = rtime - utime;
+	}
+	*ut = utime;
+	*st = stime;
+}
+
+struct td_sum_ctx {
+	struct list_head *head, *node;
+	u64 utime, stime, rtime, min_flt, maj_flt;
+	long off;	/* offsetof(struct task_struct, thread_node) */
+};
+
+/* for_each_thread(): add up the live threads, as thread_group_cputime(). */
+static long sum_thread_cb(u32 i, struct td_sum_ctx *c)
+{
+	struct list_head *node = c->node;
+	struct task_struct *t;
+
+	if (!node || node == c->head)
+		return 1;
+	t = (void *)node - c->off;
+	c->utime += BPF_CORE_READ(t, utime);
+	c->stime += BPF_CORE_READ(t, stime);
+	c->rtime += BPF_CORE_READ(t, se.sum_exec_runtime);
+	c->min_flt += BPF_CORE_READ(t, min_flt);
+	c->maj_flt += BPF_CORE_READ(t, maj_flt);
+	c->node = BPF_CORE_READ(node, next);
+	return 0;
+}
+
+/* do_task_stat(): the whole process, or one thread (!whole). */
+static __always_inline void fill_stat(struct task_diag_stat *s, struct task_struct *task,
+				      bool whole)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	u64 ut, st;
+
+	s->cminflt = BPF_CORE_READ(sig, cmin_flt);
+	s->cmajflt = BPF_CORE_READ(sig, cmaj_flt);
+	s->cutime = BPF_CORE_READ(sig, cutime) / NSEC_PER_TICK;
+	s->cstime = BPF_CORE_READ(sig, cstime) / NSEC_PER_TICK;
+	s->threads = BPF_CORE_READ(sig, nr_threads);
+
+	if (whole) {
+		struct td_sum_ctx c = {
+			.head = &sig->thread_head,
+			.off = bpf_core_field_offset(struct task_struct, thread_node),
+			.utime = BPF_CORE_READ(sig, utime),
+			.stime = BPF_CORE_READ(sig, stime),
+			.rtime = BPF_CORE_READ(sig, sum_sched_runtime),
+			.min_flt = BPF_CORE_READ(sig, min_flt),
+			.maj_flt = BPF_CORE_READ(sig, maj_flt),
+		};
+
+		c.node = BPF_CORE_READ(sig, thread_head.next);
+		bpf_loop(TD_MAX_THREADS, sum_thread_cb, &c, 0);
+		s->minflt = c.min_flt;
+		s->majflt = c.maj_flt;
+		cputime_adjust(c.rtime, c.utime, c.stime, &sig->prev_cputime, &ut, &st);
+	} else {
+		s->minflt = BPF_CORE_READ(task, min_flt);
+		s->majflt = BPF_CORE_READ(task, maj_flt);
+		cputime_adjust(BPF_CORE_READ(task, se.sum_exec_runtime),
+			       BPF_CORE_READ(task, utime), BPF_CORE_READ(task, stime),
+			       &task->prev_cputime, &ut, &st);
+	}
+	s->utime = ut / NSEC_PER_TICK;
+	s->stime = st / NSEC_PER_TICK;
+}
+
+/* ---- the message ----------------------------------------------------- */
+
+/* Reserves an attribute of @len payload bytes at *@off; returns the payload. */
+static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
+{
+	struct td_nlattr *nla;
+	u32 o = *off;
+
+	if (o > TD_BUF_SIZE - NLA_HDRLEN - 128)
+		return NULL;
+	nla = (void *)(buf + o);
+	nla->nla_len = NLA_HDRLEN + len;
+	nla->nla_type = type;
+	*off = o + ((NLA_HDRLEN + len + 3) & ~3);
+	return buf + o + NLA_HDRLEN;
+}
+
+static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_strategy)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *task = ctx->task;
+	struct task_struct *reader;
+	struct td_request *req;
+	struct pid_namespace *ns;
+	struct td_nlmsghdr *nlh;
+	struct task_diag_msg *msg;
+	struct td_scratch *scratch;
+	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
+	u32 zero = 0, tid_key, seqno = 0, pid, tgid, off;
+	bool leader, thread_dump;
+	void *p;
+
+	if (!task)
+		return 0;
+	reader = bpf_get_current_task_btf();
+	tid_key = (u32)bpf_get_current_pid_tgid();
+	req = bpf_map_lookup_elem(&td_requests, &tid_key);
+	if (req && req->reader_start != BPF_CORE_READ(reader, start_boottime) / NSEC_PER_TICK)
+		req = NULL;
+	if (req) {
+		show = req->show_flags;
+		strategy = req->dump_strategy;
+		seqno = req->seq;
+	}
+
+	ns = task_pid_ns(reader);
+	pid = task_nr(task, PIDTYPE_PID, ns);
+	tgid = task_nr(task, PIDTYPE_TGID, ns);
+	if (!pid)
+		return 0;		/* not in the reader's namespace, or released */
+	leader = BPF_CORE_READ(task, group_leader) == task;
+
+	if (req && pid == req->pid) {
+		req->found = 1;
+		req->found_tgid = tgid;
+	}
+	switch (strategy) {
+	case TASK_DIAG_DUMP_ALL:
+		if (!leader)
+			return 0;
+		break;
+	case TASK_DIAG_DUMP_ONE:
+		if (!req || pid != req->pid)
+			return 0;
+		break;
+	case TASK_DIAG_DUMP_ALL_THREAD:
+		break;
+	case TASK_DIAG_DUMP_CHILDREN:
+		if (!req || !leader ||
+		    task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, ns) != req->pid)
+			return 0;
+		break;
+	case TASK_DIAG_DUMP_THREAD:
+		if (!req || tgid != req->pid)
+			return 0;
+		break;
+	default:
+		return 0;
+	}
+	thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD || strategy == TASK_DIAG_DUMP_THREAD;
+
+	if (!may_read(reader, BPF_CORE_READ(reader, cred), task))
+		return 0;
+
+	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	if (!scratch)
+		return 0;
+
+	nlh = (void *)scratch->buf;
+	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	nlh->nlmsg_seq = seqno;
+	nlh->nlmsg_pid = 0;
+	msg = (void *)(scratch->buf + NLMSG_HDRLEN);
+	msg->pid = pid;
+	msg->tgid = tgid;
+	msg->flags = 0;
+	off = NLMSG_HDRLEN + sizeof(*msg);
+
+	if (show & TASK_DIAG_SHOW_BASE) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, 48);	/* tail padding included */
+		fill_base(p, task, ns, pid, tgid);
+	}
+	if (show & TASK_DIAG_SHOW_CRED) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
+		if (!p)
+			return 0;
+		fill_creds(p, task, BPF_CORE_READ(reader, cred, user_ns));
+	}
+	if (show & TASK_DIAG_SHOW_STAT) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
+		fill_stat(p, task, !thread_dump);
+	}
+
+	nlh->nlmsg_len = off;
+	if (off > TD_BUF_SIZE)
+		return 0;
+	bpf_seq_write(seq, scratch->buf, off & (TD_BUF_SIZE - 1));
+	return 0;
+}
+
+SEC("iter/task")
+int td_all(struct bpf_iter__task *ctx)
+{
+	return show_task(ctx, TASK_DIAG_DUMP_ALL);
+}
+
+SEC("iter/task")
+int td_all_threads(struct bpf_iter__task *ctx)
+{
+	return show_task(ctx, TASK_DIAG_DUMP_ALL_THREAD);
+}

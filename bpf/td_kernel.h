@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The few kernel types the task_diag programs read, declared by hand for
+ * CO-RE.  Only the fields we use are listed; libbpf matches them by name
+ * against the running kernel's BTF and relocates every offset, so this file
+ * does not depend on the kernel it was compiled on.  Fields that moved or
+ * changed type between kernel versions have ___flavour twins below, tested
+ * with bpf_core_field_exists().
+ *
+ * Our own types are prefixed td_: every struct here is marked for CO-RE and
+ * a name that the kernel also uses would be relocated against the kernel's.
+ */
+#ifndef __TD_KERNEL_H
+#define __TD_KERNEL_H
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef unsigned long long u64;
+typedef int s32;
+typedef long long s64;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
+
+struct list_head {
+	struct list_head *next, *prev;
+};
+
+typedef struct { u32 val; } kuid_t;
+typedef struct { u32 val; } kgid_t;
+/* u32 cap[2] before 6.3, u64 val since: both are 8 bytes, low word first. */
+typedef struct { u64 val; } kernel_cap_t;
+
+struct uid_gid_extent {
+	u32 first;
+	u32 lower_first;
+	u32 count;
+};
+
+/* nr_extents and extent[] sit in an anonymous union/struct whose layout
+ * changed in 6.x; CO-RE finds the names inside anonymous members. */
+struct uid_gid_map {
+	u32 nr_extents;
+	struct uid_gid_extent extent[5];
+	struct uid_gid_extent *reverse;
+};
+
+struct user_namespace {
+	struct uid_gid_map uid_map;
+	struct uid_gid_map gid_map;
+	struct user_namespace *parent;
+	int level;
+	kuid_t owner;
+};
+
+struct cred {
+	kuid_t uid, suid, euid, fsuid;
+	kgid_t gid, sgid, egid, fsgid;
+	kernel_cap_t cap_inheritable;
+	kernel_cap_t cap_permitted;
+	kernel_cap_t cap_effective;
+	kernel_cap_t cap_bset;
+	struct user_namespace *user_ns;
+};
+
+struct pid_namespace {
+	unsigned int level;
+};
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+};
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+};
+
+enum pid_type {
+	PIDTYPE_PID,
+	PIDTYPE_TGID,
+	PIDTYPE_PGID,
+	PIDTYPE_SID,
+	PIDTYPE_MAX,
+};
+
+struct prev_cputime {
+	u64 utime;
+	u64 stime;
+};
+
+struct signal_struct {
+	int nr_threads;
+	struct list_head thread_head;
+	struct pid *pids[PIDTYPE_MAX];
+	u64 utime, stime, cutime, cstime;
+	unsigned long min_flt, maj_flt, cmin_flt, cmaj_flt;
+	unsigned long long sum_sched_runtime;
+	struct prev_cputime prev_cputime;
+};
+
+struct mm_struct {
+	struct user_namespace *user_ns;
+};
+
+/* mm->flags: an unsigned long before 6.18, a one-word bitmap type since. */
+struct mm_struct___flags_word {
+	unsigned long flags;
+};
+
+struct mm_struct___flags_bitmap {
+	struct { unsigned long __mm_flags[1]; } flags;
+};
+
+struct sched_entity {
+	u64 sum_exec_runtime;
+};
+
+struct task_struct {
+	unsigned int __state;
+	int exit_state;
+	unsigned int ptrace;
+	u64 start_boottime;
+	struct task_struct *real_parent;
+	struct task_struct *parent;
+	struct task_struct *group_leader;
+	struct pid *thread_pid;
+	struct list_head thread_node;
+	struct signal_struct *signal;
+	const struct cred *real_cred;
+	const struct cred *cred;
+	struct mm_struct *mm;
+	char comm[16];
+	unsigned long min_flt, maj_flt;
+	u64 utime, stime;
+	struct sched_entity se;
+	struct prev_cputime prev_cputime;
+};
+
+/* task->state was a long until 5.14 renamed it __state. */
+struct task_struct___pre514 {
+	long state;
+};
+
+struct seq_file;
+
+struct bpf_iter_meta {
+	struct seq_file *seq;
+	u64 session_id;
+	u64 seq_num;
+};
+
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+};
+
+#pragma clang attribute pop
+
+/* BPF map definitions (not kernel types, not relocated). */
+enum bpf_map_type {
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+};
+
+#endif /* __TD_KERNEL_H */

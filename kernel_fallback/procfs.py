@@ -1,0 +1,178 @@
+"""task_diag messages built from /proc, byte for byte in the layout the BPF
+programs write: for kernels without BPF iterators, for readers who cannot
+use bpf(), and as an independent oracle in the tests.
+
+Who sees what follows the kernel's own checks: /proc is opened by the
+reader, so pids are those of the pid namespace /proc was mounted for, ids
+are mapped into the reader's user namespace by the kernel, and a task is
+shown only if readlink(/proc/PID/exe) is not refused: that readlink is
+guarded by ptrace_may_access(PTRACE_MODE_READ_FSCREDS), the very test the
+original applied.
+
+Known difference: /proc names kernel threads and workqueue workers longer
+than task->comm ("kworker/0:1-events"); here the name is cut to 15 bytes,
+where BPF gives the comm the longer name starts with.
+"""
+import errno
+import os
+
+from .. import wire
+
+STATE_INDEX = {letter: i for i, letter in enumerate(wire.STATE_LETTERS)}
+
+
+# --- raw readers, one per file (bytes in, fields out) ---------------------
+
+def read_file(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def parse_stat(data):
+    """(comm bytes, [fields from state on]) of a stat file; comm runs to
+    the last ')', as it may hold spaces and parentheses."""
+    lpar = data.index(b'(')
+    rpar = data.rindex(b')')
+    return data[lpar + 1:rpar], data[rpar + 2:].split()
+
+
+def parse_status(data):
+    """{key: value bytes} of a status file."""
+    out = {}
+    for line in data.split(b'\n'):
+        key, sep, value = line.partition(b':')
+        if sep:
+            out[key] = value.strip()
+    return out
+
+
+def may_read(task_dir):
+    """ptrace_may_access(PTRACE_MODE_READ_FSCREDS) as the kernel answers it
+    for us: readlink(exe) is refused with EACCES when it fails.  A kernel
+    thread or zombie has no exe (ENOENT) but passed the check."""
+    try:
+        os.readlink(task_dir + '/exe')
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
+
+
+# --- one task --------------------------------------------------------------
+
+def _base(pid, tgid, comm, f, status):
+    # stat fields from state on: state ppid pgrp session ...
+    return wire.BASE.pack(tgid, pid, int(f[1]), int(status[b'TracerPid']), int(f[3]),
+                          int(f[2]), STATE_INDEX.get(f[0].decode(), 0), comm[:15])
+
+
+def _creds(status):
+    uids = [int(x) for x in status[b'Uid'].split()]
+    gids = [int(x) for x in status[b'Gid'].split()]
+    caps = [int(status[k], 16) for k in (b'CapInh', b'CapPrm', b'CapEff', b'CapBnd')]
+    return wire.CREDS.pack(*caps, *uids, *gids)
+
+
+def _stat(f):
+    # minflt cminflt majflt cmajflt utime stime cutime cstime: fields 10-17;
+    # num_threads: field 20 (f[0] is field 3).
+    return wire.STAT.pack(*(int(x) for x in f[7:15]), int(f[17]))
+
+
+def task_message(task_dir, pid, tgid, show, seq, stat_dir=None):
+    """The message of the task at @task_dir, or None if it is gone or hidden.
+    @stat_dir: where STAT comes from (the process's directory for
+    whole-process values, the thread's for per-thread ones)."""
+    if not may_read(task_dir):
+        return None
+    try:
+        comm, f = parse_stat(read_file(task_dir + '/stat'))
+        status = parse_status(read_file(task_dir + '/status')) if show & (
+            wire.SHOW_BASE | wire.SHOW_CRED) else None
+        sf = f if stat_dir in (None, task_dir) else parse_stat(read_file(stat_dir + '/stat'))[1]
+    except (FileNotFoundError, ProcessLookupError):
+        return None                 # exited meanwhile
+    attrs = []
+    if show & wire.SHOW_BASE:
+        attrs.append((wire.TASK_DIAG_BASE, _base(pid, tgid, comm, f, status)))
+    if show & wire.SHOW_CRED:
+        attrs.append((wire.TASK_DIAG_CRED, _creds(status)))
+    if show & wire.SHOW_STAT:
+        attrs.append((wire.TASK_DIAG_STAT, _stat(sf)))
+    return wire.encode_message(pid, tgid, attrs, seq)
+
+
+# --- the strategies -------------------------------------------------------
+
+def _numeric(path):
+    try:
+        return sorted(int(n) for n in os.listdir(path) if n.isdigit())
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+class ProcBackend:
+    name = 'proc'
+
+    def __init__(self, proc='/proc'):
+        self.proc = proc
+
+    def _tgid(self, pid):
+        try:
+            return int(parse_status(read_file('%s/%d/status' % (self.proc, pid)))[b'Tgid'])
+        except (FileNotFoundError, ProcessLookupError, KeyError):
+            return None
+
+    def tasks(self, strategy, pid):
+        """(task dir, pid, tgid, stat dir) of each task the request names, in
+        pid order, as the BPF iterator walks them."""
+        proc = self.proc
+        if strategy == wire.DUMP_ALL:
+            for p in _numeric(proc):
+                d = '%s/%d' % (proc, p)
+                yield d, p, p, d
+        elif strategy == wire.DUMP_ALL_THREAD:
+            threads = sorted((tid, tgid) for tgid in _numeric(proc)
+                             for tid in _numeric('%s/%d/task' % (proc, tgid)))
+            for tid, tgid in threads:
+                d = '%s/%d/task/%d' % (proc, tgid, tid)
+                yield d, tid, tgid, d
+        elif strategy == wire.DUMP_ONE:
+            tgid = self._tgid(pid)
+            if tgid is None:
+                raise OSError(errno.ESRCH, 'no task %d' % pid)
+            d = '%s/%d' % (proc, pid)
+            yield d, pid, tgid, d
+        elif strategy == wire.DUMP_THREAD:
+            tgid = self._tgid(pid)
+            if tgid is None:
+                raise OSError(errno.ESRCH, 'no task %d' % pid)
+            for tid in _numeric('%s/%d/task' % (proc, tgid)):
+                d = '%s/%d/task/%d' % (proc, tgid, tid)
+                yield d, tid, tgid, d
+        elif strategy == wire.DUMP_CHILDREN:
+            if self._tgid(pid) is None:
+                raise OSError(errno.ESRCH, 'no task %d' % pid)
+            for p in _numeric(proc):
+                d = '%s/%d' % (proc, p)
+                try:
+                    if int(parse_stat(read_file(d + '/stat'))[1][1]) != pid:
+                        continue
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                yield d, p, p, d
+        else:
+            raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        if strategy not in wire.STRATEGIES:
+            raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+        if strategy in wire.NEEDS_PID and pid <= 0:
+            raise OSError(errno.ESRCH, 'no task %d' % pid)
+        out = []
+        for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid):
+            msg = task_message(task_dir, p, tgid, show, seq, stat_dir)
+            if msg is not None:
+                out.append(msg)
+        return b''.join(out)

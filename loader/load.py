@@ -1,0 +1,262 @@
+"""task-diag-load: load the task_diag BPF programs and pin them.
+
+    sudo task-diag-load            load and pin (again: nothing changes)
+    sudo task-diag-load --unload   remove every pin
+    task-diag-load --status        what is loaded, from where, on which kernel
+
+Pins, under /sys/fs/bpf/task_diag/: all and all_threads (iterator links,
+0444, safe for anyone to read: the program applies the reader's
+credentials and namespaces), prog_task, requests and config (0600).
+"""
+import argparse
+import ctypes
+import errno
+import hashlib
+import os
+import sys
+import time
+
+from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
+                         PIN_REQUESTS, PINS)
+from . import libbpf
+
+BPFFS = '/sys/fs/bpf'
+BPF_FS_MAGIC = 0xCAFE4A11
+VMLINUX_BTF = '/sys/kernel/btf/vmlinux'
+BTF_KIND_STRUCT, BTF_KIND_ENUM, BTF_KIND_FUNC = 4, 6, 12
+
+# What each feature needs in the kernel's BTF, and what it buys.
+FEATURES = (
+    ('task_iter', 'bpf_iter_task', BTF_KIND_FUNC, 'iter/task (5.8)'),
+    ('task_iter_filter', 'bpf_iter_task_type', BTF_KIND_ENUM,
+     'per-link tid/pid filter of iter/task (6.1)'),
+    ('task_vma_iter', 'bpf_iter_task_vma', BTF_KIND_FUNC, 'iter/task_vma (5.12)'),
+    ('open_coded_vma_iter', 'bpf_iter_task_vma_new', BTF_KIND_FUNC,
+     'open-coded bpf_iter_task_vma (6.7)'),
+    ('task_from_pid', 'bpf_task_from_pid', BTF_KIND_FUNC, 'bpf_task_from_pid kfunc (6.2)'),
+)
+
+
+class Refusal(Exception):
+    """A prerequisite is missing: one line that says which."""
+
+
+def object_path():
+    """The built task_diag.bpf.o shipped in the package (task_diag.bpf)."""
+    from .. import bpf
+    return os.path.join(os.path.dirname(bpf.__file__), 'task_diag.bpf.o')
+
+
+def kernel_features():
+    """{feature: bool}, read from the kernel's BTF (empty without BTF)."""
+    if not os.path.exists(VMLINUX_BTF):
+        return {}
+    L = libbpf.lib()
+    btf = L.btf__load_vmlinux_btf()
+    if not btf:
+        return {}
+    try:
+        return {name: L.btf__find_by_name_kind(btf, sym.encode(), kind) > 0
+                for name, sym, kind, _ in FEATURES}
+    finally:
+        L.btf__free(btf)
+
+
+def is_bpffs(path):
+    try:
+        with open('/proc/self/mounts') as f:
+            return any(line.split()[1] == path and line.split()[2] == 'bpf' for line in f)
+    except OSError:
+        return False
+
+
+def ensure_bpffs():
+    if is_bpffs(BPFFS):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b'bpf', BPFFS.encode(), b'bpf', 0, None) != 0:
+        err = ctypes.get_errno()
+        raise Refusal('bpffs is not mounted on %s and cannot be (%s); run: mount -t bpf bpf %s'
+                      % (BPFFS, os.strerror(err), BPFFS))
+
+
+def check_prerequisites():
+    if os.geteuid() != 0:
+        raise Refusal('must run as root: loading BPF programs needs CAP_SYS_ADMIN (try sudo)')
+    if not os.path.exists(VMLINUX_BTF):
+        raise Refusal('the kernel has no BTF (%s missing; needs CONFIG_DEBUG_INFO_BTF=y)'
+                      % VMLINUX_BTF)
+    try:
+        libbpf.lib()
+    except OSError as e:
+        raise Refusal(str(e))
+    features = kernel_features()
+    if not features.get('task_iter'):
+        raise Refusal('kernel %s is too old for BPF task iterators (need 5.8 or later)'
+                      % os.uname().release)
+    ensure_bpffs()
+    obj = object_path()
+    if not os.path.exists(obj):
+        raise Refusal('%s is missing: build it with make -C bpf (needs clang)' % obj)
+    return obj, features
+
+
+def read_config(pin_dir=PIN_DIR):
+    """The td_config the last load wrote, or None."""
+    try:
+        fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
+    except OSError:
+        return None
+    try:
+        value = bytearray(CONFIG.size)
+        buf = (ctypes.c_char * CONFIG.size).from_buffer(value)
+        if not libbpf.map_lookup(fd, (0).to_bytes(4, 'little'), buf):
+            return None
+        return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
+    finally:
+        os.close(fd)
+
+
+def pinned(pin_dir=PIN_DIR):
+    return [name for name in PINS if os.path.exists(os.path.join(pin_dir, name))]
+
+
+def unload(pin_dir=PIN_DIR):
+    """Removes every pin and the directory; returns what was removed."""
+    removed = []
+    if os.path.isdir(pin_dir):
+        for name in os.listdir(pin_dir):
+            os.unlink(os.path.join(pin_dir, name))
+            removed.append(name)
+        os.rmdir(pin_dir)
+    return removed
+
+
+def _sysctl_id(name):
+    try:
+        with open('/proc/sys/kernel/' + name) as f:
+            return int(f.read())
+    except OSError:
+        return 65534
+
+
+def load(obj_path, pin_dir=PIN_DIR):
+    """Loads @obj_path and pins it under @pin_dir.  On any error every pin
+    made so far is removed and the object closed."""
+    L = libbpf.lib()
+    with open(obj_path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).digest()
+    obj = None
+    os.makedirs(pin_dir, exist_ok=True)
+    try:
+        with libbpf.quiet_libbpf() as log:
+            obj = L.bpf_object__open_file(os.fsencode(obj_path), None)
+            if not obj:
+                raise OSError(ctypes.get_errno(), 'cannot open %s' % obj_path)
+            ret = L.bpf_object__load(obj)
+            if ret < 0:
+                tail = '\n'.join(log.lines[-25:])
+                raise OSError(-ret, 'the kernel refused the program (%s):\n%s'
+                              % (os.strerror(-ret), tail))
+        for prog_name, pin in (('td_all', PIN_ALL), ('td_all_threads', PIN_ALL_THREADS)):
+            prog = L.bpf_object__find_program_by_name(obj, prog_name.encode())
+            link = L.bpf_program__attach_iter(prog, None)
+            if not link:
+                err = ctypes.get_errno()
+                raise OSError(err, 'attaching %s: %s' % (prog_name, os.strerror(err)))
+            try:
+                libbpf._check(L.bpf_link__pin(link, os.path.join(pin_dir, pin).encode()),
+                              'pinning ' + pin)
+            finally:
+                L.bpf_link__destroy(link)      # the pin keeps the link
+            os.chmod(os.path.join(pin_dir, pin), 0o444)
+        prog = L.bpf_object__find_program_by_name(obj, b'td_all')
+        libbpf._check(L.bpf_program__pin(prog, os.path.join(pin_dir, PIN_PROG).encode()),
+                      'pinning ' + PIN_PROG)
+        for map_name, pin in (('td_requests', PIN_REQUESTS), ('td_config', PIN_CONFIG)):
+            m = L.bpf_object__find_map_by_name(obj, map_name.encode())
+            libbpf._check(L.bpf_map__pin(m, os.path.join(pin_dir, pin).encode()),
+                          'pinning ' + pin)
+        cfg = L.bpf_object__find_map_by_name(obj, b'td_config')
+        value = CONFIG.pack(_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
+                            int(time.time()), digest)
+        libbpf.map_update(L.bpf_map__fd(cfg), (0).to_bytes(4, 'little'), value)
+    except BaseException:
+        unload(pin_dir)
+        raise
+    finally:
+        if obj:
+            L.bpf_object__close(obj)
+    return digest
+
+
+def status(pin_dir=PIN_DIR, out=sys.stdout):
+    names = pinned(pin_dir)
+    cfg = read_config(pin_dir) if names else None
+    features = kernel_features()
+    print('kernel: %s' % os.uname().release, file=out)
+    for name, _, _, what in FEATURES:
+        print('  %-20s %-4s %s' % (name, 'yes' if features.get(name) else 'no', what), file=out)
+    if not names:
+        print('task_diag: not loaded (%s is empty)' % pin_dir, file=out)
+        return 1
+    state = 'loaded' if len(names) == len(PINS) else 'partly loaded (run task-diag-load again)'
+    print('task_diag: %s, pinned under %s' % (state, pin_dir), file=out)
+    for name in names:
+        st = os.stat(os.path.join(pin_dir, name))
+        print('  %-12s %04o' % (name, st.st_mode & 0o7777), file=out)
+    if cfg:
+        obj = object_path()
+        current = None
+        if os.path.exists(obj):
+            with open(obj, 'rb') as f:
+                current = hashlib.sha256(f.read()).digest()
+        print('  object: %s (sha256 %s%s)' % (obj, cfg['obj_sha256'].hex()[:16],
+              '' if current == cfg['obj_sha256'] else ', differs from the file now'), file=out)
+        print('  loaded at: %s' % time.strftime('%Y-%m-%d %H:%M:%S',
+                                                 time.localtime(cfg['loaded_at'])), file=out)
+        print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
+              file=out)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog='task-diag-load', description=__doc__.split('\n')[0])
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument('--unload', action='store_true', help='remove every pin')
+    group.add_argument('--status', action='store_true', help='report what is loaded')
+    ap.add_argument('--pin-dir', default=PIN_DIR, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.status:
+        return status(args.pin_dir)
+    try:
+        if args.unload:
+            if os.geteuid() != 0:
+                raise Refusal('must run as root to remove pins under %s' % BPFFS)
+            removed = unload(args.pin_dir)
+            print('task-diag: unloaded (%d pins removed)' % len(removed) if removed
+                  else 'task-diag: nothing was loaded')
+            return 0
+        obj, features = check_prerequisites()
+        with open(obj, 'rb') as f:
+            digest = hashlib.sha256(f.read()).digest()
+        cfg = read_config(args.pin_dir)
+        if len(pinned(args.pin_dir)) == len(PINS) and cfg and cfg['obj_sha256'] == digest:
+            print('task-diag: already loaded (%s)' % args.pin_dir)
+            return 0
+        if pinned(args.pin_dir) or os.path.isdir(args.pin_dir):
+            unload(args.pin_dir)        # another build, or a partial load: replace it
+        load(obj, args.pin_dir)
+        print('task-diag: loaded %s, pinned under %s' % (os.path.basename(obj), args.pin_dir))
+        return 0
+    except Refusal as e:
+        print('task-diag-load: %s' % e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print('task-diag-load: %s' % (e.strerror or e), file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())

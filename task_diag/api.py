@@ -1,0 +1,63 @@
+"""task_diag.dump(): one request, one list of tasks, from the fastest
+backend that works for the caller.
+
+Backends, all answering the same request with the same bytes:
+  'bpf'   the pinned BPF iterator driven in-process (root: needs bpf());
+  'proc'  kernel_fallback, built from /proc, for everyone and every kernel.
+"""
+import errno
+import os
+import threading
+
+from . import wire
+
+SOURCES = ('bpf', 'proc')
+_backends = {}
+_lock = threading.Lock()
+
+
+def _open(source):
+    if source == 'bpf':
+        from .loader.pinned import PinnedBackend
+        return PinnedBackend()
+    if source == 'proc':
+        from .kernel_fallback.procfs import ProcBackend
+        return ProcBackend()
+    raise ValueError('unknown source %r (one of %s)' % (source, ', '.join(SOURCES)))
+
+
+def backend(source=None):
+    """The backend for @source, or the fastest that works when None."""
+    with _lock:
+        if source is not None:
+            b = _backends.get(source)
+            if b is None:
+                b = _backends[source] = _open(source)
+            return b
+        b = _backends.get(None)
+        if b is None:
+            b = None
+            if os.geteuid() == 0:
+                try:
+                    b = _open('bpf')
+                except OSError:
+                    pass            # nothing pinned, or no bpf(): fall back
+            if b is None:
+                b = _open('proc')
+            _backends[None] = _backends[b.name] = b
+        return b
+
+
+def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
+    """The response bytes of one request (the netlink message stream)."""
+    return backend(source).raw(strategy, pid, show, seq)
+
+
+def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
+    """Iterator of wire.Task for one request.  Raises OSError: ESRCH when
+    the pid of ONE, THREAD or CHILDREN does not exist, EINVAL for an unknown
+    strategy.  The request is answered before this returns."""
+    if strategy not in wire.STRATEGIES:
+        raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+    data = backend(source).raw(strategy, pid, show, 0)
+    return iter(wire.decode(data, show))

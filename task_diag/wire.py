@@ -1,0 +1,378 @@
+"""The task_diag wire format: the one Python definition of every struct.
+
+Mirrors bpf/task_diag.h field for field (tests/test_layout.py compiles the
+header and compares sizes and offsets).  Layout of a response::
+
+    +----------+---------------+------------------+------------------+---
+    | nlmsghdr | task_diag_msg | nlattr BASE+body | nlattr CRED+body | ...
+    +----------+---------------+------------------+------------------+---
+      16 bytes   12 bytes        4 + 44             4 + 64
+
+Groups come in the order BASE, CRED, VMA, STAT; a task split over several
+messages has TASK_DIAG_FLAG_CONT set in every message but its last.
+
+Two decoders: decode() for the hot path (struct over whole buffers, one
+iter_unpack when every message has the same shape) and, for people,
+task_diag.nlmsg (pyroute2 message classes built from the tables below).
+"""
+import struct
+from collections import namedtuple
+
+# --- constants (task_diag.h) ---------------------------------------------
+
+TASK_DIAG_CMD_GET = 0xD101
+TASK_DIAG_FLAG_CONT = 0x1
+NLM_F_MULTI = 0x2
+NLMSG_HDRLEN = 16
+NLA_HDRLEN = 4
+NLA_TYPE_MASK = 0x3FFF          # ~(NLA_F_NESTED | NLA_F_NET_BYTEORDER)
+
+# Attribute types: one enum, the request bits derive from it.
+TASK_DIAG_BASE = 0
+TASK_DIAG_CRED = 1
+TASK_DIAG_VMA = 2
+TASK_DIAG_VMA_STAT = 3          # a modifier of VMA, never an attribute type
+TASK_DIAG_STAT = 4
+TASK_DIAG_STATM = 5             # reserved
+TASK_DIAG_CMDLINE = 6           # reserved
+TASK_DIAG_ATTR_MAX = 6
+
+SHOW_BASE = 1 << TASK_DIAG_BASE
+SHOW_CRED = 1 << TASK_DIAG_CRED
+SHOW_VMA = 1 << TASK_DIAG_VMA
+SHOW_VMA_STAT = 1 << TASK_DIAG_VMA_STAT
+SHOW_STAT = 1 << TASK_DIAG_STAT
+SHOW_STATM = 1 << TASK_DIAG_STATM
+SHOW_CMDLINE = 1 << TASK_DIAG_CMDLINE
+
+DUMP_ALL = 0
+DUMP_ONE = 1
+DUMP_ALL_THREAD = 2
+DUMP_CHILDREN = 3
+DUMP_THREAD = 4
+STRATEGIES = (DUMP_ALL, DUMP_ONE, DUMP_ALL_THREAD, DUMP_CHILDREN, DUMP_THREAD)
+STRATEGY_NAMES = {DUMP_ALL: 'all', DUMP_ONE: 'one', DUMP_ALL_THREAD: 'all_thread',
+                  DUMP_CHILDREN: 'children', DUMP_THREAD: 'thread'}
+# Strategies whose pid field names a task (ESRCH when it does not exist).
+NEEDS_PID = (DUMP_ONE, DUMP_CHILDREN, DUMP_THREAD)
+
+# task_diag_base.state indexes this string: the letter of /proc/PID/stat.
+STATE_LETTERS = 'RSDTtXZPI'
+
+TASK_DIAG_COMM_LEN = 16
+
+VMA_FLAG_NAMES = (
+    'READ', 'WRITE', 'EXEC', 'SHARED', 'MAYREAD', 'MAYWRITE', 'MAYEXEC', 'MAYSHARE',
+    'GROWSDOWN', 'PFNMAP', 'DENYWRITE', 'MPX', 'LOCKED', 'IO', 'SEQ_READ', 'RAND_READ',
+    'DONTCOPY', 'DONTEXPAND', 'ACCOUNT', 'NORESERVE', 'HUGETLB', 'ARCH_1', 'DONTDUMP',
+    'SOFTDIRTY', 'MIXEDMAP', 'HUGEPAGE', 'NOHUGEPAGE', 'MERGEABLE',
+)
+VMA_F = {name: 1 << bit for bit, name in enumerate(VMA_FLAG_NAMES)}
+
+
+# --- struct tables ---------------------------------------------------------
+
+class Layout:
+    """One C struct: ordered (name, struct format) pairs, little-endian and
+    packed as written; padding is spelled out with 'x' entries named _pad."""
+
+    def __init__(self, cname, fields):
+        self.cname = cname
+        self.fields = fields
+        self.fmt = '<' + ''.join(fmt for _, fmt in fields)
+        self.struct = struct.Struct(self.fmt)
+        self.size = self.struct.size
+        self.names = tuple(name for name, fmt in fields if not fmt.endswith('x'))
+
+    def offsets(self):
+        """{field: byte offset}, for the layout test against the C header."""
+        out, off = {}, 0
+        for name, fmt in self.fields:
+            if not fmt.endswith('x'):
+                out[name] = off
+            off += struct.calcsize('<' + fmt)
+        return out
+
+    def pack(self, *values):
+        return self.struct.pack(*values)
+
+
+NLMSGHDR = Layout('nlmsghdr', (
+    ('nlmsg_len', 'I'), ('nlmsg_type', 'H'), ('nlmsg_flags', 'H'),
+    ('nlmsg_seq', 'I'), ('nlmsg_pid', 'I'),
+))
+NLATTR = Layout('nlattr', (('nla_len', 'H'), ('nla_type', 'H')))
+
+MSG = Layout('task_diag_msg', (('pid', 'I'), ('tgid', 'I'), ('flags', 'I')))
+
+BASE = Layout('task_diag_base', (
+    ('tgid', 'I'), ('pid', 'I'), ('ppid', 'I'), ('tpid', 'I'), ('sid', 'I'), ('pgid', 'I'),
+    ('state', 'B'), ('comm', '16s'),
+    ('_pad', '3x'),             # the struct is 4-byte aligned
+))
+
+# task_diag_caps is u32 cap[2], low word first: on the wire that is a
+# little-endian u64, which is how the API shows a capability set.
+CREDS = Layout('task_diag_creds', (
+    ('cap_inheritable', 'Q'), ('cap_permitted', 'Q'), ('cap_effective', 'Q'), ('cap_bset', 'Q'),
+    ('uid', 'I'), ('euid', 'I'), ('suid', 'I'), ('fsuid', 'I'),
+    ('gid', 'I'), ('egid', 'I'), ('sgid', 'I'), ('fsgid', 'I'),
+))
+
+STAT = Layout('task_diag_stat', (
+    ('minflt', 'Q'), ('cminflt', 'Q'), ('majflt', 'Q'), ('cmajflt', 'Q'),
+    ('utime', 'Q'), ('stime', 'Q'), ('cutime', 'Q'), ('cstime', 'Q'),
+    ('threads', 'I'),
+    ('_pad', '4x'),             # u64 alignment of the struct
+))
+
+VMA = Layout('task_diag_vma', (
+    ('start', 'Q'), ('end', 'Q'), ('vm_flags', 'Q'), ('pgoff', 'Q'),
+    ('major', 'I'), ('minor', 'I'), ('inode', 'Q'), ('generation', 'I'),
+    ('vma_len', 'H'), ('name_off', 'H'), ('name_len', 'H'), ('stat_off', 'H'), ('stat_len', 'H'),
+    ('_pad', '2x'),             # u64 alignment of the struct
+))
+
+VMA_STAT = Layout('task_diag_vma_stat', (
+    ('resident', 'Q'), ('shared_clean', 'Q'), ('shared_dirty', 'Q'),
+    ('private_clean', 'Q'), ('private_dirty', 'Q'), ('referenced', 'Q'),
+    ('anonymous', 'Q'), ('anonymous_thp', 'Q'), ('swap', 'Q'), ('pss', 'Q'),
+))
+
+REQUEST = Layout('task_diag_pid', (
+    ('show_flags', 'Q'), ('dump_strategy', 'Q'), ('pid', 'I'),
+    ('_pad', '4x'),             # u64 alignment of the struct
+))
+
+# Which layout each attribute carries (VMA is a packed array of records).
+ATTR_LAYOUTS = {TASK_DIAG_BASE: BASE, TASK_DIAG_CRED: CREDS, TASK_DIAG_STAT: STAT}
+ATTR_NAMES = {TASK_DIAG_BASE: 'base', TASK_DIAG_CRED: 'cred', TASK_DIAG_VMA: 'vma',
+              TASK_DIAG_STAT: 'stat'}
+# The fill order of the original: BASE, CRED, VMA, STAT (not enum order).
+ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT)
+
+
+# --- records ------------------------------------------------------------
+
+class Base(namedtuple('Base', BASE.names)):
+    """task_diag_base; comm decoded to str (undecodable bytes kept as
+    surrogate escapes, like os.fsdecode)."""
+    __slots__ = ()
+
+    @property
+    def state_letter(self):
+        return STATE_LETTERS[self.state] if self.state < len(STATE_LETTERS) else '?'
+
+
+Cred = namedtuple('Cred', CREDS.names)
+Stat = namedtuple('Stat', STAT.names)
+VmaStat = namedtuple('VmaStat', VMA_STAT.names)
+Vma = namedtuple('Vma', ('start', 'end', 'vm_flags', 'pgoff', 'major', 'minor', 'inode',
+                         'generation', 'name', 'stat'))
+
+
+class Task:
+    """One task of a dump.  Groups that were not requested are None."""
+    __slots__ = ('pid', 'tgid', 'base', 'cred', 'stat', 'vmas', 'unknown')
+
+    def __init__(self, pid, tgid, base=None, cred=None, stat=None, vmas=None, unknown=None):
+        self.pid = pid
+        self.tgid = tgid
+        self.base = base
+        self.cred = cred
+        self.stat = stat
+        self.vmas = vmas
+        self.unknown = unknown      # [(nla_type, bytes)] of attributes we do not know
+
+    def __repr__(self):
+        return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s)' % (
+            self.pid, self.tgid, self.base, self.cred, self.stat,
+            None if self.vmas is None else '[%d]' % len(self.vmas))
+
+    def __eq__(self, other):
+        return isinstance(other, Task) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+def decode_comm(raw):
+    return raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
+
+
+# --- requests -------------------------------------------------------------
+
+def encode_request(strategy, pid=0, show=SHOW_BASE, seq=0):
+    """nlmsghdr + task_diag_pid, as one write() of the original tools:
+    nlmsg_len covers the payload padded as an attribute (16 + 28 = 44)."""
+    body = REQUEST.pack(show, strategy, pid)
+    total = NLMSG_HDRLEN + NLA_HDRLEN + len(body)
+    return NLMSGHDR.pack(total, 0, 0, seq, 0) + body + b'\0' * NLA_HDRLEN
+
+
+def decode_request(buf):
+    """(nlmsghdr fields, (show_flags, dump_strategy, pid)); raises ValueError
+    when the payload is shorter than task_diag_pid."""
+    if len(buf) < NLMSG_HDRLEN:
+        raise ValueError('shorter than a netlink header')
+    hdr = NLMSGHDR.struct.unpack_from(buf)
+    if hdr[0] < NLMSG_HDRLEN + REQUEST.size or hdr[0] > len(buf):
+        raise ValueError('payload shorter than task_diag_pid')
+    return hdr, REQUEST.struct.unpack_from(buf, NLMSG_HDRLEN)
+
+
+def encode_message(pid, tgid, attrs, seq=0, flags=0):
+    """One response message from [(nla_type, payload bytes)]."""
+    parts = [b'', MSG.pack(pid, tgid, flags)]
+    for nla_type, payload in attrs:
+        parts.append(NLATTR.pack(NLA_HDRLEN + len(payload), nla_type))
+        parts.append(payload)
+        parts.append(b'\0' * (-len(payload) & 3))
+    body = b''.join(parts)
+    parts[0] = NLMSGHDR.pack(NLMSG_HDRLEN + len(body), TASK_DIAG_CMD_GET, NLM_F_MULTI, seq, 0)
+    return parts[0] + body
+
+
+# --- decoding -------------------------------------------------------------
+
+class DecodeError(ValueError):
+    """A response that is not well formed, with the offset where it broke."""
+
+
+_HDR_MSG = struct.Struct('<IHHIIIII')      # nlmsghdr + task_diag_msg
+_ATTR_HDR = NLATTR.struct
+_VMA_REC = VMA.struct
+_VMA_STAT_REC = VMA_STAT.struct
+
+
+def _fixed_shape(show):
+    """For requests without VMAs every message has the same shape: the
+    struct of one whole message, and where each group starts in its tuple."""
+    fmt, slices, idx = '<IHHIIIII', {}, 8
+    for attr in (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT):
+        if show & (1 << attr):
+            layout = ATTR_LAYOUTS[attr]
+            fmt += 'HH' + layout.fmt[1:]
+            slices[attr] = (idx + 2, idx + 2 + len(layout.names))
+            idx += 2 + len(layout.names)
+    return struct.Struct(fmt), slices
+
+
+_shapes = {}
+
+
+def decode(buf, show=None):
+    """Decode a whole response into a list of Task.  @show, the request's
+    show_flags, enables the fast path; without it the generic path runs."""
+    if show is not None and not show & SHOW_VMA and buf:
+        shape = _shapes.get(show & (SHOW_BASE | SHOW_CRED | SHOW_STAT))
+        if shape is None:
+            shape = _shapes[show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)] = \
+                _fixed_shape(show)
+        tasks = _decode_fixed(buf, *shape)
+        if tasks is not None:
+            return tasks
+    return list(iter_decode(buf))
+
+
+def _decode_fixed(buf, st, slices):
+    size = st.size
+    if len(buf) % size:
+        return None
+    base_sl, cred_sl, stat_sl = (slices.get(TASK_DIAG_BASE), slices.get(TASK_DIAG_CRED),
+                                 slices.get(TASK_DIAG_STAT))
+    expect = [(a, ATTR_LAYOUTS[a].size + NLA_HDRLEN, s[0] - 1)
+              for a, s in sorted(slices.items(), key=lambda kv: kv[1])]
+    out = []
+    append = out.append
+    for t in st.iter_unpack(buf):
+        if t[0] != size or t[7] or t[1] != TASK_DIAG_CMD_GET:
+            return None          # another shape, a CONT or a foreign message
+        for attr, nla_len, i in expect:
+            if t[i - 1] != nla_len or t[i] != attr:
+                return None
+        base = cred = stat = None
+        if base_sl:
+            b = t[base_sl[0]:base_sl[1]]
+            base = Base(b[0], b[1], b[2], b[3], b[4], b[5], b[6], decode_comm(b[7]))
+        if cred_sl:
+            cred = Cred._make(t[cred_sl[0]:cred_sl[1]])
+        if stat_sl:
+            stat = Stat._make(t[stat_sl[0]:stat_sl[1]])
+        append(Task(t[5], t[6], base, cred, stat))
+    return out
+
+
+def decode_vmas(buf, start, end):
+    """The packed task_diag_vma records of one VMA attribute."""
+    vmas = []
+    off = start
+    while off + VMA.size <= end:
+        (vstart, vend, flags, pgoff, major, minor, inode, gen, vma_len,
+         name_off, name_len, stat_off, stat_len) = _VMA_REC.unpack_from(buf, off)
+        if vma_len < VMA.size or off + vma_len > end:
+            raise DecodeError('bad vma_len %d at offset %d' % (vma_len, off))
+        name = None
+        if name_len:
+            raw = buf[off + name_off:off + name_off + name_len]
+            name = raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
+        stat = None
+        if stat_len:
+            stat = VmaStat._make(_VMA_STAT_REC.unpack_from(buf, off + stat_off))
+        vmas.append(Vma(vstart, vend, flags, pgoff, major, minor, inode, gen, name, stat))
+        off += vma_len
+    return vmas
+
+
+def iter_messages(buf):
+    """Yields (nlmsghdr tuple, task_diag_msg tuple, [(nla_type, start, end)])
+    for each message of a response, checking the framing."""
+    off, n = 0, len(buf)
+    while off < n:
+        if n - off < NLMSG_HDRLEN + MSG.size:
+            raise DecodeError('truncated message at offset %d' % off)
+        fields = _HDR_MSG.unpack_from(buf, off)
+        length = fields[0]
+        if length < NLMSG_HDRLEN + MSG.size or off + length > n:
+            raise DecodeError('bad nlmsg_len %d at offset %d' % (length, off))
+        attrs = []
+        a, end = off + NLMSG_HDRLEN + MSG.size, off + length
+        while a + NLA_HDRLEN <= end:
+            nla_len, nla_type = _ATTR_HDR.unpack_from(buf, a)
+            if nla_len < NLA_HDRLEN or a + nla_len > end:
+                raise DecodeError('bad nla_len %d at offset %d' % (nla_len, a))
+            attrs.append((nla_type & NLA_TYPE_MASK, a + NLA_HDRLEN, a + nla_len))
+            a += (nla_len + 3) & ~3
+        yield fields[:5], fields[5:], attrs
+        off += (length + 3) & ~3
+
+
+def iter_decode(buf):
+    """Generic decoder: any groups, CONT continuations merged into one Task."""
+    task = None
+    for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
+        if task is None or (task.pid, task.tgid) != (pid, tgid):
+            task = Task(pid, tgid)
+        for nla_type, start, end in attrs:
+            layout = ATTR_LAYOUTS.get(nla_type)
+            if layout is not None:
+                if end - start < layout.size:
+                    raise DecodeError('short %s attribute at offset %d' % (layout.cname, start))
+                values = layout.struct.unpack_from(buf, start)
+                if nla_type == TASK_DIAG_BASE:
+                    task.base = Base(*values[:7], decode_comm(values[7]))
+                elif nla_type == TASK_DIAG_CRED:
+                    task.cred = Cred._make(values)
+                else:
+                    task.stat = Stat._make(values)
+            elif nla_type == TASK_DIAG_VMA:
+                if task.vmas is None:
+                    task.vmas = []
+                task.vmas.extend(decode_vmas(buf, start, end))
+            else:
+                if task.unknown is None:
+                    task.unknown = []
+                task.unknown.append((nla_type, bytes(buf[start:end])))
+        if not flags & TASK_DIAG_FLAG_CONT:
+            yield task
+            task = None
+    if task is not None:
+        raise DecodeError('dump ends inside task %d (TASK_DIAG_FLAG_CONT)' % task.pid)

@@ -1,0 +1,46 @@
+"""Shared fixtures.  Tests that need BPF use the `bpf` fixture: it loads
+task_diag (and unloads it at the end if it loaded it).  Where BPF cannot
+be had, they skip, unless TASK_DIAG_REQUIRE_BPF=1 (CI, make test): then
+they fail, so that a suite that skips everything cannot pass."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from task_diag.iterproto import PIN_DIR, PINS
+from task_diag.loader import load as loader
+
+REQUIRE_BPF = os.environ.get('TASK_DIAG_REQUIRE_BPF') == '1'
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def need(condition, reason):
+    """Skip, or fail when BPF is required, unless @condition holds."""
+    if not condition:
+        if REQUIRE_BPF:
+            pytest.fail('TASK_DIAG_REQUIRE_BPF=1: ' + reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope='session')
+def bpf():
+    """task_diag loaded and pinned at PIN_DIR; yields the pin directory."""
+    need(os.geteuid() == 0, 'BPF tests need root')
+    loaded_here = False
+    if not all(os.path.exists(os.path.join(PIN_DIR, p)) for p in PINS):
+        r = subprocess.run([sys.executable, '-m', 'task_diag.loader.load'],
+                           capture_output=True, text=True)
+        need(r.returncode == 0, 'task-diag-load failed: ' + r.stderr.strip())
+        loaded_here = True
+    yield PIN_DIR
+    if loaded_here:
+        loader.unload(PIN_DIR)
+
+
+@pytest.fixture(params=['bpf', 'proc'])
+def source(request):
+    """Each backend in turn; the bpf one needs BPF loaded."""
+    if request.param == 'bpf':
+        request.getfixturevalue('bpf')
+    return request.param
