@@ -9,9 +9,8 @@ shown only if readlink(/proc/PID/exe) is not refused: that readlink is
 guarded by ptrace_may_access(PTRACE_MODE_READ_FSCREDS), the very test the
 original applied.
 
-Known difference: /proc names kernel threads and workqueue workers longer
-than task->comm ("kworker/0:1-events"); here the name is cut to 15 bytes,
-where BPF gives the comm the longer name starts with.
+/proc names kernel threads and workqueue workers longer than task->comm
+("kworker/0:1-events"); task_comm() recovers the comm they start with.
 """
 import errno
 import os
@@ -19,6 +18,8 @@ import os
 from .. import wire
 
 STATE_INDEX = {letter: i for i, letter in enumerate(wire.STATE_LETTERS)}
+PF_WQ_WORKER = 0x00000020
+PF_KTHREAD = 0x00200000
 
 
 # --- raw readers, one per file (bytes in, fields out) ---------------------
@@ -59,12 +60,28 @@ def may_read(task_dir):
     return True
 
 
+def task_comm(name, flags):
+    """task->comm from the name /proc shows (stat field 2, flags field 9).
+    A workqueue worker shows comm, then '-' or '+' and what it works on
+    (wq_worker_comm()); its comm is "kworker/..." with neither character,
+    except a rescuer's "kworker/R-<wq>", which gets no suffix.  A kernel
+    thread shows its full name (get_kthread_comm()), of which comm holds
+    the first 15 bytes, like every other task."""
+    if flags & PF_WQ_WORKER and not name.startswith(b'kworker/R-'):
+        for i, c in enumerate(name):
+            if c in b'-+':
+                name = name[:i]
+                break
+    return name[:wire.TASK_DIAG_COMM_LEN - 1]
+
+
 # --- one task --------------------------------------------------------------
 
 def _base(pid, tgid, comm, f, status):
-    # stat fields from state on: state ppid pgrp session ...
+    # stat fields from state on: state ppid pgrp session tty_nr tpgid flags
     return wire.BASE.pack(tgid, pid, int(f[1]), int(status[b'TracerPid']), int(f[3]),
-                          int(f[2]), STATE_INDEX.get(f[0].decode(), 0), comm[:15])
+                          int(f[2]), STATE_INDEX.get(f[0].decode(), 0),
+                          task_comm(comm, int(f[6])))
 
 
 def _creds(status):

@@ -27,12 +27,14 @@ def need(condition, reason):
 def bpf():
     """task_diag loaded and pinned at PIN_DIR; yields the pin directory."""
     need(os.geteuid() == 0, 'BPF tests need root')
-    loaded_here = False
-    if not all(os.path.exists(os.path.join(PIN_DIR, p)) for p in PINS):
-        r = subprocess.run([sys.executable, '-m', 'task_diag.loader.load'],
-                           capture_output=True, text=True)
-        need(r.returncode == 0, 'task-diag-load failed: ' + r.stderr.strip())
-        loaded_here = True
+    # Idempotent: a no-op when this build is already pinned, a reload when
+    # the pins come from another build (a stale checkout's).
+    r = subprocess.run([sys.executable, '-m', 'task_diag.loader.load'],
+                       capture_output=True, text=True)
+    need(r.returncode == 0, 'task-diag-load failed: ' + r.stderr.strip())
+    need(all(os.path.exists(os.path.join(PIN_DIR, p)) for p in PINS),
+         'task-diag-load left pins missing under ' + PIN_DIR)
+    loaded_here = 'already loaded' not in r.stdout
     yield PIN_DIR
     if loaded_here:
         loader.unload(PIN_DIR)

@@ -1,0 +1,103 @@
+"""task-diag: the command line.
+
+    task-diag ps [--threads]          PID PPID PGID SID STAT COMMAND, like ps
+    task-diag dump [options] > f.bin  one request, the raw response
+    task-diag decode < f.bin          print a response message by message
+"""
+import argparse
+import os
+import sys
+
+from . import api, wire
+
+GROUPS = {'base': wire.SHOW_BASE, 'cred': wire.SHOW_CRED, 'stat': wire.SHOW_STAT,
+          'vma': wire.SHOW_VMA, 'vma_stat': wire.SHOW_VMA | wire.SHOW_VMA_STAT}
+STRATEGIES = {name: value for value, name in wire.STRATEGY_NAMES.items()}
+
+
+def cmd_ps(args):
+    strategy = wire.DUMP_ALL_THREAD if args.threads else wire.DUMP_ALL
+    tasks = api.dump(strategy, show=wire.SHOW_BASE, source=args.source)
+    cols = ('PID', 'TID', 'PPID', 'PGID', 'SID') if args.threads else ('PID', 'PPID', 'PGID', 'SID')
+    rows = []
+    for t in tasks:
+        b = t.base
+        stat = b.state_letter + ('s' if b.sid == b.tgid else '')
+        ids = (b.tgid, b.pid, b.ppid, b.pgid, b.sid) if args.threads else \
+            (b.tgid, b.ppid, b.pgid, b.sid)
+        rows.append([str(i) for i in ids] + [stat, b.comm])
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    out = sys.stdout
+    header = ' '.join(c.rjust(w) for c, w in zip(cols, widths)) + ' STAT COMMAND'
+    print(header, file=out)
+    for r in rows:
+        print(' '.join(v.rjust(w) for v, w in zip(r, widths)) + ' ' + r[-2].ljust(4) + ' '
+              + r[-1], file=out)
+    return 0
+
+
+def parse_show(text):
+    show = 0
+    for name in text.split(','):
+        if name not in GROUPS:
+            raise argparse.ArgumentTypeError('unknown group %r (one of %s)'
+                                             % (name, ', '.join(GROUPS)))
+        show |= GROUPS[name]
+    return show
+
+
+def cmd_dump(args):
+    data = api.raw(STRATEGIES[args.strategy], args.pid, args.show, args.seq, source=args.source)
+    if args.raw:
+        sys.stdout.buffer.write(data)
+    else:
+        from . import nlmsg
+        nlmsg.dump_text(data)
+    return 0
+
+
+def cmd_decode(args):
+    from . import nlmsg
+    data = open(args.file, 'rb').read() if args.file else sys.stdin.buffer.read()
+    nlmsg.dump_text(data)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog='task-diag', description=__doc__.split('\n')[0])
+    ap.add_argument('--source', choices=api.SOURCES, default=None,
+                    help='force a backend (default: the fastest that works)')
+    sub = ap.add_subparsers(dest='cmd', required=True)
+
+    p = sub.add_parser('ps', help='list processes like ps')
+    p.add_argument('--threads', action='store_true', help='every thread')
+    p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser('dump', help='send one request, print or write the response')
+    p.add_argument('--strategy', choices=STRATEGIES, default='all')
+    p.add_argument('--pid', type=int, default=0)
+    p.add_argument('--show', type=parse_show, default=wire.SHOW_BASE,
+                   help='groups, comma-separated: ' + ', '.join(GROUPS))
+    p.add_argument('--seq', type=int, default=0)
+    p.add_argument('--raw', action='store_true', help='write the binary response')
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser('decode', help='print a binary response (stdin or FILE)')
+    p.add_argument('file', nargs='?')
+    p.set_defaults(func=cmd_decode)
+
+    args = ap.parse_args(argv)
+    try:
+        return args.func(args)
+    except OSError as e:
+        print('task-diag: %s' % (e.strerror or e), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except wire.DecodeError as e:
+        print('task-diag: malformed response: %s' % e, file=sys.stderr)
+        return 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
