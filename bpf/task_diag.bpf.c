@@ -92,8 +92,9 @@ struct {
 /* ---- pids in the reader's namespace --------------------------------- */
 
 /* pid_nr_ns(): the number of @pid in @ns, 0 if @pid is not visible there. */
-static __always_inline u32 pid_nr_ns(struct pid *pid, struct pid_namespace *ns)
+static __always_inline u32 pid_nr_ns(struct pid *pid, u64 ns_addr)
 {
+	struct pid_namespace *ns = (void *)ns_addr;
 	unsigned int ns_level, pid_level;
 	struct upid *upid;
 	struct pid_namespace *upid_ns;
@@ -108,7 +109,7 @@ static __always_inline u32 pid_nr_ns(struct pid *pid, struct pid_namespace *ns)
 	/* numbers[] is indexed by a variable: compute the address and probe it. */
 	upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
 	       ns_level * bpf_core_type_size(struct upid);
-	if (BPF_CORE_READ_INTO(&upid_ns, upid, ns) || upid_ns != ns)
+	if (BPF_CORE_READ_INTO(&upid_ns, upid, ns) || (u64)upid_ns != ns_addr)
 		return 0;
 	if (BPF_CORE_READ_INTO(&nr, upid, nr))
 		return 0;
@@ -133,8 +134,7 @@ static __always_inline struct pid_namespace *task_pid_ns(struct task_struct *tas
 }
 
 /* __task_pid_nr_ns(): nothing once the task is released (!pid_alive). */
-static __always_inline u32 task_nr(struct task_struct *task, enum pid_type type,
-				   struct pid_namespace *ns)
+static __always_inline u32 task_nr(struct task_struct *task, enum pid_type type, u64 ns)
 {
 	struct pid *pid;
 
@@ -217,15 +217,15 @@ static __always_inline u64 read_caps(const kernel_cap_t *caps)
 }
 
 /*
- * cap_capable(): does @cred hold @cap in @targ?  Walks from @targ up to the
- * cred's namespace; the owner of a child namespace holds every cap in it.
+ * cap_capable(): does the viewer hold @cap in @targ?  Walks from @targ up
+ * to the viewer's namespace; the owner of a child namespace holds every
+ * cap in it.
  */
-static __always_inline bool ns_capable(const struct cred *cred,
+static __always_inline bool ns_capable(const struct td_viewer *v,
 				       struct user_namespace *targ, int cap)
 {
-	struct user_namespace *cred_ns = BPF_CORE_READ(cred, user_ns);
+	struct user_namespace *cred_ns = (void *)v->user_ns;
 	int cred_level = BPF_CORE_READ(cred_ns, level);
-	u32 euid = BPF_CORE_READ(cred, euid.val);
 	struct user_namespace *ns = targ;
 	int i;
 
@@ -233,11 +233,11 @@ static __always_inline bool ns_capable(const struct cred *cred,
 		struct user_namespace *parent;
 
 		if (ns == cred_ns)
-			return read_caps(&cred->cap_effective) & (1ULL << cap);
+			return v->cap_effective & (1ULL << cap);
 		if (BPF_CORE_READ(ns, level) <= cred_level)
 			return false;
 		parent = BPF_CORE_READ(ns, parent);
-		if (parent == cred_ns && BPF_CORE_READ(ns, owner.val) == euid)
+		if (parent == cred_ns && BPF_CORE_READ(ns, owner.val) == v->euid)
 			return true;
 		ns = parent;
 	}
@@ -257,43 +257,54 @@ static __always_inline unsigned long mm_dumpable(struct mm_struct *mm)
 	return flags & MMF_DUMPABLE_MASK;
 }
 
+/* The viewer as the kernel sees @task when it calls: current_cred() is
+ * the subjective cred, task_active_pid_ns() the pid namespace. */
+static __always_inline void fill_viewer(struct td_viewer *v, struct task_struct *task)
+{
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+
+	v->cap_effective = read_caps(&cred->cap_effective);
+	v->user_ns = (u64)BPF_CORE_READ(cred, user_ns);
+	v->pid_ns = (u64)task_pid_ns(task);
+	v->signal = (u64)BPF_CORE_READ(task, signal);
+	v->fsuid = BPF_CORE_READ(cred, fsuid.val);
+	v->fsgid = BPF_CORE_READ(cred, fsgid.val);
+	v->euid = BPF_CORE_READ(cred, euid.val);
+	v->valid = 1;
+}
+
 /*
- * ptrace_may_access(task, PTRACE_MODE_READ_FSCREDS) for the reader:
+ * ptrace_may_access(task, PTRACE_MODE_READ_FSCREDS) for the viewer:
  * __ptrace_may_access() followed by commoncap's cap_ptrace_access_check().
  * Yama only restricts attaching, not this read mode.
  */
-static __always_inline bool may_read(struct task_struct *reader, const struct cred *rc,
-				     struct task_struct *task)
+static __always_inline bool may_read(const struct td_viewer *v, struct task_struct *task)
 {
 	const struct cred *tc;
 	struct user_namespace *tns;
 	struct mm_struct *mm;
-	u32 fsuid, fsgid;
 
-	if (BPF_CORE_READ(reader, signal) == BPF_CORE_READ(task, signal))
+	if (v->signal == (u64)BPF_CORE_READ(task, signal))
 		return true;			/* same thread group */
 
 	tc = BPF_CORE_READ(task, real_cred);
 	tns = BPF_CORE_READ(tc, user_ns);
-	fsuid = BPF_CORE_READ(rc, fsuid.val);
-	fsgid = BPF_CORE_READ(rc, fsgid.val);
-	if (!(fsuid == BPF_CORE_READ(tc, euid.val) && fsuid == BPF_CORE_READ(tc, suid.val) &&
-	      fsuid == BPF_CORE_READ(tc, uid.val) && fsgid == BPF_CORE_READ(tc, egid.val) &&
-	      fsgid == BPF_CORE_READ(tc, sgid.val) && fsgid == BPF_CORE_READ(tc, gid.val)) &&
-	    !ns_capable(rc, tns, CAP_SYS_PTRACE))
+	if (!(v->fsuid == BPF_CORE_READ(tc, euid.val) && v->fsuid == BPF_CORE_READ(tc, suid.val) &&
+	      v->fsuid == BPF_CORE_READ(tc, uid.val) && v->fsgid == BPF_CORE_READ(tc, egid.val) &&
+	      v->fsgid == BPF_CORE_READ(tc, sgid.val) && v->fsgid == BPF_CORE_READ(tc, gid.val)) &&
+	    !ns_capable(v, tns, CAP_SYS_PTRACE))
 		return false;
 
 	mm = BPF_CORE_READ(task, mm);
 	if (mm && mm_dumpable(mm) != SUID_DUMP_USER &&
-	    !ns_capable(rc, BPF_CORE_READ(mm, user_ns), CAP_SYS_PTRACE))
+	    !ns_capable(v, BPF_CORE_READ(mm, user_ns), CAP_SYS_PTRACE))
 		return false;
 
-	/* commoncap: the task's permitted set must be within our effective
-	 * set (same user namespace), or we need CAP_SYS_PTRACE over it. */
-	if (BPF_CORE_READ(rc, user_ns) == tns &&
-	    !(read_caps(&tc->cap_permitted) & ~read_caps(&rc->cap_effective)))
+	/* commoncap: the task's permitted set must be within the viewer's
+	 * effective set (same user namespace), or it needs CAP_SYS_PTRACE. */
+	if (v->user_ns == (u64)tns && !(read_caps(&tc->cap_permitted) & ~v->cap_effective))
 		return true;
-	return ns_capable(rc, tns, CAP_SYS_PTRACE);
+	return ns_capable(v, tns, CAP_SYS_PTRACE);
 }
 
 /* ---- the groups ------------------------------------------------------ */
@@ -324,7 +335,7 @@ static __always_inline u8 task_state_index(struct task_struct *task)
 }
 
 static __always_inline void fill_base(struct task_diag_base *b, struct task_struct *task,
-				      struct pid_namespace *ns, u32 pid, u32 tgid)
+				      u64 ns, u32 pid, u32 tgid)
 {
 	struct task_struct *tracer;
 
@@ -539,7 +550,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct task_struct *task = ctx->task;
 	struct task_struct *reader;
 	struct td_request *req;
-	struct pid_namespace *ns;
+	struct td_viewer me = {}, *v = &me;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
@@ -559,13 +570,20 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		show = req->show_flags;
 		strategy = req->dump_strategy;
 		seqno = req->seq;
+		if (strategy == TD_PROBE_VIEWER) {
+			fill_viewer(&req->viewer, task);
+			return 0;
+		}
+		if (req->viewer.valid)
+			v = &req->viewer;
 	}
+	if (v == &me)
+		fill_viewer(&me, reader);
 
-	ns = task_pid_ns(reader);
-	pid = task_nr(task, PIDTYPE_PID, ns);
-	tgid = task_nr(task, PIDTYPE_TGID, ns);
+	pid = task_nr(task, PIDTYPE_PID, v->pid_ns);
+	tgid = task_nr(task, PIDTYPE_TGID, v->pid_ns);
 	if (!pid)
-		return 0;		/* not in the reader's namespace, or released */
+		return 0;		/* not in the viewer's namespace, or released */
 	leader = BPF_CORE_READ(task, group_leader) == task;
 
 	if (req && pid == req->pid) {
@@ -585,7 +603,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		break;
 	case TASK_DIAG_DUMP_CHILDREN:
 		if (!req || !leader ||
-		    task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, ns) != req->pid)
+		    task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, v->pid_ns) != req->pid)
 			return 0;
 		break;
 	case TASK_DIAG_DUMP_THREAD:
@@ -597,7 +615,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	}
 	thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD || strategy == TASK_DIAG_DUMP_THREAD;
 
-	if (!may_read(reader, BPF_CORE_READ(reader, cred), task))
+	if (!may_read(v, task))
 		return 0;
 
 	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
@@ -620,13 +638,13 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		if (!p)
 			return 0;
 		__builtin_memset(p, 0, 48);	/* tail padding included */
-		fill_base(p, task, ns, pid, tgid);
+		fill_base(p, task, v->pid_ns, pid, tgid);
 	}
 	if (show & TASK_DIAG_SHOW_CRED) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
 		if (!p)
 			return 0;
-		fill_creds(p, task, BPF_CORE_READ(reader, cred, user_ns));
+		fill_creds(p, task, (void *)v->user_ns);
 	}
 	if (show & TASK_DIAG_SHOW_STAT) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));

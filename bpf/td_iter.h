@@ -14,6 +14,22 @@
 #ifndef __TD_ITER_H
 #define __TD_ITER_H
 
+/*
+ * Who the answer is for: what ptrace_may_access(), pid_nr_ns() and
+ * from_kuid() need of the reader.  Taken from current for each task, or
+ * once, by a TD_PROBE_VIEWER pass over the reader's own task, when a
+ * daemon reads on another process's behalf (the FUSE front).  Kernel
+ * pointers are kept as numbers: only compared, or read with probes.
+ */
+struct td_viewer {
+	__u64 cap_effective;
+	__u64 user_ns;		/* struct user_namespace *, of its subjective cred */
+	__u64 pid_ns;		/* struct pid_namespace *, its active one */
+	__u64 signal;		/* struct signal_struct *: tells its thread group */
+	__u32 fsuid, fsgid, euid;
+	__u32 valid;		/* 1 once filled: use this, not current */
+};
+
 struct td_request {
 	__u64 show_flags;
 	__u64 dump_strategy;
@@ -23,7 +39,12 @@ struct td_request {
 				 * clock ticks after boot): guards against tid reuse */
 	__u32 found;		/* set by the program: a task with tid == pid exists */
 	__u32 found_tgid;	/* set by the program: that task's tgid */
+	struct td_viewer viewer;
 };
+
+/* dump_strategy values outside the UAPI's, that answer nothing: */
+#define TD_PROBE_FOUND	0xff	/* only set found/found_tgid */
+#define TD_PROBE_VIEWER	0xfe	/* only fill viewer from the task visited */
 
 /* Written by task-diag-load after loading, read back by --status. */
 struct td_config {

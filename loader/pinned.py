@@ -11,7 +11,7 @@ import threading
 
 from .. import wire
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
-                                   PIN_PROG, PIN_REQUESTS, PROBE_STRATEGY, REQUEST)
+                                   PIN_PROG, PIN_REQUESTS, PROBE_FOUND, REQUEST, EMPTY_VIEWER)
 from . import libbpf
 
 READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
@@ -102,7 +102,7 @@ class PinnedBackend:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
         key = threading.get_native_id().to_bytes(4, 'little')
         start = self._start_ticks()
-        value = bytearray(REQUEST.pack(show, strategy, pid, seq, start, 0, 0))
+        value = bytearray(REQUEST.pack(show, strategy, pid, seq, start, 0, 0, EMPTY_VIEWER))
         cval = (libbpf.ctypes.c_char * len(value)).from_buffer(value)
         libbpf.map_update(self.requests, key, cval)
         try:
@@ -120,12 +120,12 @@ class PinnedBackend:
             if strategy == wire.DUMP_THREAD and not found:
                 # @pid may be a thread other than the leader: the kernel's
                 # per-process filter wants the tgid, so ask for it first.
-                value[:] = REQUEST.pack(show, PROBE_STRATEGY, pid, seq, start, 0, 0)
+                value[:] = REQUEST.pack(show, PROBE_FOUND, pid, seq, start, 0, 0, EMPTY_VIEWER)
                 libbpf.map_update(self.requests, key, cval)
                 self._read_filtered(tid=pid)
                 found, tgid = self._found(key, cval, value)
                 if found:
-                    value[:] = REQUEST.pack(show, strategy, tgid, seq, start, 0, 0)
+                    value[:] = REQUEST.pack(show, strategy, tgid, seq, start, 0, 0, EMPTY_VIEWER)
                     libbpf.map_update(self.requests, key, cval)
                     data = self._read_filtered(pid=tgid)
             if not found:

@@ -3,20 +3,28 @@ iterator programs (bpf/td_iter.h, struct td_request); not the wire format.
 Keep in sync with td_iter.h: tests/test_layout.py compares the two."""
 from .wire import Layout
 
+VIEWER_FIELDS = (
+    ('cap_effective', 'Q'), ('user_ns', 'Q'), ('pid_ns', 'Q'), ('signal', 'Q'),
+    ('fsuid', 'I'), ('fsgid', 'I'), ('euid', 'I'), ('valid', 'I'),
+)
+VIEWER = Layout('td_viewer', VIEWER_FIELDS)
+
 REQUEST = Layout('td_request', (
     ('show_flags', 'Q'), ('dump_strategy', 'Q'),
     ('pid', 'I'), ('seq', 'I'),
     ('reader_start', 'Q'),      # the reader thread's start, clock ticks after boot
     ('found', 'I'), ('found_tgid', 'I'),
+    ('viewer', '%ds' % VIEWER.size),   # struct td_viewer, filled by a TD_PROBE_VIEWER pass
 ))
+EMPTY_VIEWER = bytes(VIEWER.size)
 
 CONFIG = Layout('td_config', (
     ('overflowuid', 'I'), ('overflowgid', 'I'), ('loaded_at', 'Q'), ('obj_sha256', '32s'),
 ))
 
-# A dump_strategy that the programs answer with nothing: used to ask only
-# whether a task exists (td_request.found) and what its tgid is.
-PROBE_STRATEGY = 0xff
+# dump_strategy values that the programs answer with nothing (td_iter.h):
+PROBE_FOUND = 0xff              # only: does a task with tid == pid exist, its tgid
+PROBE_VIEWER = 0xfe             # only: fill td_request.viewer from the task visited
 
 # Pinned objects, under the bpffs directory (spec section 5).
 PIN_DIR = '/sys/fs/bpf/task_diag'
