@@ -1,20 +1,26 @@
 """Drive the pinned task_diag iterator in-process (root only).
 
 Reuses what task-diag-load pinned: no program is loaded or verified here.
-One request costs a map update, an iterator (plus, for ONE and THREAD, a
-link filtered to that task in the kernel, so they never walk every task),
-its reads, and a map delete.
+A request is a td_request stored under the reading thread's id in the
+pinned requests map; the program looks it up for each task it visits.
+ONE and THREAD read through a link filtered to that task in the kernel, so
+they never walk every task.
+
+A Stream answers one request piece by piece (the FUSE front reads it as
+its client reads, from whichever of its threads serves that read), and
+may answer for another process than the caller: its viewer.
 """
 import errno
 import os
 import threading
 
 from .. import wire
-from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
-                                   PIN_PROG, PIN_REQUESTS, PROBE_FOUND, REQUEST, EMPTY_VIEWER)
+from ..iterproto import (CONFIG, EMPTY_VIEWER, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
+                         PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER)
 from . import libbpf
 
 READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
+_F = {name: i for i, name in enumerate(REQUEST.names)}
 
 
 def _thread_start_ticks():
@@ -44,6 +50,7 @@ class PinnedBackend:
             self.close()
             raise
         self._local = threading.local()
+        self._own_pid_ns = None
 
     def _get(self, name):
         fd = libbpf.obj_get(os.path.join(self.pin_dir, name))
@@ -59,23 +66,40 @@ class PinnedBackend:
         """The td_config the loader wrote, as a dict."""
         fd = libbpf.obj_get(os.path.join(self.pin_dir, PIN_CONFIG))
         try:
-            key = (0).to_bytes(4, 'little')
             value = bytearray(CONFIG.size)
-            buf = (libbpf.ctypes.c_char * CONFIG.size).from_buffer(value)
-            libbpf.map_lookup(fd, key, buf)
+            libbpf.map_lookup(fd, (0).to_bytes(4, 'little'), _cbuf(value))
             return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
         finally:
             os.close(fd)
 
-    # -- one transaction ----------------------------------------------------
+    # -- the request map, keyed by the calling thread ----------------------
 
-    def _start_ticks(self):
-        ticks = getattr(self._local, 'start', None)
-        if ticks is None:
-            ticks = self._local.start = _thread_start_ticks()
-        return ticks
+    def _key(self):
+        start = getattr(self._local, 'start', None)
+        if start is None:
+            start = self._local.start = _thread_start_ticks()
+        return threading.get_native_id().to_bytes(4, 'little'), start
 
-    def _read_iter(self, link_fd):
+    def put(self, fields):
+        """Stores the request @fields (a list in REQUEST order, reader_start
+        filled in here) for this thread; returns the key."""
+        key, start = self._key()
+        fields[_F['reader_start']] = start
+        libbpf.map_update(self.requests, key, REQUEST.pack(*fields))
+        return key
+
+    def get(self, key):
+        """The request stored under @key as a field list, as the program left it."""
+        value = bytearray(REQUEST.size)
+        if not libbpf.map_lookup(self.requests, key, _cbuf(value)):
+            return None
+        return list(REQUEST.struct.unpack(bytes(value)))
+
+    def drop(self, key):
+        libbpf.map_delete(self.requests, key)
+
+    def read_link(self, link_fd):
+        """All of one iterator over @link_fd."""
         fd = libbpf.iter_create(link_fd)
         try:
             chunks = []
@@ -87,55 +111,160 @@ class PinnedBackend:
         finally:
             os.close(fd)
 
-    def _read_filtered(self, tid=0, pid=0):
-        link = libbpf.link_create_task_iter(self.prog, tid=tid, pid=pid)
+    def filtered_link(self, tid=0, pid=0):
+        return libbpf.link_create_task_iter(self.prog, tid=tid, pid=pid)
+
+    def probe(self, strategy, pid, viewer=EMPTY_VIEWER, tid=None):
+        """Runs a PROBE_* pass over the task @tid of our pid namespace (all
+        tasks when None) and returns the request as the program left it."""
+        key = self.put([0, strategy, pid, 0, 0, 0, 0, viewer])
         try:
-            return self._read_iter(link)
+            if tid is None:
+                self.read_link(self.link_all)
+            else:
+                link = self.filtered_link(tid=tid)
+                try:
+                    self.read_link(link)
+                finally:
+                    os.close(link)
+            return self.get(key)
         finally:
-            os.close(link)
+            self.drop(key)
+
+    def viewer_of(self, pid):
+        """The td_viewer of process @pid (a pid of our namespace): whom a
+        Stream answers for, when it answers for someone else."""
+        fields = self.probe(PROBE_VIEWER, 0, tid=pid)
+        viewer = fields[_F['viewer']] if fields else EMPTY_VIEWER
+        if not VIEWER.struct.unpack(viewer)[VIEWER.names.index('valid')]:
+            raise OSError(errno.ESRCH, 'no process %d' % pid)
+        return viewer
+
+    def same_pid_ns(self, viewer):
+        """Whether @viewer numbers pids as we do (then the kernel's per-link
+        filter, which takes our numbers, can serve ONE and THREAD)."""
+        if viewer == EMPTY_VIEWER:
+            return True
+        if self._own_pid_ns is None:
+            own = self.viewer_of(os.getpid())
+            self._own_pid_ns = VIEWER.struct.unpack(own)[VIEWER.names.index('pid_ns')]
+        return VIEWER.struct.unpack(viewer)[VIEWER.names.index('pid_ns')] == self._own_pid_ns
+
+    # -- one transaction ----------------------------------------------------
+
+    def stream(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, viewer=EMPTY_VIEWER):
+        return Stream(self, strategy, pid, show, seq, viewer)
 
     def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
         """The response bytes for one request, as /proc/task-diag gave them."""
+        s = Stream(self, strategy, pid, show, seq)
+        try:
+            chunks = []
+            while True:
+                chunk = s.read()
+                if not chunk:
+                    return b''.join(chunks)
+                chunks.append(chunk)
+        finally:
+            s.close()
+
+
+def _cbuf(value):
+    return (libbpf.ctypes.c_char * len(value)).from_buffer(value)
+
+
+class Stream:
+    """One request's answer, read piece by piece with read().  Errors of
+    the request (ESRCH, EINVAL) come from the first read, as the original's
+    did; b'' marks the end."""
+
+    def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER):
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+        self.b = backend
+        self.strategy = strategy
+        self.pid = pid
+        self.fields = [show, strategy, pid, seq, 0, 0, 0, viewer]
+        self.fd = -1
+        self.started = False
+        self.done = False
+        self.key = None
+
+    def _open(self, tid=0, pid=0):
+        """The iterator: filtered by the kernel to @tid or process @pid
+        where our pid numbers are the viewer's, otherwise over every task
+        (the program filters)."""
+        b = self.b
+        if (tid or pid) and b.same_pid_ns(self.fields[_F['viewer']]):
+            link = b.filtered_link(tid=tid, pid=pid)
+            try:
+                self.fd = libbpf.iter_create(link)
+            finally:
+                os.close(link)      # the iterator holds the link
+        elif self.strategy == wire.DUMP_ALL_THREAD:
+            self.fd = libbpf.iter_create(b.link_threads)
+        else:
+            self.fd = libbpf.iter_create(b.link_all)
+
+    def _put(self):
+        self.key = self.b.put(self.fields)
+
+    def _start(self):
+        strategy, pid = self.strategy, self.pid
         if strategy in wire.NEEDS_PID and pid <= 0:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
-        key = threading.get_native_id().to_bytes(4, 'little')
-        start = self._start_ticks()
-        value = bytearray(REQUEST.pack(show, strategy, pid, seq, start, 0, 0, EMPTY_VIEWER))
-        cval = (libbpf.ctypes.c_char * len(value)).from_buffer(value)
-        libbpf.map_update(self.requests, key, cval)
-        try:
-            if strategy == wire.DUMP_ONE:
-                data = self._read_filtered(tid=pid)
-            elif strategy == wire.DUMP_THREAD:
-                data = self._read_filtered(pid=pid)
-            elif strategy == wire.DUMP_ALL_THREAD:
-                data = self._read_iter(self.link_threads)
-            else:
-                data = self._read_iter(self.link_all)
-            if data or strategy not in wire.NEEDS_PID:
-                return data
-            found, tgid = self._found(key, cval, value)
-            if strategy == wire.DUMP_THREAD and not found:
-                # @pid may be a thread other than the leader: the kernel's
-                # per-process filter wants the tgid, so ask for it first.
-                value[:] = REQUEST.pack(show, PROBE_FOUND, pid, seq, start, 0, 0, EMPTY_VIEWER)
-                libbpf.map_update(self.requests, key, cval)
-                self._read_filtered(tid=pid)
-                found, tgid = self._found(key, cval, value)
-                if found:
-                    value[:] = REQUEST.pack(show, strategy, tgid, seq, start, 0, 0, EMPTY_VIEWER)
-                    libbpf.map_update(self.requests, key, cval)
-                    data = self._read_filtered(pid=tgid)
-            if not found:
-                raise OSError(errno.ESRCH, 'no task %d' % pid)
-            return data
-        finally:
-            libbpf.map_delete(self.requests, key)
+        self._open(tid=pid if strategy == wire.DUMP_ONE else 0,
+                   pid=pid if strategy == wire.DUMP_THREAD else 0)
+        self._put()
+        chunk = os.read(self.fd, READ_SIZE)
+        if chunk or strategy not in wire.NEEDS_PID:
+            return chunk
+        # Nothing: no such task, a task the viewer may not see, or (THREAD)
+        # a thread id where the kernel's per-process filter wants the tgid.
+        got = self.b.get(self.key)
+        found, tgid = (got[_F['found']], got[_F['found_tgid']]) if got else (0, 0)
+        if strategy == wire.DUMP_THREAD and not found:
+            got = self.b.probe(PROBE_FOUND, pid, self.fields[_F['viewer']],
+                               tid=pid if self.b.same_pid_ns(self.fields[_F['viewer']]) else None)
+            found, tgid = (got[_F['found']], got[_F['found_tgid']]) if got else (0, 0)
+            if found:
+                os.close(self.fd)
+                self.fd = -1
+                self.fields[_F['pid']] = tgid
+                self._open(pid=tgid)
+                self._put()
+                return os.read(self.fd, READ_SIZE)
+        if not found:
+            raise OSError(errno.ESRCH, 'no task %d' % pid)
+        return b''
 
-    def _found(self, key, cval, value):
-        if not libbpf.map_lookup(self.requests, key, cval):
-            return False, 0
-        fields = dict(zip(REQUEST.names, REQUEST.struct.unpack(bytes(value))))
-        return bool(fields['found']), fields['found_tgid']
+    def read(self, size=READ_SIZE):
+        """The next piece (whole messages when @size is at least the
+        iterator's 32 KiB), b'' at the end.  The request is stored under
+        the calling thread only for the time of the read: a FUSE daemon
+        serves one client's reads from any of its threads."""
+        if self.done:
+            return b''
+        try:
+            if not self.started:
+                self.started = True
+                chunk = self._start()
+            else:
+                self._put()
+                chunk = os.read(self.fd, size)
+        except OSError:
+            self.close()
+            raise
+        finally:
+            if self.key is not None:
+                self.b.drop(self.key)
+                self.key = None
+        if not chunk:
+            self.close()
+        return chunk
+
+    def close(self):
+        self.done = True
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
