@@ -62,12 +62,15 @@ def may_read(task_dir):
 
 def task_comm(name, flags):
     """task->comm from the name /proc shows (stat field 2, flags field 9).
-    A workqueue worker shows comm, then '-' or '+' and what it works on
-    (wq_worker_comm()); its comm is "kworker/..." with neither character,
-    except a rescuer's "kworker/R-<wq>", which gets no suffix.  A kernel
-    thread shows its full name (get_kthread_comm()), of which comm holds
-    the first 15 bytes, like every other task."""
-    if flags & PF_WQ_WORKER and not name.startswith(b'kworker/R-'):
+    A regular workqueue worker shows comm ("kworker/..." without '-' or
+    '+'), then '-' or '+' and what it works on (wq_worker_comm()).  Other
+    workers, rescuers, are named after their workqueue, which may hold a
+    '-' ("kworker/R-rcu_gp" since 6.9, "edac-poller" before): we leave
+    their names alone.  A kernel thread shows its full name
+    (get_kthread_comm()), of which comm holds the first 15 bytes, like
+    every other task."""
+    if (flags & PF_WQ_WORKER and name.startswith(b'kworker/')
+            and not name.startswith(b'kworker/R-')):
         for i, c in enumerate(name):
             if c in b'-+':
                 name = name[:i]

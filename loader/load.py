@@ -1,18 +1,23 @@
-"""task-diag-load: load the task_diag BPF programs and pin them.
+"""task-diag-load: load the task_diag BPF programs, pin them, start the
+transactional file /run/task-diag.
 
-    sudo task-diag-load            load and pin (again: nothing changes)
-    sudo task-diag-load --unload   remove every pin
+    sudo task-diag-load            load, pin, start the front (again: nothing changes)
+    sudo task-diag-load --unload   stop the front, remove every pin
     task-diag-load --status        what is loaded, from where, on which kernel
 
 Pins, under /sys/fs/bpf/task_diag/: all and all_threads (iterator links,
 0444, safe for anyone to read: the program applies the reader's
 credentials and namespaces), prog_task, requests and config (0600).
+The front is a FUSE daemon (task_diag.fuse_front.daemon) mounted on
+/run/task-diag; its pid is in /run/task-diag.pid, its log in
+/run/task-diag.log.
 """
 import argparse
 import ctypes
-import errno
 import hashlib
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -190,6 +195,118 @@ def load(obj_path, pin_dir=PIN_DIR):
     return digest
 
 
+# --- the front: /run/task-diag ------------------------------------------
+
+MOUNTPOINT = '/run/task-diag'
+PIDFILE = '/run/task-diag.pid'
+LOGFILE = '/run/task-diag.log'
+MNT_DETACH = 2
+
+
+def fuse_mounted(path=MOUNTPOINT):
+    try:
+        with open('/proc/self/mounts') as f:
+            return any(line.split()[1] == path and line.split()[2].startswith('fuse')
+                       for line in f)
+    except OSError:
+        return False
+
+
+def front_pid():
+    """The pid of a live front daemon, or None."""
+    try:
+        with open(PIDFILE) as f:
+            pid = int(f.read())
+        with open('/proc/%d/cmdline' % pid, 'rb') as f:
+            if b'task_diag.fuse_front.daemon' in f.read():
+                return pid
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def front_answers(path=MOUNTPOINT, timeout=0.0):
+    """Whether a request on @path gets an answer (our own task), trying
+    for up to @timeout seconds."""
+    from .. import wire
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                os.write(fd, wire.encode_request(wire.DUMP_ONE, os.getpid()))
+                if os.read(fd, 64 * 1024):
+                    return True
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _umount(path):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.umount2(path.encode(), MNT_DETACH)
+
+
+def stop_front(path=MOUNTPOINT):
+    """Stops the daemon and removes its mount, including a stale one left
+    by a daemon that died; returns whether anything was there."""
+    found = False
+    pid = front_pid()
+    if pid:
+        found = True
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            if front_pid() != pid:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+    if fuse_mounted(path):
+        found = True
+        _umount(path)
+    for name in (PIDFILE,):
+        try:
+            os.unlink(name)
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def start_front(pin_dir=PIN_DIR, path=MOUNTPOINT):
+    """Starts the daemon unless one answers already; waits until the file
+    answers.  A stale mount (its daemon killed) is removed first."""
+    if front_pid() and front_answers(path):
+        return False
+    stop_front(path)
+    log = open(LOGFILE, 'ab')
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'task_diag.fuse_front.daemon', '--mountpoint', path,
+         '--pin-dir', pin_dir],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    log.close()
+    with open(PIDFILE, 'w') as f:
+        f.write('%d\n' % proc.pid)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        if fuse_mounted(path) and front_answers(path, timeout=0.5):
+            return True
+        time.sleep(0.05)
+    stop_front(path)
+    tail = ''
+    try:
+        with open(LOGFILE, 'rb') as f:
+            tail = f.read()[-400:].decode(errors='replace').strip().splitlines()[-1]
+    except (OSError, IndexError):
+        pass
+    raise OSError(0, 'the front on %s did not answer%s' % (path, ': ' + tail if tail else ''))
+
+
 def status(pin_dir=PIN_DIR, out=sys.stdout):
     names = pinned(pin_dir)
     cfg = read_config(pin_dir) if names else None
@@ -197,6 +314,15 @@ def status(pin_dir=PIN_DIR, out=sys.stdout):
     print('kernel: %s' % os.uname().release, file=out)
     for name, _, _, what in FEATURES:
         print('  %-20s %-4s %s' % (name, 'yes' if features.get(name) else 'no', what), file=out)
+    pid = front_pid()
+    if pid:
+        print('front: %s, daemon pid %d, %s' % (
+            MOUNTPOINT, pid, 'answering' if front_answers() else 'NOT answering'), file=out)
+    elif fuse_mounted():
+        print('front: stale mount on %s (daemon gone); task-diag-load cleans it up'
+              % MOUNTPOINT, file=out)
+    else:
+        print('front: not running', file=out)
     if not names:
         print('task_diag: not loaded (%s is empty)' % pin_dir, file=out)
         return 1
@@ -225,6 +351,8 @@ def main(argv=None):
     group = ap.add_mutually_exclusive_group()
     group.add_argument('--unload', action='store_true', help='remove every pin')
     group.add_argument('--status', action='store_true', help='report what is loaded')
+    ap.add_argument('--no-front', action='store_true',
+                    help='load and pin only; do not start /run/task-diag')
     ap.add_argument('--pin-dir', default=PIN_DIR, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -234,21 +362,34 @@ def main(argv=None):
         if args.unload:
             if os.geteuid() != 0:
                 raise Refusal('must run as root to remove pins under %s' % BPFFS)
+            front = args.pin_dir == PIN_DIR and stop_front()
             removed = unload(args.pin_dir)
-            print('task-diag: unloaded (%d pins removed)' % len(removed) if removed
-                  else 'task-diag: nothing was loaded')
+            if removed or front:
+                print('task-diag: unloaded (%d pins removed%s)'
+                      % (len(removed), ', front stopped' if front else ''))
+            else:
+                print('task-diag: nothing was loaded')
             return 0
         obj, features = check_prerequisites()
         with open(obj, 'rb') as f:
             digest = hashlib.sha256(f.read()).digest()
         cfg = read_config(args.pin_dir)
-        if len(pinned(args.pin_dir)) == len(PINS) and cfg and cfg['obj_sha256'] == digest:
+        fresh = not (len(pinned(args.pin_dir)) == len(PINS) and cfg
+                     and cfg['obj_sha256'] == digest)
+        if fresh:
+            if args.pin_dir == PIN_DIR:
+                stop_front()            # it holds the old programs
+            if pinned(args.pin_dir) or os.path.isdir(args.pin_dir):
+                unload(args.pin_dir)    # another build, or a partial load: replace it
+            load(obj, args.pin_dir)
+            print('task-diag: loaded %s, pinned under %s' % (os.path.basename(obj), args.pin_dir))
+        started = False
+        if not args.no_front and args.pin_dir == PIN_DIR:
+            started = start_front(args.pin_dir)
+            if started:
+                print('task-diag: %s answers' % MOUNTPOINT)
+        if not fresh and not started:
             print('task-diag: already loaded (%s)' % args.pin_dir)
-            return 0
-        if pinned(args.pin_dir) or os.path.isdir(args.pin_dir):
-            unload(args.pin_dir)        # another build, or a partial load: replace it
-        load(obj, args.pin_dir)
-        print('task-diag: loaded %s, pinned under %s' % (os.path.basename(obj), args.pin_dir))
         return 0
     except Refusal as e:
         print('task-diag-load: %s' % e, file=sys.stderr)

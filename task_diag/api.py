@@ -3,7 +3,9 @@ backend that works for the caller.
 
 Backends, all answering the same request with the same bytes:
   'bpf'   the pinned BPF iterator driven in-process (root: needs bpf());
-  'proc'  kernel_fallback, built from /proc, for everyone and every kernel.
+  'file'  /run/task-diag, the same iterator through the FUSE front, for
+          every other reader;
+  'proc'  kernel_fallback, built from /proc, for every kernel and reader.
 """
 import errno
 import os
@@ -11,7 +13,7 @@ import threading
 
 from . import wire
 
-SOURCES = ('bpf', 'proc')
+SOURCES = ('bpf', 'file', 'proc')
 _backends = {}
 _lock = threading.Lock()
 
@@ -20,6 +22,9 @@ def _open(source):
     if source == 'bpf':
         from .loader.pinned import PinnedBackend
         return PinnedBackend()
+    if source == 'file':
+        from .fuse_front.client import FileBackend
+        return FileBackend()
     if source == 'proc':
         from .kernel_fallback.procfs import ProcBackend
         return ProcBackend()
@@ -37,11 +42,12 @@ def backend(source=None):
         b = _backends.get(None)
         if b is None:
             b = None
-            if os.geteuid() == 0:
+            for candidate in (('bpf', 'file') if os.geteuid() == 0 else ('file',)):
                 try:
-                    b = _open('bpf')
+                    b = _open(candidate)
+                    break
                 except OSError:
-                    pass            # nothing pinned, or no bpf(): fall back
+                    pass            # nothing pinned, no bpf(), no front: next
             if b is None:
                 b = _open('proc')
             _backends[None] = _backends[b.name] = b

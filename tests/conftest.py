@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from task_diag.iterproto import PIN_DIR, PINS
-from task_diag.loader import load as loader
 
 REQUIRE_BPF = os.environ.get('TASK_DIAG_REQUIRE_BPF') == '1'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +36,8 @@ def bpf():
     loaded_here = 'already loaded' not in r.stdout
     yield PIN_DIR
     if loaded_here:
-        loader.unload(PIN_DIR)
+        subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--unload'],
+                       capture_output=True)
 
 
 @pytest.fixture(params=['bpf', 'proc'])

@@ -1,0 +1,114 @@
+"""The FUSE daemon behind /run/task-diag: one regular file, mode 0666,
+where a client writes one request and reads the answer (the original
+/proc/task-diag protocol; see transaction.py for its rules).
+
+Every answer comes from the pinned BPF iterator, for the process that
+calls read(): FUSE tells us its pid, a probe pass snapshots its
+credentials and namespaces (its viewer), and the BPF program applies
+them exactly as it does for a reader of the pinned files.  The daemon
+streams: it reads from the iterator as its client reads, so its memory
+does not grow with the number of tasks.
+
+    python -m task_diag.fuse_front.daemon [--mountpoint /run/task-diag]
+"""
+import argparse
+import errno
+import itertools
+import logging
+import os
+import stat
+import sys
+import threading
+import time
+
+import mfusepy as fuse
+
+from ..loader.pinned import PinnedBackend
+from .transaction import Transaction
+
+MOUNTPOINT = '/run/task-diag'
+log = logging.getLogger('task-diag-fuse')
+
+
+class TaskDiagFile(fuse.Operations):
+    use_ns = True
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.files = {}                 # fh -> Transaction
+        self.fhs = itertools.count(1)
+        self._mutex = threading.Lock()
+        self.mtime = time.time_ns()
+
+    def _tx(self, fi):
+        with self._mutex:
+            tx = self.files.get(fi.fh)
+        if tx is None:
+            raise fuse.FuseOSError(errno.EBADF)
+        return tx
+
+    @fuse.overrides(fuse.Operations)
+    def getattr(self, path, fh=None):
+        if path != '/':
+            raise fuse.FuseOSError(errno.ENOENT)
+        return {'st_mode': stat.S_IFREG | 0o666, 'st_nlink': 1, 'st_size': 0,
+                'st_uid': 0, 'st_gid': 0,
+                'st_atime': self.mtime, 'st_mtime': self.mtime, 'st_ctime': self.mtime}
+
+    @fuse.overrides(fuse.Operations)
+    def open(self, path, fi):
+        if path != '/':
+            raise fuse.FuseOSError(errno.ENOENT)
+        with self._mutex:
+            fi.fh = next(self.fhs)
+            self.files[fi.fh] = Transaction(self.engine)
+        fi.direct_io = 1            # every read() reaches us, none is cached
+        fi.nonseekable = 1
+        return 0
+
+    @fuse.overrides(fuse.Operations)
+    def read(self, path, size, offset, fi):
+        pid = fuse.fuse_get_context()[2]
+        return self._tx(fi).read(size, pid)
+
+    @fuse.overrides(fuse.Operations)
+    def write(self, path, data, offset, fi):
+        return self._tx(fi).write(data)
+
+    @fuse.overrides(fuse.Operations)
+    def truncate(self, path, length, fh=None):
+        return 0                    # open(O_TRUNC) of a transactional file: nothing to do
+
+    @fuse.overrides(fuse.Operations)
+    def release(self, path, fi):
+        with self._mutex:
+            tx = self.files.pop(fi.fh, None)
+        if tx is not None:
+            tx.close()
+        return 0
+
+
+def cli(args=None):
+    ap = argparse.ArgumentParser(prog='task-diag-fuse', description=__doc__.split('\n')[0])
+    ap.add_argument('--mountpoint', default=MOUNTPOINT)
+    ap.add_argument('--pin-dir', default=None, help=argparse.SUPPRESS)
+    ap.add_argument('--debug', action='store_true')
+    args = ap.parse_args(args)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format='task-diag-fuse: %(message)s')
+    try:
+        engine = PinnedBackend(args.pin_dir) if args.pin_dir else PinnedBackend()
+    except OSError as e:
+        print('task-diag-fuse: the BPF programs are not loaded (%s); run task-diag-load'
+              % (e.strerror or e), file=sys.stderr)
+        return 1
+    if not os.path.exists(args.mountpoint):
+        with open(args.mountpoint, 'x'):
+            pass                    # FUSE mounts its root file over a regular file
+    fuse.FUSE(TaskDiagFile(engine), args.mountpoint, raw_fi=True, foreground=True,
+              allow_other=True, fsname='task-diag', subtype='task-diag', debug=args.debug)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(cli())
