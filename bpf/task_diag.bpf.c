@@ -89,62 +89,70 @@ struct {
 	__type(value, struct td_request);
 } td_requests SEC(".maps");
 
-/* ---- pids in the reader's namespace --------------------------------- */
+/*
+ * Reading the kernel: ctx->task and the current task are trusted BTF
+ * pointers, and so is every pointer loaded through them, so fields are
+ * read with plain loads (the verifier guards them).  bpf_probe_read is
+ * kept for what plain loads cannot do: an array indexed by a variable,
+ * and the viewer's kernel pointers, which travel as numbers.
+ */
 
-/* pid_nr_ns(): the number of @pid in @ns, 0 if @pid is not visible there. */
-static __always_inline u32 pid_nr_ns(struct pid *pid, u64 ns_addr)
+/* ---- pids in the viewer's namespace ----------------------------------- */
+
+/* numbers[@level] of @pid, indexed by a variable: computed address and a
+ * probe.  Out of line and returning numbers, so that the compiler does not
+ * merge these loads with the plain ones of the callers (the verifier
+ * would refuse one load instruction used with two kinds of pointer). */
+static __noinline u64 upid_at(u64 pid_addr, u32 level, bool want_ns)
 {
-	struct pid_namespace *ns = (void *)ns_addr;
-	unsigned int ns_level, pid_level;
-	struct upid *upid;
-	struct pid_namespace *upid_ns;
-	int nr;
+	struct upid upid = {};
 
-	if (!pid || !ns)
+	if (level >= TD_MAX_NS_LEVEL ||
+	    bpf_probe_read_kernel(&upid, sizeof(upid), (void *)pid_addr +
+				  bpf_core_field_offset(struct pid, numbers) +
+				  level * bpf_core_type_size(struct upid)))
 		return 0;
-	ns_level = BPF_CORE_READ(ns, level);
-	pid_level = BPF_CORE_READ(pid, level);
-	if (ns_level > pid_level || ns_level >= TD_MAX_NS_LEVEL)
-		return 0;
-	/* numbers[] is indexed by a variable: compute the address and probe it. */
-	upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
-	       ns_level * bpf_core_type_size(struct upid);
-	if (BPF_CORE_READ_INTO(&upid_ns, upid, ns) || (u64)upid_ns != ns_addr)
-		return 0;
-	if (BPF_CORE_READ_INTO(&nr, upid, nr))
-		return 0;
-	return nr;
+	return want_ns ? (u64)upid.ns : (u64)(u32)upid.nr;
 }
 
-/* task_active_pid_ns() */
-static __always_inline struct pid_namespace *task_pid_ns(struct task_struct *task)
+/* pid_nr_ns(): the number of @pid in the namespace @ns_addr at @ns_level,
+ * 0 if @pid is not visible there. */
+static __always_inline u32 pid_nr_ns(struct pid *pid, u64 ns_addr, u32 ns_level)
 {
-	struct pid *pid = BPF_CORE_READ(task, thread_pid);
-	unsigned int level;
-	struct upid *upid;
+	if (!pid || ns_level > pid->level)
+		return 0;
+	if (ns_level == 0)
+		return (u64)pid->numbers[0].ns == ns_addr ? pid->numbers[0].nr : 0;
+	if (upid_at((u64)pid, ns_level, true) != ns_addr)
+		return 0;
+	return upid_at((u64)pid, ns_level, false);
+}
 
+/* task_active_pid_ns() of a live task. */
+static __always_inline u64 task_pid_ns(struct task_struct *task, u32 *level)
+{
+	struct pid *pid = task->thread_pid;
+
+	*level = 0;
 	if (!pid)
-		return NULL;
-	level = BPF_CORE_READ(pid, level);
-	if (level >= TD_MAX_NS_LEVEL)
-		return NULL;
-	upid = (void *)pid + bpf_core_field_offset(struct pid, numbers) +
-	       level * bpf_core_type_size(struct upid);
-	return BPF_CORE_READ(upid, ns);
+		return 0;
+	*level = pid->level;
+	if (*level == 0)
+		return (u64)pid->numbers[0].ns;
+	return upid_at((u64)pid, *level, true);
 }
 
 /* __task_pid_nr_ns(): nothing once the task is released (!pid_alive). */
-static __always_inline u32 task_nr(struct task_struct *task, enum pid_type type, u64 ns)
+static __always_inline u32 task_nr(struct task_struct *task, enum pid_type type,
+				   const struct td_viewer *v)
 {
-	struct pid *pid;
+	struct pid *pid = task->thread_pid;
 
-	if (!BPF_CORE_READ(task, thread_pid))
+	if (!pid)
 		return 0;
-	if (type == PIDTYPE_PID)
-		pid = BPF_CORE_READ(task, thread_pid);
-	else
-		pid = BPF_CORE_READ(task, signal, pids[type]);
-	return pid_nr_ns(pid, ns);
+	if (type != PIDTYPE_PID)
+		pid = task->signal->pids[type];
+	return pid_nr_ns(pid, v->pid_ns, v->pid_ns_level);
 }
 
 /* ---- user namespaces and credentials -------------------------------- */
@@ -168,22 +176,6 @@ static long map_extent_cb(u32 i, struct td_map_ctx *c)
 	return 0;
 }
 
-/* from_kuid_munged(): map a global id up into @ns; unmapped ids overflow. */
-static __always_inline u32 map_id_up(struct uid_gid_map *map, u32 id, u32 overflow)
-{
-	struct td_map_ctx c = { .id = id, .result = (u32)-1 };
-	u32 n = BPF_CORE_READ(map, nr_extents);
-
-	if (n <= 5)
-		c.extents = (void *)map + bpf_core_field_offset(struct uid_gid_map, extent);
-	else
-		c.extents = BPF_CORE_READ(map, reverse);
-	if (n > TD_MAX_EXTENTS)
-		n = TD_MAX_EXTENTS;
-	bpf_loop(n, map_extent_cb, &c, 0);
-	return c.result == (u32)-1 ? overflow : c.result;
-}
-
 static __always_inline u32 overflow_id(bool gid)
 {
 	u32 zero = 0;
@@ -194,27 +186,35 @@ static __always_inline u32 overflow_id(bool gid)
 	return gid ? cfg->overflowgid : cfg->overflowuid;
 }
 
-static __always_inline u32 map_uid(struct user_namespace *ns, u32 id)
+/* from_kuid_munged(): map a global id up into the viewer's namespace;
+ * unmapped ids read as the overflow id.  The namespace is a number here:
+ * probe reads. */
+static __always_inline u32 map_id_up(const struct td_viewer *v, bool gid, u32 id)
 {
-	if (BPF_CORE_READ(ns, level) == 0)	/* init_user_ns maps every id to itself */
+	struct user_namespace *ns = (void *)v->user_ns;
+	struct uid_gid_map *map;
+	struct td_map_ctx c = { .id = id, .result = (u32)-1 };
+	u32 n;
+
+	if (v->user_ns_level == 0)	/* init_user_ns maps every id to itself */
 		return id;
-	return map_id_up(&ns->uid_map, id, overflow_id(false));
+	map = gid ? &ns->gid_map : &ns->uid_map;
+	n = BPF_CORE_READ(map, nr_extents);
+	if (n <= 5)
+		c.extents = (void *)map + bpf_core_field_offset(struct uid_gid_map, extent);
+	else
+		c.extents = BPF_CORE_READ(map, reverse);
+	if (n > TD_MAX_EXTENTS)
+		n = TD_MAX_EXTENTS;
+	bpf_loop(n, map_extent_cb, &c, 0);
+	return c.result == (u32)-1 ? overflow_id(gid) : c.result;
 }
 
-static __always_inline u32 map_gid(struct user_namespace *ns, u32 id)
-{
-	if (BPF_CORE_READ(ns, level) == 0)
-		return id;
-	return map_id_up(&ns->gid_map, id, overflow_id(true));
-}
-
-static __always_inline u64 read_caps(const kernel_cap_t *caps)
-{
-	u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), caps);
-	return v;
-}
+/* One capability set as 64 bits, low word first, on every kernel. */
+#define READ_CAPS(cred, set)							\
+	(bpf_core_field_exists(((kernel_cap_t *)0)->val) ? (cred)->set.val :	\
+	 ((struct kernel_cap_struct *)&(cred)->set)->cap[0] |			\
+	 (u64)((struct kernel_cap_struct *)&(cred)->set)->cap[1] << 32)
 
 /*
  * cap_capable(): does the viewer hold @cap in @targ?  Walks from @targ up
@@ -224,20 +224,18 @@ static __always_inline u64 read_caps(const kernel_cap_t *caps)
 static __always_inline bool ns_capable(const struct td_viewer *v,
 				       struct user_namespace *targ, int cap)
 {
-	struct user_namespace *cred_ns = (void *)v->user_ns;
-	int cred_level = BPF_CORE_READ(cred_ns, level);
 	struct user_namespace *ns = targ;
 	int i;
 
 	for (i = 0; i < TD_MAX_NS_LEVEL + 1 && ns; i++) {
 		struct user_namespace *parent;
 
-		if (ns == cred_ns)
+		if ((u64)ns == v->user_ns)
 			return v->cap_effective & (1ULL << cap);
-		if (BPF_CORE_READ(ns, level) <= cred_level)
+		if (ns->level <= v->user_ns_level)
 			return false;
-		parent = BPF_CORE_READ(ns, parent);
-		if (parent == cred_ns && BPF_CORE_READ(ns, owner.val) == v->euid)
+		parent = ns->parent;
+		if ((u64)parent == v->user_ns && ns->owner.val == v->euid)
 			return true;
 		ns = parent;
 	}
@@ -246,30 +244,27 @@ static __always_inline bool ns_capable(const struct td_viewer *v,
 
 static __always_inline unsigned long mm_dumpable(struct mm_struct *mm)
 {
-	unsigned long flags = 0;
-
 	if (bpf_core_field_exists(struct mm_struct___flags_bitmap, flags))
-		bpf_core_read(&flags, sizeof(flags),
-			      &((struct mm_struct___flags_bitmap *)mm)->flags);
-	else
-		bpf_core_read(&flags, sizeof(flags),
-			      &((struct mm_struct___flags_word *)mm)->flags);
-	return flags & MMF_DUMPABLE_MASK;
+		return ((struct mm_struct___flags_bitmap *)mm)->flags.__mm_flags[0] &
+		       MMF_DUMPABLE_MASK;
+	return ((struct mm_struct___flags_word *)mm)->flags & MMF_DUMPABLE_MASK;
 }
 
 /* The viewer as the kernel sees @task when it calls: current_cred() is
  * the subjective cred, task_active_pid_ns() the pid namespace. */
 static __always_inline void fill_viewer(struct td_viewer *v, struct task_struct *task)
 {
-	const struct cred *cred = BPF_CORE_READ(task, cred);
+	const struct cred *cred = task->cred;
+	struct user_namespace *uns = cred->user_ns;
 
-	v->cap_effective = read_caps(&cred->cap_effective);
-	v->user_ns = (u64)BPF_CORE_READ(cred, user_ns);
-	v->pid_ns = (u64)task_pid_ns(task);
-	v->signal = (u64)BPF_CORE_READ(task, signal);
-	v->fsuid = BPF_CORE_READ(cred, fsuid.val);
-	v->fsgid = BPF_CORE_READ(cred, fsgid.val);
-	v->euid = BPF_CORE_READ(cred, euid.val);
+	v->cap_effective = READ_CAPS(cred, cap_effective);
+	v->user_ns = (u64)uns;
+	v->user_ns_level = uns->level;
+	v->pid_ns = task_pid_ns(task, &v->pid_ns_level);
+	v->signal = (u64)task->signal;
+	v->fsuid = cred->fsuid.val;
+	v->fsgid = cred->fsgid.val;
+	v->euid = cred->euid.val;
 	v->valid = 1;
 }
 
@@ -284,25 +279,23 @@ static __always_inline bool may_read(const struct td_viewer *v, struct task_stru
 	struct user_namespace *tns;
 	struct mm_struct *mm;
 
-	if (v->signal == (u64)BPF_CORE_READ(task, signal))
+	if (v->signal == (u64)task->signal)
 		return true;			/* same thread group */
 
-	tc = BPF_CORE_READ(task, real_cred);
-	tns = BPF_CORE_READ(tc, user_ns);
-	if (!(v->fsuid == BPF_CORE_READ(tc, euid.val) && v->fsuid == BPF_CORE_READ(tc, suid.val) &&
-	      v->fsuid == BPF_CORE_READ(tc, uid.val) && v->fsgid == BPF_CORE_READ(tc, egid.val) &&
-	      v->fsgid == BPF_CORE_READ(tc, sgid.val) && v->fsgid == BPF_CORE_READ(tc, gid.val)) &&
+	tc = task->real_cred;
+	tns = tc->user_ns;
+	if (!(v->fsuid == tc->euid.val && v->fsuid == tc->suid.val && v->fsuid == tc->uid.val &&
+	      v->fsgid == tc->egid.val && v->fsgid == tc->sgid.val && v->fsgid == tc->gid.val) &&
 	    !ns_capable(v, tns, CAP_SYS_PTRACE))
 		return false;
 
-	mm = BPF_CORE_READ(task, mm);
-	if (mm && mm_dumpable(mm) != SUID_DUMP_USER &&
-	    !ns_capable(v, BPF_CORE_READ(mm, user_ns), CAP_SYS_PTRACE))
+	mm = task->mm;
+	if (mm && mm_dumpable(mm) != SUID_DUMP_USER && !ns_capable(v, mm->user_ns, CAP_SYS_PTRACE))
 		return false;
 
 	/* commoncap: the task's permitted set must be within the viewer's
 	 * effective set (same user namespace), or it needs CAP_SYS_PTRACE. */
-	if (v->user_ns == (u64)tns && !(read_caps(&tc->cap_permitted) & ~v->cap_effective))
+	if (v->user_ns == (u64)tns && !(READ_CAPS(tc, cap_permitted) & ~v->cap_effective))
 		return true;
 	return ns_capable(v, tns, CAP_SYS_PTRACE);
 }
@@ -315,14 +308,11 @@ static __always_inline u8 task_state_index(struct task_struct *task)
 	unsigned int state, report;
 	int fls;
 
-	if (bpf_core_field_exists(task->__state)) {
-		state = BPF_CORE_READ(task, __state);
-	} else {
-		struct task_struct___pre514 *old = (void *)task;
-
-		state = BPF_CORE_READ(old, state);
-	}
-	report = (state | BPF_CORE_READ(task, exit_state)) & TASK_REPORT;
+	if (bpf_core_field_exists(task->__state))
+		state = task->__state;
+	else
+		state = ((struct task_struct___pre514 *)task)->state;
+	report = (state | task->exit_state) & TASK_REPORT;
 	if ((state & TASK_IDLE) == TASK_IDLE)
 		report = TASK_REPORT_IDLE;
 	if (state & (TASK_RTLOCK_WAIT | TASK_FROZEN))
@@ -335,54 +325,48 @@ static __always_inline u8 task_state_index(struct task_struct *task)
 }
 
 static __always_inline void fill_base(struct task_diag_base *b, struct task_struct *task,
-				      u64 ns, u32 pid, u32 tgid)
+				      const struct td_viewer *v, u32 pid, u32 tgid)
 {
 	struct task_struct *tracer;
 
 	b->tgid = tgid;
 	b->pid = pid;
-	b->ppid = 0;
-	if (BPF_CORE_READ(task, thread_pid))
-		b->ppid = task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, ns);
+	b->ppid = task->thread_pid ? task_nr(task->real_parent, PIDTYPE_TGID, v) : 0;
 	b->tpid = 0;
-	if (BPF_CORE_READ(task, ptrace)) {
-		tracer = BPF_CORE_READ(task, parent);
+	if (task->ptrace) {
+		tracer = task->parent;
 		if (tracer)
-			b->tpid = task_nr(tracer, PIDTYPE_PID, ns);
+			b->tpid = task_nr(tracer, PIDTYPE_PID, v);
 	}
-	b->sid = task_nr(task, PIDTYPE_SID, ns);
-	b->pgid = task_nr(task, PIDTYPE_PGID, ns);
+	b->sid = task_nr(task, PIDTYPE_SID, v);
+	b->pgid = task_nr(task, PIDTYPE_PGID, v);
 	b->state = task_state_index(task);
 	bpf_probe_read_kernel_str(b->comm, sizeof(b->comm), task->comm);
 }
 
-static __always_inline void fill_creds(struct task_diag_creds *c, struct task_struct *task,
-				       struct user_namespace *uns)
+static __always_inline void put_caps(struct task_diag_caps *c, u64 v)
 {
-	const struct cred *cred = BPF_CORE_READ(task, real_cred);
-	u64 v;
+	c->cap[0] = v;
+	c->cap[1] = v >> 32;
+}
 
-	v = read_caps(&cred->cap_inheritable);
-	c->cap_inheritable.cap[0] = v;
-	c->cap_inheritable.cap[1] = v >> 32;
-	v = read_caps(&cred->cap_permitted);
-	c->cap_permitted.cap[0] = v;
-	c->cap_permitted.cap[1] = v >> 32;
-	v = read_caps(&cred->cap_effective);
-	c->cap_effective.cap[0] = v;
-	c->cap_effective.cap[1] = v >> 32;
-	v = read_caps(&cred->cap_bset);
-	c->cap_bset.cap[0] = v;
-	c->cap_bset.cap[1] = v >> 32;
+static __always_inline void fill_creds(struct task_diag_creds *c, struct task_struct *task,
+				       const struct td_viewer *v)
+{
+	const struct cred *cred = task->real_cred;
 
-	c->uid = map_uid(uns, BPF_CORE_READ(cred, uid.val));
-	c->euid = map_uid(uns, BPF_CORE_READ(cred, euid.val));
-	c->suid = map_uid(uns, BPF_CORE_READ(cred, suid.val));
-	c->fsuid = map_uid(uns, BPF_CORE_READ(cred, fsuid.val));
-	c->gid = map_gid(uns, BPF_CORE_READ(cred, gid.val));
-	c->egid = map_gid(uns, BPF_CORE_READ(cred, egid.val));
-	c->sgid = map_gid(uns, BPF_CORE_READ(cred, sgid.val));
-	c->fsgid = map_gid(uns, BPF_CORE_READ(cred, fsgid.val));
+	put_caps(&c->cap_inheritable, READ_CAPS(cred, cap_inheritable));
+	put_caps(&c->cap_permitted, READ_CAPS(cred, cap_permitted));
+	put_caps(&c->cap_effective, READ_CAPS(cred, cap_effective));
+	put_caps(&c->cap_bset, READ_CAPS(cred, cap_bset));
+	c->uid = map_id_up(v, false, cred->uid.val);
+	c->euid = map_id_up(v, false, cred->euid.val);
+	c->suid = map_id_up(v, false, cred->suid.val);
+	c->fsuid = map_id_up(v, false, cred->fsuid.val);
+	c->gid = map_id_up(v, true, cred->gid.val);
+	c->egid = map_id_up(v, true, cred->egid.val);
+	c->sgid = map_id_up(v, true, cred->sgid.val);
+	c->fsgid = map_id_up(v, true, cred->fsgid.val);
 }
 
 /* mul_u64_u64_div_u64(): a * b / c in 128 bits, by long division. */
@@ -434,10 +418,8 @@ static __always_inline u64 mul_div(u64 a, u64 b, u64 c)
  * the value /proc returns now.
  */
 static __always_inline void cputime_adjust(u64 rtime, u64 utime, u64 stime,
-					   struct prev_cputime *prev, u64 *ut, u64 *st)
+					   u64 prev_ut, u64 prev_st, u64 *ut, u64 *st)
 {
-	u64 prev_ut = BPF_CORE_READ(prev, utime), prev_st = BPF_CORE_READ(prev, stime);
-
 	if (prev_st + prev_ut >= rtime) {
 		*ut = prev_ut;
 		*st = prev_st;
@@ -491,37 +473,38 @@ static long sum_thread_cb(u32 i, struct td_sum_ctx *c)
 static __always_inline void fill_stat(struct task_diag_stat *s, struct task_struct *task,
 				      bool whole)
 {
-	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct signal_struct *sig = task->signal;
 	u64 ut, st;
 
-	s->cminflt = BPF_CORE_READ(sig, cmin_flt);
-	s->cmajflt = BPF_CORE_READ(sig, cmaj_flt);
-	s->cutime = BPF_CORE_READ(sig, cutime) / NSEC_PER_TICK;
-	s->cstime = BPF_CORE_READ(sig, cstime) / NSEC_PER_TICK;
-	s->threads = BPF_CORE_READ(sig, nr_threads);
+	s->cminflt = sig->cmin_flt;
+	s->cmajflt = sig->cmaj_flt;
+	s->cutime = sig->cutime / NSEC_PER_TICK;
+	s->cstime = sig->cstime / NSEC_PER_TICK;
+	s->threads = sig->nr_threads;
 
 	if (whole) {
+		/* The callback gets the list as numbers: it walks with probes. */
 		struct td_sum_ctx c = {
 			.head = &sig->thread_head,
+			.node = sig->thread_head.next,
 			.off = bpf_core_field_offset(struct task_struct, thread_node),
-			.utime = BPF_CORE_READ(sig, utime),
-			.stime = BPF_CORE_READ(sig, stime),
-			.rtime = BPF_CORE_READ(sig, sum_sched_runtime),
-			.min_flt = BPF_CORE_READ(sig, min_flt),
-			.maj_flt = BPF_CORE_READ(sig, maj_flt),
+			.utime = sig->utime,
+			.stime = sig->stime,
+			.rtime = sig->sum_sched_runtime,
+			.min_flt = sig->min_flt,
+			.maj_flt = sig->maj_flt,
 		};
 
-		c.node = BPF_CORE_READ(sig, thread_head.next);
 		bpf_loop(TD_MAX_THREADS, sum_thread_cb, &c, 0);
 		s->minflt = c.min_flt;
 		s->majflt = c.maj_flt;
-		cputime_adjust(c.rtime, c.utime, c.stime, &sig->prev_cputime, &ut, &st);
+		cputime_adjust(c.rtime, c.utime, c.stime, sig->prev_cputime.utime,
+			       sig->prev_cputime.stime, &ut, &st);
 	} else {
-		s->minflt = BPF_CORE_READ(task, min_flt);
-		s->majflt = BPF_CORE_READ(task, maj_flt);
-		cputime_adjust(BPF_CORE_READ(task, se.sum_exec_runtime),
-			       BPF_CORE_READ(task, utime), BPF_CORE_READ(task, stime),
-			       &task->prev_cputime, &ut, &st);
+		s->minflt = task->min_flt;
+		s->majflt = task->maj_flt;
+		cputime_adjust(task->se.sum_exec_runtime, task->utime, task->stime,
+			       task->prev_cputime.utime, task->prev_cputime.stime, &ut, &st);
 	}
 	s->utime = ut / NSEC_PER_TICK;
 	s->stime = st / NSEC_PER_TICK;
@@ -564,7 +547,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	reader = bpf_get_current_task_btf();
 	tid_key = (u32)bpf_get_current_pid_tgid();
 	req = bpf_map_lookup_elem(&td_requests, &tid_key);
-	if (req && req->reader_start != BPF_CORE_READ(reader, start_boottime) / NSEC_PER_TICK)
+	if (req && req->reader_start != reader->start_boottime / NSEC_PER_TICK)
 		req = NULL;
 	if (req) {
 		show = req->show_flags;
@@ -577,14 +560,16 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		if (req->viewer.valid)
 			v = &req->viewer;
 	}
+	leader = task->group_leader == task;
+	if (!leader && strategy == TASK_DIAG_DUMP_ALL)
+		return 0;		/* processes only: skip threads first, cheaply */
 	if (v == &me)
 		fill_viewer(&me, reader);
 
-	pid = task_nr(task, PIDTYPE_PID, v->pid_ns);
-	tgid = task_nr(task, PIDTYPE_TGID, v->pid_ns);
+	pid = task_nr(task, PIDTYPE_PID, v);
+	tgid = task_nr(task, PIDTYPE_TGID, v);
 	if (!pid)
 		return 0;		/* not in the viewer's namespace, or released */
-	leader = BPF_CORE_READ(task, group_leader) == task;
 
 	if (req && pid == req->pid) {
 		req->found = 1;
@@ -603,7 +588,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		break;
 	case TASK_DIAG_DUMP_CHILDREN:
 		if (!req || !leader ||
-		    task_nr(BPF_CORE_READ(task, real_parent), PIDTYPE_TGID, v->pid_ns) != req->pid)
+		    task_nr(task->real_parent, PIDTYPE_TGID, v) != req->pid)
 			return 0;
 		break;
 	case TASK_DIAG_DUMP_THREAD:
@@ -638,13 +623,13 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		if (!p)
 			return 0;
 		__builtin_memset(p, 0, 48);	/* tail padding included */
-		fill_base(p, task, v->pid_ns, pid, tgid);
+		fill_base(p, task, v, pid, tgid);
 	}
 	if (show & TASK_DIAG_SHOW_CRED) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
 		if (!p)
 			return 0;
-		fill_creds(p, task, (void *)v->user_ns);
+		fill_creds(p, task, v);
 	}
 	if (show & TASK_DIAG_SHOW_STAT) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));

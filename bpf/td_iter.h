@@ -27,6 +27,8 @@ struct td_viewer {
 	__u64 pid_ns;		/* struct pid_namespace *, its active one */
 	__u64 signal;		/* struct signal_struct *: tells its thread group */
 	__u32 fsuid, fsgid, euid;
+	__u32 user_ns_level;	/* user_ns->level: 0 is init_user_ns */
+	__u32 pid_ns_level;	/* pid_ns->level */
 	__u32 valid;		/* 1 once filled: use this, not current */
 };
 

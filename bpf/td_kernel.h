@@ -31,8 +31,12 @@ struct list_head {
 
 typedef struct { u32 val; } kuid_t;
 typedef struct { u32 val; } kgid_t;
-/* u32 cap[2] before 6.3, u64 val since: both are 8 bytes, low word first. */
+/* kernel_cap_t: a struct kernel_cap_struct { u32 cap[2]; } before 6.3, a
+ * struct { u64 val; } since: tell them apart with bpf_core_field_exists(). */
 typedef struct { u64 val; } kernel_cap_t;
+struct kernel_cap_struct {
+	u32 cap[2];
+};
 
 struct uid_gid_extent {
 	u32 first;

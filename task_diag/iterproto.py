@@ -5,7 +5,8 @@ from .wire import Layout
 
 VIEWER_FIELDS = (
     ('cap_effective', 'Q'), ('user_ns', 'Q'), ('pid_ns', 'Q'), ('signal', 'Q'),
-    ('fsuid', 'I'), ('fsgid', 'I'), ('euid', 'I'), ('valid', 'I'),
+    ('fsuid', 'I'), ('fsgid', 'I'), ('euid', 'I'), ('user_ns_level', 'I'),
+    ('pid_ns_level', 'I'), ('valid', 'I'),
 )
 VIEWER = Layout('td_viewer', VIEWER_FIELDS)
 

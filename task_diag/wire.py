@@ -15,6 +15,7 @@ Two decoders: decode() for the hot path (struct over whole buffers, one
 iter_unpack when every message has the same shape) and, for people,
 task_diag.nlmsg (pyroute2 message classes built from the tables below).
 """
+import gc
 import struct
 from collections import namedtuple
 
@@ -171,30 +172,22 @@ Vma = namedtuple('Vma', ('start', 'end', 'vm_flags', 'pgoff', 'major', 'minor', 
                          'generation', 'name', 'stat'))
 
 
-class Task:
-    """One task of a dump.  Groups that were not requested are None."""
-    __slots__ = ('pid', 'tgid', 'base', 'cred', 'stat', 'vmas', 'unknown')
-
-    def __init__(self, pid, tgid, base=None, cred=None, stat=None, vmas=None, unknown=None):
-        self.pid = pid
-        self.tgid = tgid
-        self.base = base
-        self.cred = cred
-        self.stat = stat
-        self.vmas = vmas
-        self.unknown = unknown      # [(nla_type, bytes)] of attributes we do not know
+class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown',
+                      defaults=(None, None, None, None, None))):
+    """One task of a dump: pid and tgid of task_diag_msg, then its groups,
+    None where not requested.  unknown: [(nla_type, bytes)] of attributes
+    this version does not know.  A tuple: cheap to make by the ten thousand."""
+    __slots__ = ()
 
     def __repr__(self):
         return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s)' % (
             self.pid, self.tgid, self.base, self.cred, self.stat,
             None if self.vmas is None else '[%d]' % len(self.vmas))
 
-    def __eq__(self, other):
-        return isinstance(other, Task) and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
 
 def decode_comm(raw):
+    """comm as str; bytes that are not UTF-8 kept as surrogate escapes,
+    like os.fsdecode().  Producers zero-fill after the NUL."""
     return raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
 
 
@@ -245,15 +238,21 @@ _VMA_STAT_REC = VMA_STAT.struct
 
 def _fixed_shape(show):
     """For requests without VMAs every message has the same shape: the
-    struct of one whole message, and where each group starts in its tuple."""
-    fmt, slices, idx = '<IHHIIIII', {}, 8
+    struct of one whole message, where each group starts in its tuple, and
+    the u32 words every message must repeat (offset, value): its length,
+    type and flags, task_diag_msg.flags = 0, each attribute's header."""
+    fmt, slices, words, off = '<IHHIIIII', {}, [], NLMSG_HDRLEN + MSG.size
+    idx = 8
     for attr in (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT):
         if show & (1 << attr):
             layout = ATTR_LAYOUTS[attr]
             fmt += 'HH' + layout.fmt[1:]
             slices[attr] = (idx + 2, idx + 2 + len(layout.names))
+            words.append((off, (NLA_HDRLEN + layout.size) | attr << 16))
             idx += 2 + len(layout.names)
-    return struct.Struct(fmt), slices
+            off += NLA_HDRLEN + layout.size
+    words += [(0, off), (4, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16), (24, 0)]
+    return struct.Struct(fmt), slices, words
 
 
 _shapes = {}
@@ -263,41 +262,57 @@ def decode(buf, show=None):
     """Decode a whole response into a list of Task.  @show, the request's
     show_flags, enables the fast path; without it the generic path runs."""
     if show is not None and not show & SHOW_VMA and buf:
-        shape = _shapes.get(show & (SHOW_BASE | SHOW_CRED | SHOW_STAT))
+        key = show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)
+        shape = _shapes.get(key)
         if shape is None:
-            shape = _shapes[show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)] = \
-                _fixed_shape(show)
+            shape = _shapes[key] = _fixed_shape(key)
         tasks = _decode_fixed(buf, *shape)
         if tasks is not None:
             return tasks
     return list(iter_decode(buf))
 
 
-def _decode_fixed(buf, st, slices):
-    size = st.size
-    if len(buf) % size:
-        return None
+def _same_shape(buf, size, words):
+    """Whether every message of @buf has the fixed words: one strided
+    memoryview per word, compared in C, no Python work per message."""
+    if len(buf) % size or size % 4:
+        return False
+    n = len(buf) // size
+    words_mv = memoryview(buf).cast('B').cast('I')
+    step = size // 4
+    return all(words_mv[off // 4::step].tolist().count(value) == n for off, value in words)
+
+
+def _decode_fixed(buf, st, slices, words):
+    if not _same_shape(buf, st.size, words):
+        return None                 # a CONT, a foreign message: the generic path
+    new = tuple.__new__
     base_sl, cred_sl, stat_sl = (slices.get(TASK_DIAG_BASE), slices.get(TASK_DIAG_CRED),
                                  slices.get(TASK_DIAG_STAT))
-    expect = [(a, ATTR_LAYOUTS[a].size + NLA_HDRLEN, s[0] - 1)
-              for a, s in sorted(slices.items(), key=lambda kv: kv[1])]
+    b0 = base_sl[0] if base_sl else 0
+    c0, c1 = cred_sl or (0, 0)
+    s0, s1 = stat_sl or (0, 0)
     out = []
     append = out.append
-    for t in st.iter_unpack(buf):
-        if t[0] != size or t[7] or t[1] != TASK_DIAG_CMD_GET:
-            return None          # another shape, a CONT or a foreign message
-        for attr, nla_len, i in expect:
-            if t[i - 1] != nla_len or t[i] != attr:
-                return None
-        base = cred = stat = None
-        if base_sl:
-            b = t[base_sl[0]:base_sl[1]]
-            base = Base(b[0], b[1], b[2], b[3], b[4], b[5], b[6], decode_comm(b[7]))
-        if cred_sl:
-            cred = Cred._make(t[cred_sl[0]:cred_sl[1]])
-        if stat_sl:
-            stat = Stat._make(t[stat_sl[0]:stat_sl[1]])
-        append(Task(t[5], t[6], base, cred, stat))
+    # The objects made here hold no cycles: the cyclic collector, which
+    # would run many times over them, has nothing to find.
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        for t in st.iter_unpack(buf):
+            base = cred = stat = None
+            if base_sl:
+                base = new(Base, (t[b0], t[b0 + 1], t[b0 + 2], t[b0 + 3], t[b0 + 4], t[b0 + 5],
+                                  t[b0 + 6], t[b0 + 7].split(b'\0', 1)[0].decode(
+                                      'utf-8', 'surrogateescape')))
+            if cred_sl:
+                cred = new(Cred, t[c0:c1])
+            if stat_sl:
+                stat = new(Stat, t[s0:s1])
+            append(new(Task, (t[5], t[6], base, cred, stat, None, None)))
+    finally:
+        if gc_was:
+            gc.enable()
     return out
 
 
@@ -347,10 +362,10 @@ def iter_messages(buf):
 
 def iter_decode(buf):
     """Generic decoder: any groups, CONT continuations merged into one Task."""
-    task = None
+    cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown]
     for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
-        if task is None or (task.pid, task.tgid) != (pid, tgid):
-            task = Task(pid, tgid)
+        if cur is None or (cur[0], cur[1]) != (pid, tgid):
+            cur = [pid, tgid, None, None, None, None, None]
         for nla_type, start, end in attrs:
             layout = ATTR_LAYOUTS.get(nla_type)
             if layout is not None:
@@ -358,21 +373,21 @@ def iter_decode(buf):
                     raise DecodeError('short %s attribute at offset %d' % (layout.cname, start))
                 values = layout.struct.unpack_from(buf, start)
                 if nla_type == TASK_DIAG_BASE:
-                    task.base = Base(*values[:7], decode_comm(values[7]))
+                    cur[2] = Base(*values[:7], decode_comm(values[7]))
                 elif nla_type == TASK_DIAG_CRED:
-                    task.cred = Cred._make(values)
+                    cur[3] = Cred._make(values)
                 else:
-                    task.stat = Stat._make(values)
+                    cur[4] = Stat._make(values)
             elif nla_type == TASK_DIAG_VMA:
-                if task.vmas is None:
-                    task.vmas = []
-                task.vmas.extend(decode_vmas(buf, start, end))
+                if cur[5] is None:
+                    cur[5] = []
+                cur[5].extend(decode_vmas(buf, start, end))
             else:
-                if task.unknown is None:
-                    task.unknown = []
-                task.unknown.append((nla_type, bytes(buf[start:end])))
+                if cur[6] is None:
+                    cur[6] = []
+                cur[6].append((nla_type, bytes(buf[start:end])))
         if not flags & TASK_DIAG_FLAG_CONT:
-            yield task
-            task = None
-    if task is not None:
-        raise DecodeError('dump ends inside task %d (TASK_DIAG_FLAG_CONT)' % task.pid)
+            yield Task._make(cur)
+            cur = None
+    if cur is not None:
+        raise DecodeError('dump ends inside task %d (TASK_DIAG_FLAG_CONT)' % cur[0])
