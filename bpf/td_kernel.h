@@ -125,6 +125,8 @@ struct sched_entity {
 };
 
 struct task_struct {
+	int pid;
+	int tgid;
 	unsigned int __state;
 	int exit_state;
 	unsigned int ptrace;
