@@ -85,7 +85,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, TD_MAX_REQUESTS);
-	__type(key, __u32);
+	__type(key, __u64);		/* pid ns inode << 32 | tid in that ns */
 	__type(value, struct td_request);
 } td_requests SEC(".maps");
 
@@ -140,6 +140,26 @@ static __always_inline u64 task_pid_ns(struct task_struct *task, u32 *level)
 	if (*level == 0)
 		return (u64)pid->numbers[0].ns;
 	return upid_at((u64)pid, *level, true);
+}
+
+/* inode << 32 | number of @pid in its own (deepest) namespace. */
+static __noinline u64 own_key_at(u64 pid_addr, u32 level)
+{
+	struct pid_namespace *ns = (void *)upid_at(pid_addr, level, true);
+
+	return (u64)BPF_CORE_READ(ns, ns.inum) << 32 | upid_at(pid_addr, level, false);
+}
+
+/* The td_requests key of @reader: how it names itself (td_iter.h). */
+static __always_inline u64 reader_key(struct task_struct *reader)
+{
+	struct pid *pid = reader->thread_pid;
+
+	if (!pid)
+		return 0;
+	if (pid->level == 0)
+		return (u64)pid->numbers[0].ns->ns.inum << 32 | (u32)reader->pid;
+	return own_key_at((u64)pid, pid->level);
 }
 
 /* __task_pid_nr_ns(): nothing once the task is released (!pid_alive). */
@@ -567,15 +587,16 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
 	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
-	u32 zero = 0, tid_key, seqno = 0, pid, tgid, off;
+	u32 zero = 0, seqno = 0, pid, tgid, off;
+	u64 key;
 	bool leader, thread_dump;
 	void *p;
 
 	if (!task)
 		return 0;
 	reader = bpf_get_current_task_btf();
-	tid_key = (u32)bpf_get_current_pid_tgid();
-	req = bpf_map_lookup_elem(&td_requests, &tid_key);
+	key = reader_key(reader);
+	req = bpf_map_lookup_elem(&td_requests, &key);
 	if (req && req->reader_start != reader->start_boottime / NSEC_PER_TICK)
 		req = NULL;
 	if (req) {

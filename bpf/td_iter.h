@@ -7,8 +7,10 @@
  *
  * A reader that wants another answer than the default of the file it
  * reads ({DUMP_ALL or DUMP_ALL_THREAD, SHOW_BASE}) stores a td_request under
- * its own thread id in the td_requests map, then opens an iterator and
- * reads.  Only root can write the map, so the pinned files stay safe to
+ * its own thread in the td_requests map, then opens an iterator and
+ * reads.  The key names the thread as the thread itself can: its pid
+ * namespace's inode number (stat /proc/thread-self/ns/pid) in the high
+ * 32 bits, its thread id in that namespace in the low 32 bits.  Only root can write the map, so the pinned files stay safe to
  * leave world-readable: whoever else reads them gets the default.
  */
 #ifndef __TD_ITER_H

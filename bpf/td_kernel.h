@@ -70,8 +70,13 @@ struct cred {
 	struct user_namespace *user_ns;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
 struct pid_namespace {
 	unsigned int level;
+	struct ns_common ns;
 };
 
 struct upid {

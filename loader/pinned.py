@@ -75,10 +75,15 @@ class PinnedBackend:
     # -- the request map, keyed by the calling thread ----------------------
 
     def _key(self):
-        start = getattr(self._local, 'start', None)
-        if start is None:
-            start = self._local.start = _thread_start_ticks()
-        return threading.get_native_id().to_bytes(4, 'little'), start
+        """(map key, start ticks) of the calling thread, as td_iter.h says:
+        the thread as it names itself, so that it works in any pid namespace."""
+        key = getattr(self._local, 'key', None)
+        if key is None:
+            ns = os.stat('/proc/thread-self/ns/pid').st_ino
+            key = self._local.key = (
+                (ns << 32 | threading.get_native_id()).to_bytes(8, 'little'),
+                _thread_start_ticks())
+        return key
 
     def put(self, fields):
         """Stores the request @fields (a list in REQUEST order, reader_start

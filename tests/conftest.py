@@ -33,16 +33,14 @@ def bpf():
     need(r.returncode == 0, 'task-diag-load failed: ' + r.stderr.strip())
     need(all(os.path.exists(os.path.join(PIN_DIR, p)) for p in PINS),
          'task-diag-load left pins missing under ' + PIN_DIR)
-    loaded_here = 'already loaded' not in r.stdout
+    # Leave things as they were: unload what this session loaded, stop a
+    # front it started.
+    pins_loaded = 'loaded task_diag.bpf.o' in r.stdout
+    front_started = 'answers' in r.stdout
     yield PIN_DIR
-    if loaded_here:
+    if pins_loaded:
         subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--unload'],
                        capture_output=True)
-
-
-@pytest.fixture(params=['bpf', 'proc'])
-def source(request):
-    """Each backend in turn; the bpf one needs BPF loaded."""
-    if request.param == 'bpf':
-        request.getfixturevalue('bpf')
-    return request.param
+    elif front_started:
+        from task_diag.loader.load import stop_front
+        stop_front()
