@@ -384,6 +384,8 @@ def main(argv=None):
             load(obj, args.pin_dir)
             print('task-diag: loaded %s, pinned under %s' % (os.path.basename(obj), args.pin_dir))
         started = False
+        if args.no_front and args.pin_dir == PIN_DIR and not front_pid() and fuse_mounted():
+            stop_front()                # a stale mount: whoever starts the front next needs it gone
         if not args.no_front and args.pin_dir == PIN_DIR:
             started = start_front(args.pin_dir)
             if started:
