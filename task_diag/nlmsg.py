@@ -66,18 +66,28 @@ def parse(buf):
     return out
 
 
+KNOWN = {number for number, _, _ in task_diag_msg.nla_map}
+
+
 def to_dicts(buf):
-    """Plain dicts, comparable with wire.decode(): one per message."""
+    """Plain dicts, comparable with wire.decode(): one per message.
+    Attributes pyroute2 has no class for are kept, as the list 'unknown'
+    of (nla_type, payload bytes): pyroute2 keeps only their header."""
     out = []
-    for m in parse(buf):
+    for m, (_, _, attrs) in zip(parse(buf), wire.iter_messages(buf)):
         d = {'pid': m['pid'], 'tgid': m['tgid'], 'flags': m['flags'],
              'seq': m['header']['sequence_number'], 'type': m['header']['type']}
         for name, value in m['attrs']:
+            if name == 'UNKNOWN':
+                continue
             key = name.replace('TASK_DIAG_', '').lower()
             if hasattr(value, 'items'):
                 value = {k: v for k, v in value.items()
                          if k not in ('header', 'attrs') and not k.startswith('_')}
             d[key] = value
+        unknown = [(t, bytes(buf[a:b])) for t, a, b in attrs if t not in KNOWN]
+        if unknown:
+            d['unknown'] = unknown
         out.append(d)
     return out
 
@@ -99,6 +109,5 @@ def dump_text(buf, out=sys.stdout):
                     print('  vma %s' % rec, file=out)
                 continue
             print('  %s %s' % (group, ' '.join('%s=%s' % kv for kv in value.items())), file=out)
-        for name, value in d.items():
-            if name.startswith('unknown') or (name.isdigit()):
-                print('  attr %s %r' % (name, value), file=out)
+        for nla_type, payload in d.get('unknown', ()):
+            print('  attr %d %s' % (nla_type, payload.hex()), file=out)

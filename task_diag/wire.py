@@ -317,20 +317,27 @@ def _decode_fixed(buf, st, slices, words):
 
 
 def decode_vmas(buf, start, end):
-    """The packed task_diag_vma records of one VMA attribute."""
+    """The packed task_diag_vma records of one VMA attribute [start, end).
+    Every offset is checked against the record it belongs to."""
     vmas = []
     off = start
-    while off + VMA.size <= end:
+    while off < end:
+        if end - off < VMA.size:
+            raise DecodeError('partial vma record at offset %d' % off)
         (vstart, vend, flags, pgoff, major, minor, inode, gen, vma_len,
          name_off, name_len, stat_off, stat_len) = _VMA_REC.unpack_from(buf, off)
         if vma_len < VMA.size or off + vma_len > end:
             raise DecodeError('bad vma_len %d at offset %d' % (vma_len, off))
         name = None
         if name_len:
+            if name_off < VMA.size or name_off + name_len > vma_len:
+                raise DecodeError('vma name outside its record at offset %d' % off)
             raw = buf[off + name_off:off + name_off + name_len]
             name = raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
         stat = None
         if stat_len:
+            if stat_len < VMA_STAT.size or stat_off < VMA.size or stat_off + stat_len > vma_len:
+                raise DecodeError('vma stat outside its record at offset %d' % off)
             stat = VmaStat._make(_VMA_STAT_REC.unpack_from(buf, off + stat_off))
         vmas.append(Vma(vstart, vend, flags, pgoff, major, minor, inode, gen, name, stat))
         off += vma_len
@@ -364,8 +371,11 @@ def iter_decode(buf):
     """Generic decoder: any groups, CONT continuations merged into one Task."""
     cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown]
     for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
-        if cur is None or (cur[0], cur[1]) != (pid, tgid):
+        if cur is None:
             cur = [pid, tgid, None, None, None, None, None]
+        elif (cur[0], cur[1]) != (pid, tgid):
+            raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
+                              % (cur[0], pid))
         for nla_type, start, end in attrs:
             layout = ATTR_LAYOUTS.get(nla_type)
             if layout is not None:

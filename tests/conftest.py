@@ -44,3 +44,11 @@ def bpf():
     elif front_started:
         from task_diag.loader.load import stop_front
         stop_front()
+
+
+@pytest.fixture(params=['bpf', 'proc'])
+def source(request):
+    """Each backend in turn; the bpf one needs BPF loaded."""
+    if request.param == 'bpf':
+        request.getfixturevalue('bpf')
+    return request.param

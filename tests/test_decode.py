@@ -1,0 +1,415 @@
+"""wire.decode(buf, show) (the fast path: one struct over whole messages)
+against wire.iter_decode (the generic path) and pyroute2's task_diag.nlmsg,
+on real dumps of both sources and on synthetic messages built here:
+continuations (TASK_DIAG_FLAG_CONT), attributes of unknown types, VMA
+records, and broken framing, which must raise wire.DecodeError and nothing
+else.
+"""
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import task_diag
+from task_diag import wire
+
+SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
+SHOWS = [wire.SHOW_BASE, wire.SHOW_CRED, wire.SHOW_STAT, wire.SHOW_BASE | wire.SHOW_CRED,
+         wire.SHOW_BASE | wire.SHOW_STAT, wire.SHOW_CRED | wire.SHOW_STAT, SHOW3, 0]
+CONT = wire.TASK_DIAG_FLAG_CONT
+
+
+def generic(buf):
+    return list(wire.iter_decode(buf))
+
+
+def fast_only(monkeypatch, buf, show):
+    """wire.decode(buf, show) with the generic path disabled: proves the fast
+    path handled @buf by itself."""
+    with monkeypatch.context() as m:
+        def no_generic(_buf):
+            raise AssertionError('fast path fell back to iter_decode')
+        m.setattr(wire, 'iter_decode', no_generic)
+        return wire.decode(buf, show)
+
+
+def messages(buf):
+    """(pid, tgid, flags, [(nla_type, payload)]) per message, read here
+    with plain struct, independently of wire."""
+    out, off = [], 0
+    while off < len(buf):
+        length, = struct.unpack_from('<I', buf, off)
+        pid, tgid, flags = struct.unpack_from('<III', buf, off + 16)
+        attrs, a = [], off + 28
+        while a < off + length:
+            nla_len, nla_type = struct.unpack_from('<HH', buf, a)
+            attrs.append((nla_type, buf[a + 4:a + nla_len]))
+            a += (nla_len + 3) & ~3
+        out.append((pid, tgid, flags, attrs))
+        off += (length + 3) & ~3
+    return out
+
+
+# --- real dumps ------------------------------------------------------------
+
+@pytest.mark.parametrize('show', SHOWS, ids=lambda s: 'show%#x' % s)
+@pytest.mark.parametrize('strategy', [wire.DUMP_ALL, wire.DUMP_ALL_THREAD], ids=['all', 'threads'])
+def test_real_dump_fast_equals_generic(source, strategy, show, monkeypatch):
+    buf = task_diag.raw(strategy, 0, show, source=source)
+    fast = fast_only(monkeypatch, buf, show)
+    assert len(fast) > 10
+    assert fast == generic(buf) == wire.decode(buf)
+    raw = messages(buf)
+    assert [(t.pid, t.tgid) for t in fast] == [(m[0], m[1]) for m in raw]
+    assert all(m[2] == 0 for m in raw)
+    for t, (_, _, _, attrs) in zip(fast, raw):
+        assert [a[0] for a in attrs] == [a for a in wire.ATTR_ORDER if show & (1 << a)]
+        for group, layout in (('base', wire.BASE), ('cred', wire.CREDS), ('stat', wire.STAT)):
+            value = getattr(t, group)
+            payload = dict(attrs).get({'base': wire.TASK_DIAG_BASE, 'cred': wire.TASK_DIAG_CRED,
+                                       'stat': wire.TASK_DIAG_STAT}[group])
+            assert (value is None) == (payload is None)
+            if value is not None:
+                fields = layout.struct.unpack(payload)
+                if group == 'base':
+                    assert fields[:7] == tuple(value)[:7]
+                    assert fields[7].rstrip(b'\0') == value.comm.encode('utf-8', 'surrogateescape')
+                else:
+                    assert fields == tuple(value)
+        assert t.vmas is None and t.unknown is None
+
+
+def test_real_dump_through_nlmsg(source):
+    """pyroute2's readable decoder says what wire.decode says, message by message."""
+    nlmsg = pytest.importorskip('task_diag.nlmsg')
+    buf = task_diag.raw(wire.DUMP_ALL_THREAD, 0, SHOW3, 77, source=source)
+    tasks = wire.decode(buf, SHOW3)
+    dicts = nlmsg.to_dicts(buf)
+    assert len(dicts) == len(tasks) > 10
+    for d, t in zip(dicts, tasks):
+        assert (d['pid'], d['tgid'], d['flags'], d['seq'], d['type']) == \
+            (t.pid, t.tgid, 0, 77, wire.TASK_DIAG_CMD_GET)
+        assert d['base'] == t.base._asdict()
+        assert d['cred'] == t.cred._asdict()
+        assert d['stat'] == t.stat._asdict()
+
+
+# --- synthetic messages -----------------------------------------------------
+
+def base(pid, tgid=None, comm=b'comm', **kw):
+    v = dict(tgid=tgid or pid, pid=pid, ppid=1, tpid=0, sid=1, pgid=1, state=1, comm=comm)
+    v.update(kw)
+    return v
+
+
+def pack_base(v):
+    return wire.BASE.pack(v['tgid'], v['pid'], v['ppid'], v['tpid'], v['sid'], v['pgid'],
+                          v['state'], v['comm'])
+
+
+def as_base(v):
+    return wire.Base(**dict(v, comm=v['comm'].decode('utf-8', 'surrogateescape')))
+
+
+CRED = wire.Cred(0x1, 0x1ffffffffff, 0xffffffff00000000, 0x8000000000000001,
+                 12345, 23456, 34567, 45678, 22222, 33333, 44444, 55555)
+STAT = wire.Stat(2 ** 64 - 1, 2, 3, 4, 5, 6, 7, 2 ** 63, 2 ** 32 - 1)
+
+
+def vma_record(start, end, name=None, stat=None, flags=0x3, pgoff=0, dev=(0, 0), inode=0,
+               generation=0):
+    """One packed task_diag_vma record: the struct, its stat, its name, 4-byte
+    aligned (name_off/stat_off relative to the record)."""
+    extra, name_off, name_len, stat_off, stat_len = b'', 0, 0, 0, 0
+    if stat is not None:
+        stat_off, stat_len = wire.VMA.size, wire.VMA_STAT.size
+        extra += wire.VMA_STAT.pack(*stat)
+    if name is not None:
+        name_off, name_len = wire.VMA.size + len(extra), len(name) + 1
+        extra += name + b'\0'
+    extra += b'\0' * (-len(extra) & 3)
+    head = wire.VMA.pack(start, end, flags, pgoff, dev[0], dev[1], inode, generation,
+                         wire.VMA.size + len(extra), name_off, name_len, stat_off, stat_len)
+    return head + extra
+
+
+def as_vma(start, end, name=None, stat=None, flags=0x3, pgoff=0, dev=(0, 0), inode=0,
+           generation=0):
+    return wire.Vma(start, end, flags, pgoff, dev[0], dev[1], inode, generation,
+                    None if name is None else name.decode('utf-8', 'surrogateescape'),
+                    None if stat is None else wire.VmaStat(*stat))
+
+
+VMAS = [dict(start=0x400000, end=0x401000, name=b'/bin/t\xffrue', flags=0x75, pgoff=4096,
+             dev=(8, 1), inode=1234, generation=9, stat=tuple(range(1, 11))),
+        dict(start=0x600000, end=0x601000),
+        dict(start=0x7ff000, end=0x800000, name=b'[stack]', stat=(4096,) * 10),
+        dict(start=0x900000, end=0x901000, name=b'')]
+
+
+BASES = [base(1, comm=b'init'),
+         base(4242, 4240, comm=b'\xff\xfe(\x80) x', state=8, tpid=77, ppid=2 ** 32 - 1),
+         base(2 ** 31, comm=b'123456789abcdef', state=6)]
+
+
+def tasks_buf(bases=BASES):
+    """Three tasks, all groups, values at the edges of their types."""
+    buf = b''.join(wire.encode_message(b['pid'], b['tgid'], [
+        (wire.TASK_DIAG_BASE, pack_base(b)), (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED)),
+        (wire.TASK_DIAG_STAT, wire.STAT.pack(*STAT))], seq=5) for b in bases)
+    want = [wire.Task(b['pid'], b['tgid'], as_base(b), CRED, STAT) for b in bases]
+    return buf, want
+
+
+def test_synthetic_values(monkeypatch):
+    buf, want = tasks_buf()
+    assert fast_only(monkeypatch, buf, SHOW3) == want
+    assert generic(buf) == want
+    assert want[1].base.comm == '\udcff\udcfe(\udc80) x'
+    assert want[1].base.state_letter == 'I'
+    assert wire.decode(b'', SHOW3) == [] == generic(b'')
+
+
+def test_fast_path_rejects_other_shapes(monkeypatch):
+    """A buffer of a shape other than @show's is not misread by the fast path:
+    decode() gives what the generic path gives."""
+    buf, want = tasks_buf()
+    for show in SHOWS:
+        assert wire.decode(buf, show) == want
+    only_base = b''.join(wire.encode_message(b['pid'], b['tgid'],
+                                             [(wire.TASK_DIAG_BASE, pack_base(b))]) for b in BASES)
+    assert wire.decode(only_base, SHOW3) == generic(only_base)
+    assert [t.cred for t in wire.decode(only_base, SHOW3)] == [None] * 3
+    # same length as BASE+CRED but two CRED-sized attributes of another type
+    odd = wire.encode_message(9, 9, [(7, bytes(44)), (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED))])
+    assert wire.decode(odd, wire.SHOW_BASE | wire.SHOW_CRED) == generic(odd)
+    assert generic(odd)[0].unknown == [(7, bytes(44))] and generic(odd)[0].base is None
+
+
+def test_cont_merges_groups(monkeypatch):
+    """A task split over three messages is one Task, by both paths."""
+    b = base(10)
+    buf = (wire.encode_message(10, 10, [(wire.TASK_DIAG_BASE, pack_base(b))], flags=CONT) +
+           wire.encode_message(10, 10, [(wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED))],
+                               flags=CONT) +
+           wire.encode_message(10, 10, [(wire.TASK_DIAG_STAT, wire.STAT.pack(*STAT))]) +
+           wire.encode_message(11, 11, [(wire.TASK_DIAG_BASE, pack_base(base(11)))]))
+    want = [wire.Task(10, 10, as_base(b), CRED, STAT), wire.Task(11, 11, as_base(base(11)))]
+    assert generic(buf) == want
+    assert wire.decode(buf, SHOW3) == want
+
+
+def test_cont_merges_vma_records():
+    """VMA records of one task split over messages are concatenated in order,
+    between the task's other groups."""
+    recs = [vma_record(**v) for v in VMAS]
+    b = base(20)
+    buf = (wire.encode_message(20, 20, [(wire.TASK_DIAG_BASE, pack_base(b)),
+                                        (wire.TASK_DIAG_VMA, recs[0] + recs[1])], flags=CONT) +
+           wire.encode_message(20, 20, [(wire.TASK_DIAG_VMA, recs[2])], flags=CONT) +
+           wire.encode_message(20, 20, [(wire.TASK_DIAG_VMA, recs[3]),
+                                        (wire.TASK_DIAG_STAT, wire.STAT.pack(*STAT))]))
+    want = [wire.Task(20, 20, as_base(b), None, STAT, [as_vma(**v) for v in VMAS])]
+    show = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT | wire.SHOW_STAT
+    assert generic(buf) == want
+    assert wire.decode(buf, show) == want
+    assert want[0].vmas[0].name == '/bin/t\udcffrue' and want[0].vmas[3].name == ''
+    # no VMA attribute at all: None; an empty one: []
+    empty = wire.encode_message(21, 21, [(wire.TASK_DIAG_VMA, b'')])
+    assert generic(empty)[0].vmas == []
+
+
+def test_cont_at_end_of_dump_raises():
+    buf, _ = tasks_buf()
+    cut = wire.encode_message(30, 30, [(wire.TASK_DIAG_BASE, pack_base(base(30)))], flags=CONT)
+    for decode in (generic, lambda b: wire.decode(b, wire.SHOW_BASE)):
+        with pytest.raises(wire.DecodeError):
+            decode(buf + cut)
+
+
+def test_cont_followed_by_another_task_raises():
+    """A message with CONT must be followed by the same task: a dump where
+    another task comes next lost the rest of the first one, and the
+    decoder must say so rather than drop the partial task."""
+    buf = (wire.encode_message(40, 40, [(wire.TASK_DIAG_BASE, pack_base(base(40)))], flags=CONT) +
+           wire.encode_message(41, 41, [(wire.TASK_DIAG_BASE, pack_base(base(41)))]))
+    for decode in (generic, lambda b: wire.decode(b, wire.SHOW_BASE)):
+        with pytest.raises(wire.DecodeError):
+            decode(buf)
+
+
+def test_unknown_attributes_kept(monkeypatch):
+    """Attributes of types this decoder does not know are kept, in order,
+    with their payload; known ones with NLA_F_NESTED/NET_BYTEORDER set are
+    still known; an attribute longer than its struct (a later version) is
+    read for the fields we know."""
+    b = base(50)
+    buf = wire.encode_message(50, 50, [
+        (wire.TASK_DIAG_STATM, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
+        (wire.TASK_DIAG_BASE | 0x8000, pack_base(b)),
+        (wire.TASK_DIAG_CMDLINE, b'sleep\x00100\x00'),
+        (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED) + b'\xee' * 8),
+        (0x3fff, b'xyz'),
+        (wire.TASK_DIAG_VMA_STAT, b''),
+    ], flags=CONT) + wire.encode_message(50, 50, [(1000, b'\xaa' * 5)])
+    want = wire.Task(50, 50, as_base(b), CRED, unknown=[
+        (wire.TASK_DIAG_STATM, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
+        (wire.TASK_DIAG_CMDLINE, b'sleep\x00100\x00'), (0x3fff, b'xyz'),
+        (wire.TASK_DIAG_VMA_STAT, b''), (1000, b'\xaa' * 5)])
+    assert generic(buf) == [want]
+    assert wire.decode(buf, wire.SHOW_BASE | wire.SHOW_CRED) == [want]
+
+
+def test_unknown_attributes_through_nlmsg():
+    """pyroute2's decoder keeps what it does not know: the type and payload
+    of each unknown attribute can be found in its output."""
+    nlmsg = pytest.importorskip('task_diag.nlmsg')
+    buf = wire.encode_message(51, 51, [(wire.TASK_DIAG_BASE, pack_base(base(51))),
+                                       (wire.TASK_DIAG_STATM, b'\x11\x22\x33\x44'),
+                                       (300, b'\x55\x66\x77')])
+    d, = nlmsg.to_dicts(buf)
+    assert d['base'] == as_base(base(51))._asdict()
+
+    def leaves(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                yield k
+                yield from leaves(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                yield from leaves(v)
+        else:
+            yield x
+
+    found = set()
+    for leaf in leaves(d):
+        if isinstance(leaf, (bytes, bytearray)):
+            found.add(bytes(leaf).hex())
+        elif isinstance(leaf, str):
+            found.add(leaf.replace(':', '').lower())
+    assert {'11223344', '556677'} <= found, d
+
+
+def test_vmas_through_nlmsg():
+    nlmsg = pytest.importorskip('task_diag.nlmsg')
+    recs = b''.join(vma_record(**v) for v in VMAS)
+    buf = wire.encode_message(52, 52, [(wire.TASK_DIAG_VMA, recs)])
+    d, = nlmsg.to_dicts(buf)
+    assert [wire.Vma(**r) for r in d['vma']['records']] == [as_vma(**v) for v in VMAS]
+
+
+# --- broken framing ---------------------------------------------------------
+
+def _decoders(show):
+    return [('generic', generic), ('fast', lambda b: wire.decode(b, show))]
+
+
+def test_truncated_anywhere(monkeypatch):
+    """Cut at a message boundary: the whole tasks before it.  Cut anywhere
+    else: DecodeError, from both paths."""
+    buf, want = tasks_buf()
+    size = len(buf) // 3
+    for n in range(1, len(buf)):
+        for name, decode in _decoders(SHOW3):
+            if n % size == 0:
+                assert decode(buf[:n]) == want[:n // size], (name, n)
+            else:
+                with pytest.raises(wire.DecodeError):
+                    decode(buf[:n])
+
+
+def _set(buf, off, fmt, value):
+    b = bytearray(buf)
+    struct.pack_into(fmt, b, off, value)
+    return bytes(b)
+
+
+BASE_ATTR = 28                      # first attribute: after nlmsghdr + task_diag_msg
+CRED_ATTR = BASE_ATTR + 4 + 44
+STAT_ATTR = CRED_ATTR + 4 + 64
+
+
+@pytest.mark.parametrize('off,fmt,value', [
+    (0, '<I', 0), (0, '<I', 4), (0, '<I', 27),          # nlmsg_len below header + msg
+    (0, '<I', 10 ** 6),                                 # beyond the buffer
+    (BASE_ATTR, '<H', 0), (BASE_ATTR, '<H', 3),         # nla_len below its header
+    (STAT_ATTR, '<H', 4 + 72 + 4),                      # attribute beyond its message
+    (BASE_ATTR, '<H', 4 + 43),                          # short task_diag_base
+    (CRED_ATTR, '<H', 4 + 60),                          # short task_diag_creds
+    (STAT_ATTR, '<H', 4 + 64),                          # short task_diag_stat
+], ids=['len0', 'len4', 'len27', 'len-huge', 'nla0', 'nla3', 'nla-beyond', 'short-base',
+        'short-cred', 'short-stat'])
+def test_bad_lengths(off, fmt, value):
+    buf, _ = tasks_buf()
+    one = len(buf) // 3
+    for where in (0, one, 2 * one):               # first, middle and last message
+        bad = _set(buf, where + off, fmt, value)
+        for name, decode in _decoders(SHOW3):
+            with pytest.raises(wire.DecodeError):
+                decode(bad)
+
+
+def _vma_buf(payload):
+    return wire.encode_message(60, 60, [(wire.TASK_DIAG_VMA, payload)]) + \
+        wire.encode_message(61, 61, [(wire.TASK_DIAG_BASE, pack_base(base(61)))])
+
+
+VMA_LEN, NAME_OFF, NAME_LEN, STAT_OFF, STAT_LEN = 52, 54, 56, 58, 60   # in task_diag_vma
+
+
+@pytest.mark.parametrize('case', [
+    'vma_len-short', 'vma_len-zero', 'vma_len-beyond', 'partial-record', 'name-beyond',
+    'stat-beyond', 'stat-short'])
+def test_bad_vma_records(case):
+    rec = vma_record(**VMAS[0])
+    recs = rec + vma_record(**VMAS[2])
+    bad = {
+        'vma_len-short': lambda: _set(recs, VMA_LEN, '<H', 32),
+        'vma_len-zero': lambda: _set(recs, VMA_LEN, '<H', 0),
+        'vma_len-beyond': lambda: _set(recs, VMA_LEN, '<H', len(recs) + 4),
+        'partial-record': lambda: recs + rec[:40],
+        'name-beyond': lambda: _set(rec, NAME_OFF, '<H', len(rec) + 8),
+        'stat-beyond': lambda: _set(rec, STAT_OFF, '<H', 60000),
+        # a stat that claims 16 bytes, at the record's last 16
+        'stat-short': lambda: _set(_set(rec, STAT_OFF, '<H', len(rec) - 16), STAT_LEN, '<H', 16),
+    }[case]()
+    with pytest.raises(wire.DecodeError):
+        generic(_vma_buf(bad))
+    with pytest.raises(wire.DecodeError):
+        wire.decode(_vma_buf(bad), wire.SHOW_VMA | wire.SHOW_VMA_STAT)
+
+
+def _fuzz_base():
+    buf, _ = tasks_buf()
+    recs = b''.join(vma_record(**v) for v in VMAS)
+    vbuf = (wire.encode_message(70, 70, [(wire.TASK_DIAG_BASE, pack_base(base(70))),
+                                         (wire.TASK_DIAG_VMA, recs)], flags=CONT) +
+            wire.encode_message(70, 70, [(wire.TASK_DIAG_STAT, wire.STAT.pack(*STAT))]))
+    return buf, vbuf
+
+
+FUZZ_PLAIN, FUZZ_VMA = _fuzz_base()
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(['plain', 'vma']),
+       edits=st.lists(st.tuples(st.integers(0, 10 ** 4), st.integers(0, 255)), min_size=1,
+                      max_size=4),
+       cut=st.integers(0, 10 ** 4))
+def test_fuzz_fast_and_generic_agree(which, edits, cut):
+    """Any damaged buffer: both paths give the same tasks, or both raise
+    DecodeError; never another exception."""
+    buf = bytearray(FUZZ_PLAIN if which == 'plain' else FUZZ_VMA)
+    for pos, value in edits:
+        buf[pos % len(buf)] = value
+    buf = bytes(buf[:len(buf) - cut % 64])
+    show = SHOW3 if which == 'plain' else SHOW3 | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+    results = []
+    for decode in (generic, lambda b: wire.decode(b, show)):
+        try:
+            results.append(decode(buf))
+        except wire.DecodeError:
+            results.append(wire.DecodeError)
+    assert results[0] == results[1]
