@@ -1,0 +1,326 @@
+"""task-diag-load (spec section 5): idempotent load, --unload, --status,
+refusal without root, repair of a partial load.
+
+Every test loads into a pin directory of its own (the hidden --pin-dir
+option), never the default one, which others use concurrently; the
+directory is removed whatever happens.  With --pin-dir other than the
+default the loader starts no front (/run/task-diag).
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from task_diag import wire
+from task_diag.iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_PROG,
+                                 PIN_REQUESTS, PINS)
+from task_diag.loader import libbpf
+from task_diag.loader import load as loader
+
+from conftest import ROOT, need
+from nsutil import NOBODY, setpriv
+
+BPFFS = '/sys/fs/bpf'
+SCRIPT = os.path.join(ROOT, '.venv', 'bin', 'task-diag-load')
+LOADER = [SCRIPT] if os.access(SCRIPT, os.X_OK) else [sys.executable, '-m',
+                                                      'task_diag.loader.load']
+MODES = {PIN_ALL: 0o444, PIN_ALL_THREADS: 0o444, PIN_PROG: 0o600, PIN_REQUESTS: 0o600,
+         PIN_CONFIG: 0o600}
+KIND = {PIN_ALL: 'link', PIN_ALL_THREADS: 'link', PIN_PROG: 'prog', PIN_REQUESTS: 'map',
+        PIN_CONFIG: 'map'}
+
+
+def _remove(path):
+    """Removes a pin directory and whatever is in it."""
+    if os.path.isdir(path):
+        for name in os.listdir(path):
+            p = os.path.join(path, name)
+            if os.path.isdir(p) and not os.path.islink(p):
+                _remove(p)
+            else:
+                os.unlink(p)
+        os.rmdir(path)
+
+
+@pytest.fixture
+def pin_dir():
+    """A fresh pin directory name under bpffs; removed at the end, loaded or not."""
+    need(os.geteuid() == 0, 'loading BPF needs root')
+    need(os.path.ismount(BPFFS), 'no bpffs on ' + BPFFS)
+    need(shutil.which('bpftool'), 'bpftool is needed to read object ids')
+    path = os.path.join(BPFFS, 'task_diag_test_%d_%s' % (os.getpid(), uuid.uuid4().hex[:8]))
+    assert not os.path.exists(path)
+    try:
+        yield path
+    finally:
+        _remove(path)
+
+
+def run(pin_dir, *args, user=None):
+    prefix = setpriv(user, user) if user is not None else []
+    return subprocess.run(prefix + LOADER + list(args) + ['--pin-dir', pin_dir],
+                          capture_output=True, text=True, timeout=120, cwd='/')
+
+
+def load(pin_dir):
+    r = run(pin_dir)
+    assert r.returncode == 0, 'task-diag-load failed (%d): %s' % (r.returncode, r.stderr)
+    assert r.stderr == '', r.stderr
+    return r
+
+
+def bpftool_id(kind, path):
+    r = subprocess.run(['bpftool', '-j', kind, 'show', 'pinned', path],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, 'bpftool %s show pinned %s: %s' % (kind, path, r.stdout + r.stderr)
+    return json.loads(r.stdout)['id']
+
+
+def exists(kind, obj_id):
+    r = subprocess.run(['bpftool', '-j', kind, 'show', 'id', str(obj_id)],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def snapshot(pin_dir):
+    """{pin: (inode, mode, kind, kernel object id)} and the config's load time."""
+    out = {}
+    for name in PINS:
+        path = os.path.join(pin_dir, name)
+        st = os.stat(path)
+        out[name] = (st.st_ino, st.st_mode & 0o7777, KIND[name], bpftool_id(KIND[name], path))
+    cfg = loader.read_config(pin_dir)
+    out['loaded_at'] = cfg['loaded_at'] if cfg else None
+    return out
+
+
+def object_ids(snap):
+    """(kind, id) of every kernel object behind a snapshot's pins, with the
+    program behind each link (all_threads' is pinned nowhere else)."""
+    ids = {(v[2], v[3]) for k, v in snap.items() if k in PINS}
+    for name in (PIN_ALL, PIN_ALL_THREADS):
+        r = subprocess.run(['bpftool', '-j', 'link', 'show', 'id', str(snap[name][3])],
+                           capture_output=True, text=True)
+        ids.add(('prog', json.loads(r.stdout)['prog_id']))
+    return ids
+
+
+def assert_freed(ids):
+    """The kernel objects are gone (freeing is asynchronous: wait a little)."""
+    deadline = time.monotonic() + 10
+    while True:
+        left = {i for i in ids if exists(*i)}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not left, 'still in the kernel after their pins went: %s' % sorted(left)
+
+
+def sha256(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).digest()
+
+
+def assert_works(pin_dir):
+    """The pins form one working whole: the iterator files answer, and the
+    in-process backend (program + request map) answers a BASE|CRED request."""
+    with open(os.path.join(pin_dir, PIN_ALL), 'rb') as f:
+        tasks = {t.pid: t for t in wire.decode(f.read())}
+    me = tasks.get(os.getpid())
+    assert me is not None and me.base.ppid == os.getppid() and os.getppid() in tasks
+    assert 'kthreadd' in {t.base.comm for t in tasks.values()}, 'root sees kernel threads'
+    with open(os.path.join(pin_dir, PIN_ALL_THREADS), 'rb') as f:
+        assert os.getpid() in {t.pid for t in wire.decode(f.read())}
+    from task_diag.loader.pinned import PinnedBackend
+    b = PinnedBackend(pin_dir)
+    try:
+        got = wire.decode(b.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_BASE | wire.SHOW_CRED))
+    finally:
+        b.close()
+    assert [t.pid for t in got] == [os.getpid()]
+    assert got[0].cred is not None and got[0].cred.uid == 0 and got[0].base.comm == \
+        open('/proc/self/comm').read().strip()[:15]
+
+
+# ---------------------------------------------------------------------------
+
+def test_load_pins_everything(pin_dir):
+    before = set(os.listdir(BPFFS))
+    r = load(pin_dir)
+    assert 'loaded' in r.stdout and pin_dir in r.stdout and 'already' not in r.stdout
+    assert sorted(os.listdir(pin_dir)) == sorted(PINS)
+    for name in PINS:
+        assert os.stat(os.path.join(pin_dir, name)).st_mode & 0o7777 == MODES[name], name
+    new = set(os.listdir(BPFFS)) - before
+    assert os.path.basename(pin_dir) in new
+    assert not new & set(PINS), 'pins created directly under %s: %s' % (BPFFS, new & set(PINS))
+    cfg = loader.read_config(pin_dir)
+    assert cfg['obj_sha256'] == sha256(loader.object_path())
+    with open('/proc/sys/kernel/overflowuid') as f:
+        assert cfg['overflowuid'] == int(f.read())
+    with open('/proc/sys/kernel/overflowgid') as f:
+        assert cfg['overflowgid'] == int(f.read())
+    assert abs(cfg['loaded_at'] - time.time()) < 300
+    assert_works(pin_dir)
+
+
+def test_load_twice_is_a_no_op(pin_dir):
+    load(pin_dir)
+    first = snapshot(pin_dir)
+    r = load(pin_dir)
+    assert 'already loaded' in r.stdout, r.stdout
+    assert snapshot(pin_dir) == first, 'the second load replaced pins'
+    assert_works(pin_dir)
+
+
+def test_unload_removes_everything(pin_dir):
+    before = set(os.listdir(BPFFS))
+    load(pin_dir)
+    ids = object_ids(snapshot(pin_dir))
+    r = run(pin_dir, '--unload')
+    assert r.returncode == 0, r.stderr
+    assert 'unloaded' in r.stdout and '5 pins removed' in r.stdout, r.stdout
+    assert not os.path.exists(pin_dir), 'the pin directory is still there: %s' % (
+        os.listdir(pin_dir),)
+    after = set(os.listdir(BPFFS))
+    # Entries other runs of this test may have made meanwhile aside, nothing is new.
+    new = {e for e in after - before
+           if not e.startswith('task_diag_test_') or e == os.path.basename(pin_dir)}
+    assert not new, 'left under %s: %s' % (BPFFS, new)
+    assert_freed(ids)
+    r = run(pin_dir, '--unload')
+    assert r.returncode == 0 and 'nothing was loaded' in r.stdout, (r.stdout, r.stderr)
+    assert not os.path.exists(pin_dir)
+
+
+@pytest.mark.parametrize('args', [[], ['--unload']], ids=['load', 'unload'])
+def test_non_root_is_refused(pin_dir, args):
+    need(shutil.which('setpriv'), 'setpriv (util-linux) is needed')
+    if args:
+        load(pin_dir)
+        first = snapshot(pin_dir)
+    r = run(pin_dir, *args, user=NOBODY)
+    assert r.returncode != 0
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('task-diag-load: '), r.stderr
+    assert 'root' in lines[0], 'the reason names what is missing: %r' % lines[0]
+    assert 'Traceback' not in r.stderr and r.stdout == ''
+    if args:
+        assert snapshot(pin_dir) == first, 'a refused --unload changed the pins'
+    else:
+        assert not os.path.exists(pin_dir), 'a refused load created %s' % pin_dir
+
+
+def _features_expected():
+    """{feature: whether this kernel has it}, from the version each needs."""
+    release = tuple(int(x) for x in re.match(r'(\d+)\.(\d+)', os.uname().release).groups())
+    out = {}
+    for name, _, _, what in loader.FEATURES:
+        need_version = tuple(int(x) for x in re.search(r'\((\d+)\.(\d+)\)', what).groups())
+        out[name] = release >= need_version
+    return out
+
+
+def _status(pin_dir, user=None):
+    r = run(pin_dir, '--status', user=user)
+    assert 'Traceback' not in r.stderr, r.stderr
+    return r
+
+
+def _check_features(text):
+    assert 'kernel: %s' % os.uname().release in text
+    for name, want in _features_expected().items():
+        m = re.search(r'^\s+%s\s+(yes|no)\b' % name, text, re.M)
+        assert m, 'feature %s not reported:\n%s' % (name, text)
+        assert m.group(1) == ('yes' if want else 'no'), (
+            '%s: reported %s on kernel %s' % (name, m.group(1), os.uname().release))
+
+
+def test_status_not_loaded(pin_dir):
+    r = _status(pin_dir)
+    assert re.search(r'not loaded \(%s' % re.escape(pin_dir), r.stdout), r.stdout
+    _check_features(r.stdout)
+    assert not os.path.exists(pin_dir), '--status created the pin directory'
+
+
+@pytest.mark.parametrize('user', [None, NOBODY], ids=['root', 'nobody'])
+def test_status_loaded(pin_dir, user):
+    load(pin_dir)
+    r = _status(pin_dir, user)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert re.search(r'^task_diag: loaded, pinned under %s$' % re.escape(pin_dir), r.stdout,
+                     re.M), r.stdout
+    _check_features(r.stdout)
+    for name in PINS:
+        assert re.search(r'^\s+%s\s+%04o$' % (name, MODES[name]), r.stdout, re.M), (
+            name, r.stdout)
+    if user is None:
+        # where it comes from: the object, its sha256, unchanged since
+        digest = sha256(loader.object_path()).hex()[:16]
+        assert '%s (sha256 %s)' % (loader.object_path(), digest) in r.stdout, r.stdout
+        cfg = loader.read_config(pin_dir)
+        assert 'overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']) \
+            in r.stdout, r.stdout
+
+
+def test_status_partly_loaded(pin_dir):
+    load(pin_dir)
+    os.unlink(os.path.join(pin_dir, PIN_REQUESTS))
+    r = _status(pin_dir)
+    assert 'partly loaded' in r.stdout, r.stdout
+    assert not re.search(r'^\s+%s\s' % PIN_REQUESTS, r.stdout, re.M)
+
+
+@pytest.mark.parametrize('missing', PINS)
+def test_partial_load_is_repaired(pin_dir, missing):
+    load(pin_dir)
+    first = snapshot(pin_dir)
+    old = object_ids(first)
+    os.unlink(os.path.join(pin_dir, missing))
+    r = load(pin_dir)
+    assert 'already' not in r.stdout and 'loaded' in r.stdout, r.stdout
+    assert sorted(os.listdir(pin_dir)) == sorted(PINS)
+    second = snapshot(pin_dir)
+    for name in PINS:
+        assert second[name][1] == MODES[name], name
+        # one consistent set: everything was loaded anew, nothing kept from before
+        assert second[name][3] != first[name][3], '%s kept from the partial load' % name
+    assert_works(pin_dir)
+    assert_freed(old)
+
+
+def test_other_build_is_replaced(pin_dir):
+    """Pins whose config names another object (a rebuild) are replaced."""
+    load(pin_dir)
+    first = snapshot(pin_dir)
+    old = object_ids(first)
+    fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
+    try:
+        cfg = loader.read_config(pin_dir)
+        value = CONFIG.pack(cfg['overflowuid'], cfg['overflowgid'], cfg['loaded_at'],
+                            bytes(32))
+        libbpf.map_update(fd, (0).to_bytes(4, 'little'), value)
+    finally:
+        os.close(fd)
+    assert 'differs from the file now' in _status(pin_dir).stdout
+    r = load(pin_dir)
+    assert 'already' not in r.stdout and 'loaded' in r.stdout, r.stdout
+    second = snapshot(pin_dir)
+    assert all(second[n][3] != first[n][3] for n in PINS), (first, second)
+    assert loader.read_config(pin_dir)['obj_sha256'] == sha256(loader.object_path())
+    assert_works(pin_dir)
+    assert_freed(old)
+
+
+def test_pin_dir_is_hidden_from_help():
+    r = subprocess.run(LOADER + ['--help'], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    assert '--unload' in r.stdout and '--status' in r.stdout
+    assert '--pin-dir' not in r.stdout
