@@ -40,7 +40,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 test-kernels: setup
-	$(PY) -m pytest -q tests/kernels
+	$(PY) -m pytest -q -rs tests/kernels
 
 bench: setup
 	$(PY) bench/run.py
