@@ -18,6 +18,8 @@ task_diag.nlmsg (pyroute2 message classes built from the tables below).
 import gc
 import struct
 from collections import namedtuple
+from functools import partial
+from itertools import repeat
 
 # --- constants (task_diag.h) ---------------------------------------------
 
@@ -156,13 +158,40 @@ ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT)
 # --- records ------------------------------------------------------------
 
 class Base(namedtuple('Base', BASE.names)):
-    """task_diag_base; comm decoded to str (undecodable bytes kept as
-    surrogate escapes, like os.fsdecode)."""
+    """task_diag_base.  .comm is a str (bytes that are not UTF-8 kept as
+    surrogate escapes, like os.fsdecode).  The decoder stores the raw
+    16 bytes and decodes on first look: a fifth of the cost of decoding a
+    large dump otherwise; equality, hashing, repr and _asdict() use the
+    str, only indexing [7] shows the stored form."""
     __slots__ = ()
+
+    @property
+    def comm(self):
+        raw = tuple.__getitem__(self, 7)
+        return raw if isinstance(raw, str) else decode_comm(raw)
 
     @property
     def state_letter(self):
         return STATE_LETTERS[self.state] if self.state < len(STATE_LETTERS) else '?'
+
+    def __eq__(self, other):
+        if not isinstance(other, Base):
+            return tuple.__eq__(self, other)
+        return self[:7] == other[:7] and self.comm == other.comm
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash((self[:7], self.comm))
+
+    def _asdict(self):
+        d = dict(zip(self._fields, self))
+        d['comm'] = self.comm
+        return d
+
+    def __repr__(self):
+        return 'Base(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
 Cred = namedtuple('Cred', CREDS.names)
@@ -237,22 +266,26 @@ _VMA_STAT_REC = VMA_STAT.struct
 
 
 def _fixed_shape(show):
-    """For requests without VMAs every message has the same shape: the
-    struct of one whole message, where each group starts in its tuple, and
-    the u32 words every message must repeat (offset, value): its length,
-    type and flags, task_diag_msg.flags = 0, each attribute's header."""
-    fmt, slices, words, off = '<IHHIIIII', {}, [], NLMSG_HDRLEN + MSG.size
-    idx = 8
-    for attr in (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT):
+    """For requests without VMAs every message has the same shape.  Returns
+    its size, the u32 words every message must repeat (offset, value): its
+    length, type and flags, task_diag_msg.flags = 0, each attribute's
+    header; and for pid/tgid and each group a struct that reads just that
+    part of a message (the rest is padding), with the type to make of it."""
+    words, parts, off = [], [], NLMSG_HDRLEN + MSG.size
+    groups = []
+    for attr, cls in ((TASK_DIAG_BASE, Base), (TASK_DIAG_CRED, Cred), (TASK_DIAG_STAT, Stat)):
         if show & (1 << attr):
             layout = ATTR_LAYOUTS[attr]
-            fmt += 'HH' + layout.fmt[1:]
-            slices[attr] = (idx + 2, idx + 2 + len(layout.names))
             words.append((off, (NLA_HDRLEN + layout.size) | attr << 16))
-            idx += 2 + len(layout.names)
+            groups.append((attr, off + NLA_HDRLEN, layout, cls))
             off += NLA_HDRLEN + layout.size
-    words += [(0, off), (4, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16), (24, 0)]
-    return struct.Struct(fmt), slices, words
+    size = off
+    words += [(0, size), (4, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16), (24, 0)]
+    ids = struct.Struct('<%dxII%dx' % (NLMSG_HDRLEN, size - NLMSG_HDRLEN - 8))
+    for attr, start, layout, cls in groups:
+        parts.append((attr, struct.Struct('<%dx%s%dx' % (
+            start, layout.fmt[1:], size - start - layout.size)), cls))
+    return size, words, ids, parts
 
 
 _shapes = {}
@@ -283,37 +316,29 @@ def _same_shape(buf, size, words):
     return all(words_mv[off // 4::step].tolist().count(value) == n for off, value in words)
 
 
-def _decode_fixed(buf, st, slices, words):
-    if not _same_shape(buf, st.size, words):
+def _decode_fixed(buf, size, words, ids, parts):
+    if not _same_shape(buf, size, words):
         return None                 # a CONT, a foreign message: the generic path
-    new = tuple.__new__
-    base_sl, cred_sl, stat_sl = (slices.get(TASK_DIAG_BASE), slices.get(TASK_DIAG_CRED),
-                                 slices.get(TASK_DIAG_STAT))
-    b0 = base_sl[0] if base_sl else 0
-    c0, c1 = cred_sl or (0, 0)
-    s0, s1 = stat_sl or (0, 0)
-    out = []
-    append = out.append
-    # The objects made here hold no cycles: the cyclic collector, which
-    # would run many times over them, has nothing to find.
+    # Each group is read by its own struct over the whole buffer and made
+    # into its type by map(): loops in C, none in Python but the last.  The
+    # objects hold no cycles, so the cyclic collector, which would run many
+    # times over them, is kept out.
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        for t in st.iter_unpack(buf):
-            base = cred = stat = None
-            if base_sl:
-                base = new(Base, (t[b0], t[b0 + 1], t[b0 + 2], t[b0 + 3], t[b0 + 4], t[b0 + 5],
-                                  t[b0 + 6], t[b0 + 7].split(b'\0', 1)[0].decode(
-                                      'utf-8', 'surrogateescape')))
-            if cred_sl:
-                cred = new(Cred, t[c0:c1])
-            if stat_sl:
-                stat = new(Stat, t[s0:s1])
-            append(new(Task, (t[5], t[6], base, cred, stat, None, None)))
+        groups = {attr: map(partial(tuple.__new__, cls), st.iter_unpack(buf))
+                  for attr, st, cls in parts}
+        none = repeat(None)
+        return list(map(_make_task, ids.iter_unpack(buf),
+                        groups.get(TASK_DIAG_BASE, none), groups.get(TASK_DIAG_CRED, none),
+                        groups.get(TASK_DIAG_STAT, none)))
     finally:
         if gc_was:
             gc.enable()
-    return out
+
+
+def _make_task(ids, base, cred, stat, _new=tuple.__new__):
+    return _new(Task, (ids[0], ids[1], base, cred, stat, None, None))
 
 
 def decode_vmas(buf, start, end):
@@ -383,7 +408,7 @@ def iter_decode(buf):
                     raise DecodeError('short %s attribute at offset %d' % (layout.cname, start))
                 values = layout.struct.unpack_from(buf, start)
                 if nla_type == TASK_DIAG_BASE:
-                    cur[2] = Base(*values[:7], decode_comm(values[7]))
+                    cur[2] = Base._make(values)
                 elif nla_type == TASK_DIAG_CRED:
                     cur[3] = Cred._make(values)
                 else:
