@@ -79,7 +79,6 @@ def _declare(L):
         'bpf_link__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_link__destroy': (c_int, [c_void_p]),
         'libbpf_set_print': (c_void_p, [PRINT_FN]),
-        'libbpf_probe_bpf_prog_type': (c_int, [c_int, c_void_p]),
         'btf__load_vmlinux_btf': (c_void_p, []),
         'btf__find_by_name_kind': (c_int, [c_void_p, c_char_p, ctypes.c_uint32]),
         'btf__free': (None, [c_void_p]),

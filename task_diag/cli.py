@@ -5,7 +5,6 @@
     task-diag decode < f.bin          print a response message by message
 """
 import argparse
-import os
 import sys
 
 from . import api, wire
