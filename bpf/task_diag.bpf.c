@@ -46,8 +46,23 @@ char LICENSE[] SEC("license") = "GPL";
 #define TD_MAX_EXTENTS	340	/* UID_GID_MAP_MAX_EXTENTS */
 #define TD_MAX_THREADS	(1 << 20)
 
-/* Scratch for one message; a power of two so that lengths can be masked. */
-#define TD_BUF_SIZE	4096
+/* Scratch for one message; a power of two so that lengths can be masked.
+ * The slack behind it takes one VMA record with its longest name written at
+ * any masked offset. */
+#define TD_BUF_SIZE	16384
+#define TD_BUF_MASK	(TD_BUF_SIZE - 1)
+#define TD_NAME_MAX	4096		/* PATH_MAX */
+#define TD_SLACK	8192
+/* What one program run may write: the iterator's seq buffer is 32 KiB and
+ * a write must leave it one byte short.  A task with more goes on in
+ * continuation passes (td_iter.h, TD_CONT_*). */
+#define TD_BUDGET	(28 * 1024)
+/* Room kept in each message for what may close it: the STAT attribute. */
+#define TD_TAIL		(NLA_HDRLEN + 72)
+#define TD_MSG_HDR	(NLMSG_HDRLEN + 12)	/* nlmsghdr + task_diag_msg */
+#define PF_KTHREAD	0x00200000
+#define PAGE_SHIFT	12
+#define ENOENT		2
 
 struct td_nlmsghdr {
 	__u32 nlmsg_len;
@@ -63,7 +78,9 @@ struct td_nlattr {
 };
 
 struct td_scratch {
-	char buf[TD_BUF_SIZE];
+	char buf[TD_BUF_SIZE + TD_SLACK];
+	__u64 vma_next;		/* td_put_vmas' results */
+	__u32 vma_off;
 };
 
 struct {
@@ -559,6 +576,270 @@ static __always_inline void fill_stat(struct task_diag_stat *s, struct task_stru
 	s->stime = st / NSEC_PER_TICK;
 }
 
+
+/* ---- VMAs ------------------------------------------------------------- */
+
+#ifndef TD_NO_VMA
+extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struct *task,
+				 u64 addr) __ksym;
+extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
+extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+
+/*
+ * The kernel's VM_* bits (include/linux/mm.h, the same values from 5.15
+ * to 6.18; VM_DENYWRITE and VM_MPX are gone there) as TASK_DIAG_VMA_F_*.
+ * Dropped, having no TASK_DIAG bit: UFFD_MISSING (9), UFFD_WP (12),
+ * LOCKONFAULT (19), SYNC (23), WIPEONFORK (25) and everything above 31.
+ */
+static __always_inline u64 vma_flags(unsigned long f)
+{
+	return (f & 0x1ff) |			/* READ .. GROWSDOWN: 0-8 */
+	       ((f >> 10) & 1) << 9 |		/* PFNMAP 10 */
+	       ((f >> 13) & 0x3f) << 12 |	/* LOCKED .. DONTEXPAND: 13-18 */
+	       ((f >> 20) & 0x7) << 18 |	/* ACCOUNT, NORESERVE, HUGETLB: 20-22 */
+	       ((f >> 24) & 1) << 21 |		/* ARCH_1 24 */
+	       ((f >> 26) & 0x3f) << 22;	/* DONTDUMP .. MERGEABLE: 26-31 */
+}
+
+/*
+ * The name /proc/PID/maps shows (get_vma_name(), 6.18), written NUL-ended
+ * at @dst (room: TD_NAME_MAX); returns its length with the NUL, 0 for no
+ * name.  A special mapping ([vdso], [vvar], [uprobes], ...) is told by
+ * vm_ops->name being set on a VMA without a file: special_mapping_vmops is
+ * the only such vm_operations_struct with a name() in the tree, and its
+ * name() returns vm_special_mapping->name from vm_private_data.  Not
+ * handled: overlayfs' file_user_path() (we print f_path), the "\n" escape
+ * of seq_file_path(), arch_vma_name() (NULL on x86).
+ */
+static __always_inline int vma_name(char *dst, struct vm_area_struct *vma, struct mm_struct *mm)
+{
+	struct anon_vma_name *anon = NULL;
+	struct file *file = vma->vm_file;
+	const struct vm_operations_struct *ops;
+	const char *name;
+	long n;
+
+	if (bpf_core_field_exists(struct vm_area_struct___anon_name, anon_name))
+		anon = BPF_CORE_READ((struct vm_area_struct___anon_name *)vma, anon_name);
+	if (file && !anon) {
+		n = bpf_d_path(&file->f_path, dst, TD_NAME_MAX);
+		return n > 0 ? n : 0;
+	}
+	if (file) {
+		__builtin_memcpy(dst, "[anon_shmem:", 12);
+		n = bpf_probe_read_kernel_str(dst + 12, 80, (void *)anon +
+					      bpf_core_field_offset(struct anon_vma_name, name));
+		goto bracket;
+	}
+	ops = vma->vm_ops;
+	if (ops && BPF_CORE_READ(ops, name)) {
+		struct vm_special_mapping *sm = vma->vm_private_data;
+
+		name = BPF_CORE_READ(sm, name);
+		if (name) {
+			n = bpf_probe_read_kernel_str(dst, 256, name);
+			return n > 0 ? n : 0;
+		}
+	}
+	if (vma->vm_start < mm->brk && vma->vm_end > mm->start_brk) {
+		__builtin_memcpy(dst, "[heap]", 7);
+		return 7;
+	}
+	if (vma->vm_start <= mm->start_stack && vma->vm_end >= mm->start_stack) {
+		__builtin_memcpy(dst, "[stack]", 8);
+		return 8;
+	}
+	if (!anon)
+		return 0;
+	__builtin_memcpy(dst, "[anon:", 6);
+	n = bpf_probe_read_kernel_str(dst + 6, 80, (void *)anon +
+				      bpf_core_field_offset(struct anon_vma_name, name));
+	if (n <= 0)
+		return 0;
+	n += 6;
+	goto close;
+bracket:
+	if (n <= 0)
+		return 0;
+	n += 12;
+close:
+	/* n counts the NUL: put "]" on it and a NUL after */
+	if (n < 2 || n > 100)
+		return 0;
+	dst[n - 1] = ']';
+	dst[n] = 0;
+	return n + 1;
+}
+
+static __always_inline u32 out_limit(u32 written)
+{
+	u32 left = written < TD_BUDGET ? TD_BUDGET - written : 0;
+
+	return left < TD_BUF_SIZE ? left : TD_BUF_SIZE;
+}
+
+static __always_inline void close_vma_attr(char *buf, u32 attr, u32 off)
+{
+	u64 a = attr;
+	struct td_nlattr *nla;
+
+	asm volatile("" : "+r"(a));
+	nla = (void *)(buf + (a & TD_BUF_MASK));
+	nla->nla_len = off - attr;
+	nla->nla_type = TASK_DIAG_VMA;
+}
+
+#define __arg_trusted __attribute__((btf_decl_tag("arg:trusted")))
+#define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
+
+/*
+ * One VMA record with its name at @off of the scratch buffer; returns its
+ * length (vma_len), 0 on failure.  A global function: the verifier checks
+ * it once, not once per state of the loop that calls it.
+ */
+__noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off)
+{
+	u32 zero = 0, nlen, len;
+	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	struct task_diag_vma *rec;
+	struct file *file;
+	struct mm_struct *mm;
+
+	if (!scratch)
+		return 0;
+	rec = (void *)(scratch->buf + (off & TD_BUF_MASK));
+	file = vma->vm_file;
+	mm = vma->vm_mm;
+	rec->start = vma->vm_start;
+	rec->end = vma->vm_end;
+	rec->vm_flags = vma_flags(vma->vm_flags);
+	rec->pgoff = 0;
+	rec->major = 0;
+	rec->minor = 0;
+	rec->inode = 0;
+	rec->generation = 0;
+	if (file) {
+		struct inode *inode = file->f_inode;
+		u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+
+		rec->pgoff = (u64)vma->vm_pgoff << PAGE_SHIFT;
+		rec->major = dev >> 20;
+		rec->minor = dev & 0xfffff;
+		rec->inode = BPF_CORE_READ(inode, i_ino);
+		rec->generation = BPF_CORE_READ(inode, i_generation);
+	}
+	nlen = mm ? vma_name((char *)rec + sizeof(*rec), vma, mm) : 0;
+	if (nlen > TD_NAME_MAX)
+		nlen = 0;
+	len = (sizeof(*rec) + nlen + 3) & ~3;
+	rec->vma_len = len;
+	rec->name_off = nlen ? sizeof(*rec) : 0;
+	rec->name_len = nlen;
+	rec->stat_off = 0;
+	rec->stat_len = 0;
+	return len;
+}
+
+/* Writes the message of @len bytes built in @buf; false when the seq
+ * buffer is full (then the iterator throws this run's output away and
+ * shows the task again). */
+static __always_inline bool flush_msg(struct seq_file *seq, char *buf, u32 len32, bool cont)
+{
+	struct td_nlmsghdr *nlh = (void *)buf;
+	struct task_diag_msg *msg = (void *)(buf + NLMSG_HDRLEN);
+	u64 len = len32;
+
+	nlh->nlmsg_len = len;
+	msg->flags = cont ? TASK_DIAG_FLAG_CONT : 0;
+	asm volatile("" : "+r"(len));
+	if (len > TD_BUF_SIZE)
+		return false;
+	return !bpf_seq_write(seq, buf, len);
+}
+
+enum { TD_VMA_DONE, TD_VMA_MORE, TD_VMA_FAIL, TD_VMA_RETRY };
+
+/*
+ * The task's VMAs from @start on, into the message open in the scratch
+ * buffer (@off bytes long) and as many more messages as TD_BUDGET allows.
+ * Returns TD_VMA_DONE (the last message is open, scratch->vma_off long, its
+ * VMA attribute closed), TD_VMA_MORE (everything written, scratch->vma_next
+ * is where to go on), TD_VMA_FAIL (the seq buffer overflowed) or
+ * TD_VMA_RETRY (the mm was busy: show the task again).  Global, so that the
+ * verifier checks it once.
+ */
+__noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_trusted,
+			   u64 start, u32 off)
+{
+	struct seq_file *seq = ((struct bpf_iter__task *)ctx)->meta->seq;
+	struct bpf_iter_task_vma it;
+	struct vm_area_struct *vma;
+	struct td_scratch *scratch;
+	u32 zero = 0, attr, written = 0, limit = out_limit(0);
+	int ret = TD_VMA_DONE, err;
+	char *buf;
+
+	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	if (!scratch)
+		return TD_VMA_FAIL;
+	buf = scratch->buf;
+	if (off > TD_BUF_SIZE - 256)
+		return TD_VMA_FAIL;
+	attr = off;
+	off += NLA_HDRLEN;
+	err = bpf_iter_task_vma_new(&it, task, start);
+	if (err) {
+		bpf_iter_task_vma_destroy(&it);
+		if (err != -ENOENT)
+			return TD_VMA_RETRY;
+		close_vma_attr(buf, attr, off);
+		scratch->vma_off = off;
+		return TD_VMA_DONE;
+	}
+	while ((vma = bpf_iter_task_vma_next(&it))) {
+		u32 len = td_vma_record(vma, off), to = TD_MSG_HDR + NLA_HDRLEN;
+
+		if (!len || len > TD_NAME_MAX + 128) {
+			ret = TD_VMA_FAIL;
+			break;
+		}
+		if (off + len + TD_TAIL <= limit) {
+			off += len;
+			continue;
+		}
+		/* Not in this message: end it, and move the record to the
+		 * start of the next if that fits the budget. */
+		close_vma_attr(buf, attr, off);
+		if (!flush_msg(seq, buf, off, true)) {
+			ret = TD_VMA_FAIL;
+			break;
+		}
+		written += off;
+		limit = out_limit(written);
+		if (to + len + TD_TAIL > limit || off < to + len || off > TD_BUF_SIZE) {
+			scratch->vma_next = vma->vm_start;
+			ret = TD_VMA_MORE;
+			break;
+		}
+		{
+			u64 n = len;
+
+			asm volatile("" : "+r"(n));
+			bpf_probe_read_kernel(buf + to, n & (TD_NAME_MAX * 2 - 1),
+					      buf + (off & TD_BUF_MASK));
+		}
+		attr = TD_MSG_HDR;
+		off = to + len;
+	}
+	bpf_iter_task_vma_destroy(&it);
+	if (ret == TD_VMA_DONE) {
+		close_vma_attr(buf, attr, off);
+		scratch->vma_off = off;
+	}
+	return ret;
+}
+#endif /* !TD_NO_VMA */
+
 /* ---- the message ----------------------------------------------------- */
 
 /* Reserves an attribute of @len payload bytes at *@off; returns the payload. */
@@ -567,7 +848,7 @@ static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 	struct td_nlattr *nla;
 	u32 o = *off;
 
-	if (o > TD_BUF_SIZE - NLA_HDRLEN - 128)
+	if (o > TD_BUF_SIZE - NLA_HDRLEN - 72)
 		return NULL;
 	nla = (void *)(buf + o);
 	nla->nla_len = NLA_HDRLEN + len;
@@ -587,9 +868,9 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
 	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
-	u32 zero = 0, seqno = 0, pid, tgid, off;
-	u64 key;
-	bool leader, thread_dump;
+	u32 zero = 0, seqno = 0, pid, tgid, off, cont = TD_CONT_NONE;
+	u64 key, len;
+	bool leader, thread_dump, resume;
 	void *p;
 
 	if (!task)
@@ -603,6 +884,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		show = req->show_flags;
 		strategy = req->dump_strategy;
 		seqno = req->seq;
+		cont = req->cont_state;
 		if (strategy == TD_PROBE_VIEWER) {
 			fill_viewer(&req->viewer, task);
 			return 0;
@@ -610,6 +892,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		if (req->viewer.valid)
 			v = &req->viewer;
 	}
+	resume = cont == TD_CONT_RESUME;
 	leader = task->group_leader == task;
 	if (!leader && strategy == TASK_DIAG_DUMP_ALL)
 		return 0;		/* processes only: skip threads first, cheaply */
@@ -621,11 +904,20 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	if (!pid)
 		return 0;		/* not in the viewer's namespace, or released */
 
-	if (req && pid == req->pid) {
+	if (req && cont != TD_CONT_NONE) {
+		if (pid != req->cont_pid)
+			/* PENDING: end the read before this task (td_iter.h) */
+			return cont == TD_CONT_PENDING ? 1 : 0;
+		if (!resume)		/* shown again after an overflow: afresh */
+			req->cont_state = TD_CONT_NONE;
+	}
+	if (req && pid == req->pid && !resume) {
 		req->found = 1;
 		req->found_tgid = tgid;
 	}
-	switch (strategy) {
+	switch (resume ? TD_CONT_RESUME + 0x100 : strategy) {
+	case TD_CONT_RESUME + 0x100:
+		break;
 	case TASK_DIAG_DUMP_ALL:
 		if (!leader)
 			return 0;
@@ -668,19 +960,46 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	msg->flags = 0;
 	off = NLMSG_HDRLEN + sizeof(*msg);
 
-	if (show & TASK_DIAG_SHOW_BASE) {
+	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
 		if (!p)
 			return 0;
 		__builtin_memset(p, 0, 48);	/* tail padding included */
 		fill_base(p, task, v, pid, tgid);
 	}
-	if (show & TASK_DIAG_SHOW_CRED) {
+	if ((show & TASK_DIAG_SHOW_CRED) && !resume) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
 		if (!p)
 			return 0;
 		fill_creds(p, task, v);
 	}
+#ifndef TD_NO_VMA
+	/* VMAs: of a process's leader in thread dumps, none without an mm
+	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
+	 * Only for a reader's request: the default answer has no VMA. */
+	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
+		struct mm_struct *mm = task->mm;
+
+		if (mm && !(task->flags & PF_KTHREAD)) {
+			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off)) {
+			case TD_VMA_RETRY:
+				return 1;
+			case TD_VMA_DONE:
+				break;
+			case TD_VMA_MORE:
+				req->cont_pid = pid;
+				req->cont_start = scratch->vma_next;
+				req->cont_state = TD_CONT_PENDING;
+				return 0;
+			default:
+				return 0;
+			}
+			off = scratch->vma_off;
+		}
+	}
+	if (resume)
+		req->cont_state = TD_CONT_NONE;	/* done */
+#endif
 	if (show & TASK_DIAG_SHOW_STAT) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
 		if (!p)
@@ -690,9 +1009,14 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	}
 
 	nlh->nlmsg_len = off;
-	if (off > TD_BUF_SIZE)
+	msg->flags = 0;
+	/* the compiler knows off's bound; the verifier must see it checked,
+	 * in the 64-bit register that the helper gets */
+	len = off;
+	asm volatile("" : "+r"(len));
+	if (len > TD_BUF_SIZE)
 		return 0;
-	bpf_seq_write(seq, scratch->buf, off & (TD_BUF_SIZE - 1));
+	bpf_seq_write(seq, scratch->buf, len);
 	return 0;
 }
 

@@ -44,7 +44,29 @@ struct td_request {
 	__u32 found;		/* set by the program: a task with tid == pid exists */
 	__u32 found_tgid;	/* set by the program: that task's tgid */
 	struct td_viewer viewer;
+	/* A task whose VMAs did not fit one program run (TD_BUDGET bytes):
+	 * see TD_CONT_*.  Zero in every request a reader stores first. */
+	__u64 cont_start;	/* the next vm_start to answer */
+	__u32 cont_pid;		/* the task, numbered in the viewer's pid namespace */
+	__u32 cont_state;	/* TD_CONT_* */
 };
+
+/*
+ * cont_state.  A run that stops inside a task's VMAs (its last message so
+ * far has TASK_DIAG_FLAG_CONT) sets PENDING, cont_pid and cont_start, and
+ * returns 1 for every other task (the read ends before it: the iterator
+ * shows it again on the next read).  The reader then stores RESUME with
+ * the same cont_pid and cont_start and reads a pass over that task (a
+ * link filtered to it, or all tasks), whose program answers only the rest
+ * of its VMAs (then STAT) and leaves NONE when done, PENDING with a new
+ * cont_start when not; RESUME left as it was means the task is gone.
+ * A PENDING whose task's messages are not at the end of what the read
+ * returned was discarded by an overflow of the seq buffer: the iterator
+ * shows that task again, from its start.
+ */
+#define TD_CONT_NONE	0
+#define TD_CONT_PENDING	1
+#define TD_CONT_RESUME	2
 
 /* dump_strategy values outside the UAPI's, that answer nothing: */
 #define TD_PROBE_FOUND	0xff	/* only set found/found_tgid */

@@ -114,7 +114,66 @@ struct signal_struct {
 
 struct mm_struct {
 	struct user_namespace *user_ns;
+	unsigned long start_brk, brk, start_stack;
 };
+
+/* ---- VMAs (only used by the object built with the VMA code) ---- */
+
+struct super_block {
+	u32 s_dev;			/* dev_t */
+};
+
+struct inode {
+	unsigned long i_ino;
+	u32 i_generation;
+	struct super_block *i_sb;
+};
+
+struct vfsmount;
+struct dentry;
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+};
+
+struct vm_area_struct;
+
+struct vm_operations_struct {
+	const char *(*name)(struct vm_area_struct *vma);
+};
+
+struct vm_special_mapping {
+	const char *name;
+};
+
+struct anon_vma_name {
+	char name[0];
+};
+
+struct vm_area_struct {
+	unsigned long vm_start, vm_end;		/* in an anonymous union since 6.x */
+	struct mm_struct *vm_mm;
+	unsigned long vm_flags;			/* ditto (vm_flags / __vm_flags) */
+	const struct vm_operations_struct *vm_ops;
+	unsigned long vm_pgoff;
+	struct file *vm_file;
+	void *vm_private_data;
+};
+
+/* CONFIG_ANON_VMA_NAME only: tested with bpf_core_field_exists(). */
+struct vm_area_struct___anon_name {
+	struct anon_vma_name *anon_name;
+};
+
+struct bpf_iter_task_vma {
+	u64 __opaque[1];
+} __attribute__((aligned(8)));
 
 /* mm->flags: an unsigned long before 6.18, a one-word bitmap type since. */
 struct mm_struct___flags_word {
@@ -135,6 +194,7 @@ struct task_struct {
 	unsigned int __state;
 	int exit_state;
 	unsigned int ptrace;
+	unsigned int flags;
 	u64 start_boottime;
 	struct task_struct *real_parent;
 	struct task_struct *parent;
@@ -157,7 +217,9 @@ struct task_struct___pre514 {
 	long state;
 };
 
-struct seq_file;
+struct seq_file {
+	char *buf;
+};
 
 struct bpf_iter_meta {
 	struct seq_file *seq;

@@ -46,10 +46,15 @@ class Refusal(Exception):
     """A prerequisite is missing: one line that says which."""
 
 
-def object_path():
-    """The built task_diag.bpf.o shipped in the package (task_diag.bpf)."""
+def object_path(features=None):
+    """The built object shipped in the package (task_diag.bpf) for this
+    kernel: task_diag.bpf.o, or task_diag.novma.bpf.o (no VMA code, which
+    needs the open-coded VMA iterator of 6.7) on older kernels."""
     from .. import bpf
-    return os.path.join(os.path.dirname(bpf.__file__), 'task_diag.bpf.o')
+    if features is None:
+        features = kernel_features()
+    name = 'task_diag.bpf.o' if features.get('open_coded_vma_iter') else 'task_diag.novma.bpf.o'
+    return os.path.join(os.path.dirname(bpf.__file__), name)
 
 
 def kernel_features():
@@ -100,7 +105,7 @@ def check_prerequisites():
         raise Refusal('kernel %s is too old for BPF task iterators (need 5.8 or later)'
                       % os.uname().release)
     ensure_bpffs()
-    obj = object_path()
+    obj = object_path(features)
     if not os.path.exists(obj):
         raise Refusal('%s is missing: build it with make -C bpf (needs clang)' % obj)
     return obj, features

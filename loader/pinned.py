@@ -12,15 +12,67 @@ may answer for another process than the caller: its viewer.
 """
 import errno
 import os
+import struct
 import threading
+import time
 
 from .. import wire
-from ..iterproto import (CONFIG, EMPTY_VIEWER, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
+from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
                          PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER)
 from . import libbpf
 
 READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
+EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while a task's mm is busy
+_HDR = struct.Struct('=IHHII')          # nlmsghdr
+_MSG = struct.Struct('=III')            # task_diag_msg
+
+
+def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
+    """A td_request field list, continuation fields clear."""
+    fields = [0] * len(REQUEST.names)
+    fields[_F['show_flags']] = show
+    fields[_F['dump_strategy']] = strategy
+    fields[_F['pid']] = pid
+    fields[_F['seq']] = seq
+    fields[_F['viewer']] = viewer
+    return fields
+
+
+def _read(fd, size=READ_SIZE):
+    """os.read, again while the program asks to be run again (EAGAIN)."""
+    for i in range(EAGAIN_TRIES):
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            time.sleep(0.001 * min(i + 1, 10))
+    return os.read(fd, size)
+
+
+def _last_message(buf):
+    """(pid, tgid, flags) of the last whole message in @buf, or None."""
+    off, last = 0, None
+    while off + _HDR.size + _MSG.size <= len(buf):
+        length = _HDR.unpack_from(buf, off)[0]
+        if length < _HDR.size + _MSG.size or off + length > len(buf):
+            break
+        last = _MSG.unpack_from(buf, off + _HDR.size)
+        off += (length + 3) & ~3
+    return last
+
+
+_vma_supported = None
+
+
+def vma_supported():
+    """Whether the loaded object answers SHOW_VMA: the loader loads the
+    object with the VMA code exactly when the kernel has the open-coded
+    VMA iterator (load.object_path())."""
+    global _vma_supported
+    if _vma_supported is None:
+        from .load import kernel_features
+        _vma_supported = bool(kernel_features().get('open_coded_vma_iter'))
+    return _vma_supported
 
 
 def _thread_start_ticks():
@@ -109,7 +161,7 @@ class PinnedBackend:
         try:
             chunks = []
             while True:
-                chunk = os.read(fd, READ_SIZE)
+                chunk = _read(fd)
                 if not chunk:
                     return b''.join(chunks)
                 chunks.append(chunk)
@@ -122,7 +174,7 @@ class PinnedBackend:
     def probe(self, strategy, pid, viewer=EMPTY_VIEWER, tid=None):
         """Runs a PROBE_* pass over the task @tid of our pid namespace (all
         tasks when None) and returns the request as the program left it."""
-        key = self.put([0, strategy, pid, 0, 0, 0, 0, viewer])
+        key = self.put(_request(strategy, pid, viewer=viewer))
         try:
             if tid is None:
                 self.read_link(self.link_all)
@@ -174,6 +226,22 @@ class PinnedBackend:
             s.close()
 
 
+def _cut(buf, size):
+    """(head, rest) of @buf: at most @size bytes, whole messages where one
+    fits (messages are at most 32 KiB)."""
+    if len(buf) <= size:
+        return buf, b''
+    off = 0
+    while off + _HDR.size <= len(buf):
+        length = (_HDR.unpack_from(buf, off)[0] + 3) & ~3
+        if not length or off + length > size:
+            break
+        off += length
+    if not off:
+        off = size
+    return buf[:off], buf[off:]
+
+
 def _cbuf(value):
     return (libbpf.ctypes.c_char * len(value)).from_buffer(value)
 
@@ -186,10 +254,20 @@ class Stream:
     def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER):
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+        # VMA_STAT is not computed by the programs yet; VMA needs the
+        # object built with the open-coded VMA iterator (6.7+).  Refused
+        # rather than answered without them: use the /proc backend.
+        if show & wire.SHOW_VMA_STAT:
+            raise OSError(errno.EOPNOTSUPP, 'TASK_DIAG_SHOW_VMA_STAT: not from BPF')
+        if show & wire.SHOW_VMA and not vma_supported():
+            raise OSError(errno.EOPNOTSUPP,
+                          'TASK_DIAG_SHOW_VMA: this kernel lacks the open-coded VMA iterator')
         self.b = backend
         self.strategy = strategy
         self.pid = pid
-        self.fields = [show, strategy, pid, seq, 0, 0, 0, viewer]
+        self.show = show
+        self.fields = _request(strategy, pid, show, seq, viewer)
+        self.pending = b''
         self.fd = -1
         self.started = False
         self.done = False
@@ -221,7 +299,7 @@ class Stream:
         self._open(tid=pid if strategy == wire.DUMP_ONE else 0,
                    pid=pid if strategy == wire.DUMP_THREAD else 0)
         self._put()
-        chunk = os.read(self.fd, READ_SIZE)
+        chunk = _read(self.fd)
         if chunk or strategy not in wire.NEEDS_PID:
             return chunk
         # Nothing: no such task, a task the viewer may not see, or (THREAD)
@@ -238,7 +316,7 @@ class Stream:
                 self.fields[_F['pid']] = tgid
                 self._open(pid=tgid)
                 self._put()
-                return os.read(self.fd, READ_SIZE)
+                return _read(self.fd)
         if not found:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
         return b''
@@ -248,15 +326,23 @@ class Stream:
         iterator's 32 KiB), b'' at the end.  The request is stored under
         the calling thread only for the time of the read: a FUSE daemon
         serves one client's reads from any of its threads."""
-        if self.done:
-            return b''
+        if not self.pending and not self.done:
+            self.pending = self._next()
+        chunk, self.pending = _cut(self.pending, size)
+        return chunk
+
+    def _next(self):
+        """The next iterator read, with the continuation passes of a task
+        it left unfinished spliced in (td_iter.h, TD_CONT_*)."""
         try:
             if not self.started:
                 self.started = True
                 chunk = self._start()
             else:
                 self._put()
-                chunk = os.read(self.fd, size)
+                chunk = _read(self.fd)
+            if chunk and self.show & wire.SHOW_VMA:
+                chunk += self._continuation(chunk)
         except OSError:
             self.close()
             raise
@@ -267,6 +353,51 @@ class Stream:
         if not chunk:
             self.close()
         return chunk
+
+    def _continuation(self, chunk):
+        """The rest of the task that @chunk ends inside, if any: passes over
+        that task alone, each a program run that goes on where the last
+        stopped, until one ends the task."""
+        got = self.b.get(self.key) if self.key is not None else None
+        if not got or got[_F['cont_state']] != CONT_PENDING:
+            return b''
+        pid, start = got[_F['cont_pid']], got[_F['cont_start']]
+        last = _last_message(chunk)
+        if not last or last[0] != pid or not last[2] & wire.TASK_DIAG_FLAG_CONT:
+            # the run that set it was thrown away (seq buffer overflow):
+            # the iterator shows that task again on the next read
+            return b''
+        tgid = last[1]
+        b = self.b
+        viewer = self.fields[_F['viewer']]
+        link = b.filtered_link(tid=pid) if b.same_pid_ns(viewer) else None
+        out = []
+        try:
+            while True:
+                fields = list(self.fields)
+                fields[_F['cont_pid']] = pid
+                fields[_F['cont_start']] = start
+                fields[_F['cont_state']] = CONT_RESUME
+                self.key = b.put(fields)
+                if link is not None:
+                    data = b.read_link(link)
+                elif self.strategy == wire.DUMP_ALL_THREAD:
+                    data = b.read_link(b.link_threads)
+                else:
+                    data = b.read_link(b.link_all)
+                got = b.get(self.key)
+                out.append(data)
+                state = got[_F['cont_state']] if got else CONT_RESUME
+                if state == CONT_PENDING and got[_F['cont_start']] > start:
+                    start = got[_F['cont_start']]
+                    continue
+                if state != CONT_NONE:
+                    # the task is gone (or stuck): end its messages
+                    out.append(wire.encode_message(pid, tgid, [], self.fields[_F['seq']]))
+                return b''.join(out)
+        finally:
+            if link is not None:
+                os.close(link)
 
     def close(self):
         self.done = True

@@ -16,6 +16,8 @@ REQUEST = Layout('td_request', (
     ('reader_start', 'Q'),      # the reader thread's start, clock ticks after boot
     ('found', 'I'), ('found_tgid', 'I'),
     ('viewer', '%ds' % VIEWER.size),   # struct td_viewer, filled by a TD_PROBE_VIEWER pass
+    ('cont_start', 'Q'),        # a task's VMAs split over program runs (td_iter.h)
+    ('cont_pid', 'I'), ('cont_state', 'I'),
 ))
 EMPTY_VIEWER = bytes(VIEWER.size)
 
@@ -26,6 +28,9 @@ CONFIG = Layout('td_config', (
 # dump_strategy values that the programs answer with nothing (td_iter.h):
 PROBE_FOUND = 0xff              # only: does a task with tid == pid exist, its tgid
 PROBE_VIEWER = 0xfe             # only: fill td_request.viewer from the task visited
+
+# td_request.cont_state (td_iter.h)
+CONT_NONE, CONT_PENDING, CONT_RESUME = 0, 1, 2
 
 # Pinned objects, under the bpffs directory (spec section 5).
 PIN_DIR = '/sys/fs/bpf/task_diag'

@@ -158,11 +158,11 @@ ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT)
 # --- records ------------------------------------------------------------
 
 class Base(namedtuple('Base', BASE.names)):
-    """task_diag_base.  .comm is a str (bytes that are not UTF-8 kept as
+    """task_diag_base.  comm is a str (bytes that are not UTF-8 kept as
     surrogate escapes, like os.fsdecode).  The decoder stores the raw
-    16 bytes and decodes on first look: a fifth of the cost of decoding a
-    large dump otherwise; equality, hashing, repr and _asdict() use the
-    str, only indexing [7] shows the stored form."""
+    16 bytes and decodes when comm is looked at, through .comm, [7],
+    iteration, equality, hash, repr or _asdict(): decoding every comm of a
+    large dump up front would cost a fifth of its decode time."""
     __slots__ = ()
 
     @property
@@ -170,20 +170,29 @@ class Base(namedtuple('Base', BASE.names)):
         raw = tuple.__getitem__(self, 7)
         return raw if isinstance(raw, str) else decode_comm(raw)
 
+    def __iter__(self):
+        yield from tuple.__getitem__(self, slice(0, 7))
+        yield self.comm
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        return self.comm if i in (7, -1) else tuple.__getitem__(self, i)
+
     @property
     def state_letter(self):
         return STATE_LETTERS[self.state] if self.state < len(STATE_LETTERS) else '?'
 
     def __eq__(self, other):
         if not isinstance(other, Base):
-            return tuple.__eq__(self, other)
-        return self[:7] == other[:7] and self.comm == other.comm
+            return tuple(self) == other
+        return tuple(self) == tuple(other)
 
     def __ne__(self, other):
         return not self == other
 
     def __hash__(self):
-        return hash((self[:7], self.comm))
+        return hash(tuple(self))
 
     def _asdict(self):
         d = dict(zip(self._fields, self))
@@ -251,6 +260,39 @@ def encode_message(pid, tgid, attrs, seq=0, flags=0):
     body = b''.join(parts)
     parts[0] = NLMSGHDR.pack(NLMSG_HDRLEN + len(body), TASK_DIAG_CMD_GET, NLM_F_MULTI, seq, 0)
     return parts[0] + body
+
+
+def encode_vma_records(vmas):
+    """The task_diag_vma records of @vmas (Vma tuples: name str, bytes or
+    None; stat a VmaStat, a 10-tuple or None), one bytes object per record,
+    in order; b''.join() of them is the payload of a TASK_DIAG_VMA
+    attribute.  A record: the 64-byte struct, then the stat (stat_off 64,
+    stat_len 80) if any, then the name and its NUL (name_len = strlen + 1)
+    if any, zero-padded to 4 bytes; vma_len is the whole record."""
+    out = []
+    append = out.append
+    pack, pack_stat = _VMA_REC.pack, _VMA_STAT_REC.pack
+    for v in vmas:
+        start, end, flags, pgoff, major, minor, inode, gen, name, stat = v
+        off = VMA.size
+        stat_off = stat_len = 0
+        stat_raw = b''
+        if stat is not None:
+            stat_raw = pack_stat(*stat)
+            stat_off, stat_len = off, VMA_STAT.size
+            off += VMA_STAT.size
+        name_off = name_len = 0
+        name_raw = b''
+        if name is not None:
+            if isinstance(name, str):
+                name = name.encode('utf-8', 'surrogateescape')
+            name_raw = name + b'\0'
+            name_off, name_len = off, len(name_raw)
+            off += name_len
+        pad = -off & 3
+        append(pack(start, end, flags, pgoff, major, minor, inode, gen, off + pad,
+                    name_off, name_len, stat_off, stat_len) + stat_raw + name_raw + b'\0' * pad)
+    return out
 
 
 # --- decoding -------------------------------------------------------------
