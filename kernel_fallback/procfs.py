@@ -11,11 +11,17 @@ original applied.
 
 /proc names kernel threads and workqueue workers longer than task->comm
 ("kworker/0:1-events"); task_comm() recovers the comm they start with.
+
+VMA and VMA_STAT come from /proc/PID/smaps (maps.py), for thread-group
+leaders only in thread dumps; a task without an mm (kernel thread, zombie)
+gets no VMA attribute; a task whose records do not fit into one message of
+maps.MSG_MAX bytes is split between records with TASK_DIAG_FLAG_CONT.
 """
 import errno
 import os
 
 from .. import wire
+from . import maps
 
 STATE_INDEX = {letter: i for i, letter in enumerate(wire.STATE_LETTERS)}
 PF_WQ_WORKER = 0x00000020
@@ -100,10 +106,13 @@ def _stat(f):
     return wire.STAT.pack(*(int(x) for x in f[7:15]), int(f[17]))
 
 
-def task_message(task_dir, pid, tgid, show, seq, stat_dir=None):
-    """The message of the task at @task_dir, or None if it is gone or hidden.
-    @stat_dir: where STAT comes from (the process's directory for
-    whole-process values, the thread's for per-thread ones)."""
+def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
+    """The message(s) of the task at @task_dir, or None if it is gone or
+    hidden: one message, or several (TASK_DIAG_FLAG_CONT) when its VMA
+    records do not fit into maps.MSG_MAX bytes.  @stat_dir: where STAT
+    comes from (the process's directory for whole-process values, the
+    thread's for per-thread ones).  @vmas: False where VMAs are not sent
+    (threads other than the leader in thread dumps)."""
     if not may_read(task_dir):
         return None
     try:
@@ -111,16 +120,26 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None):
         status = parse_status(read_file(task_dir + '/status')) if show & (
             wire.SHOW_BASE | wire.SHOW_CRED) else None
         sf = f if stat_dir in (None, task_dir) else parse_stat(read_file(stat_dir + '/stat'))[1]
+        records = None
+        if vmas and show & wire.SHOW_VMA:
+            try:
+                records = wire.encode_vma_records(
+                    maps.read_vmas(task_dir, bool(show & wire.SHOW_VMA_STAT)))
+            except PermissionError:
+                records = None      # its credentials changed meanwhile
     except (FileNotFoundError, ProcessLookupError):
         return None                 # exited meanwhile
-    attrs = []
+    head = []
     if show & wire.SHOW_BASE:
-        attrs.append((wire.TASK_DIAG_BASE, _base(pid, tgid, comm, f, status)))
+        head.append((wire.TASK_DIAG_BASE, _base(pid, tgid, comm, f, status)))
     if show & wire.SHOW_CRED:
-        attrs.append((wire.TASK_DIAG_CRED, _creds(status)))
+        head.append((wire.TASK_DIAG_CRED, _creds(status)))
+    tail = []
     if show & wire.SHOW_STAT:
-        attrs.append((wire.TASK_DIAG_STAT, _stat(sf)))
-    return wire.encode_message(pid, tgid, attrs, seq)
+        tail.append((wire.TASK_DIAG_STAT, _stat(sf)))
+    if not records:                 # no mm (kernel thread, zombie): no VMA attribute
+        return wire.encode_message(pid, tgid, head + tail, seq)
+    return b''.join(maps.task_messages(pid, tgid, head, records, tail, seq))
 
 
 # --- the strategies -------------------------------------------------------
@@ -191,8 +210,11 @@ class ProcBackend:
         if strategy in wire.NEEDS_PID and pid <= 0:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
         out = []
+        # VMAs are sent for thread-group leaders only in thread dumps.
+        leaders_only = strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
         for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid):
-            msg = task_message(task_dir, p, tgid, show, seq, stat_dir)
+            msg = task_message(task_dir, p, tgid, show, seq, stat_dir,
+                               vmas=not leaders_only or p == tgid)
             if msg is not None:
                 out.append(msg)
         return b''.join(out)
