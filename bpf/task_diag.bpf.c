@@ -700,6 +700,7 @@ static __always_inline void close_vma_attr(char *buf, u32 attr, u32 off)
 __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off)
 {
 	u32 zero = 0, nlen, len;
+	u64 tail;
 	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	struct task_diag_vma *rec;
 	struct file *file;
@@ -732,6 +733,13 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off)
 	if (nlen > TD_NAME_MAX)
 		nlen = 0;
 	len = (sizeof(*rec) + nlen + 3) & ~3;
+	/* The scratch buffer holds earlier tasks' names: clear the struct's
+	 * tail padding and the bytes between the name's NUL and the next
+	 * record, or they would reach a reader who may not see those tasks. */
+	*(u16 *)((char *)rec + sizeof(*rec) - 2) = 0;
+	tail = sizeof(*rec) + nlen;
+	asm volatile("" : "+r"(tail));		/* keep the mask for the verifier */
+	*(u32 *)((char *)rec + (tail & (TD_SLACK - 1))) = 0;
 	rec->vma_len = len;
 	rec->name_off = nlen ? sizeof(*rec) : 0;
 	rec->name_len = nlen;

@@ -257,7 +257,7 @@ class Stream:
         # VMA_STAT is not computed by the programs yet; VMA needs the
         # object built with the open-coded VMA iterator (6.7+).  Refused
         # rather than answered without them: use the /proc backend.
-        if show & wire.SHOW_VMA_STAT:
+        if show & wire.SHOW_VMA and show & wire.SHOW_VMA_STAT:
             raise OSError(errno.EOPNOTSUPP, 'TASK_DIAG_SHOW_VMA_STAT: not from BPF')
         if show & wire.SHOW_VMA and not vma_supported():
             raise OSError(errno.EOPNOTSUPP,
