@@ -55,8 +55,16 @@ def backend(source=None):
 
 
 def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
-    """The response bytes of one request (the netlink message stream)."""
-    return backend(source).raw(strategy, pid, show, seq)
+    """The response bytes of one request (the netlink message stream).
+    Without @source, a group the fastest backend cannot produce here
+    (EOPNOTSUPP: VMA_STAT, or VMA on kernels before 6.7) comes from /proc."""
+    b = backend(source)
+    try:
+        return b.raw(strategy, pid, show, seq)
+    except OSError as e:
+        if e.errno != errno.EOPNOTSUPP or source is not None or b.name == 'proc':
+            raise
+        return backend('proc').raw(strategy, pid, show, seq)
 
 
 def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
@@ -65,5 +73,4 @@ def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
     strategy.  The request is answered before this returns."""
     if strategy not in wire.STRATEGIES:
         raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-    data = backend(source).raw(strategy, pid, show, 0)
-    return iter(wire.decode(data, show))
+    return iter(wire.decode(raw(strategy, pid, show, 0, source), show))

@@ -1,6 +1,7 @@
 """task-diag: the command line.
 
     task-diag ps [--threads]          PID PPID PGID SID STAT COMMAND, like ps
+    task-diag maps PID [--smaps]      its mappings, like /proc/PID/maps (or smaps)
     task-diag dump [options] > f.bin  one request, the raw response
     task-diag decode < f.bin          print a response message by message
 """
@@ -55,6 +56,11 @@ def cmd_dump(args):
     return 0
 
 
+def cmd_maps(args):
+    from .maps_cli import main_maps
+    return main_maps(args.pid, args.smaps, args.source)
+
+
 def cmd_decode(args):
     from . import nlmsg
     data = open(args.file, 'rb').read() if args.file else sys.stdin.buffer.read()
@@ -71,6 +77,11 @@ def main(argv=None):
     p = sub.add_parser('ps', help='list processes like ps')
     p.add_argument('--threads', action='store_true', help='every thread')
     p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser('maps', help="a process's mappings, like /proc/PID/maps")
+    p.add_argument('pid', type=int)
+    p.add_argument('--smaps', action='store_true', help='with statistics, like smaps')
+    p.set_defaults(func=cmd_maps)
 
     p = sub.add_parser('dump', help='send one request, print or write the response')
     p.add_argument('--strategy', choices=STRATEGIES, default='all')
