@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * iter_read [-p] [PATH]: the C reader of a pinned task_diag iterator, i.e. a
+ * iter_read [-p] [-w] [PATH]: the C reader of a pinned task_diag iterator, i.e. a
  * DUMP_ALL through the pinned file alone, with no request written.  Opens
  * PATH (default /sys/fs/bpf/task_diag/all; .../all_threads for every
  * thread), read()s 160 KiB at a time until 0 and walks the netlink
  * messages by nlmsg_len.
  *   -p  also pull pid, ppid and comm out of each BASE attribute, the work
  *       proc_scan -p does on /proc/PID/stat
+ *   -w  a transaction on the transactional file instead (PATH, e.g.
+ *       /run/task-diag): open it read-write and write one request
+ *       {DUMP_ALL, SHOW_BASE} (the original tools' 44 bytes) before reading
  *
  * Prints one line: "tasks N messages M bytes B cpu_us C wall_us W checksum
  * S": the cost of the dump alone (process start-up excluded), C being user
@@ -74,25 +77,44 @@ int main(int argc, char **argv)
 	const char *path = "/sys/fs/bpf/task_diag/all";
 	long long tasks = 0, messages = 0, bytes = 0, wall0, cpu0;
 	unsigned long checksum = 0;
-	int opt, parse = 0, fd;
+	int opt, parse = 0, transaction = 0, fd;
 	ssize_t n;
 
-	while ((opt = getopt(argc, argv, "p")) != -1) {
-		if (opt != 'p') {
-			fprintf(stderr, "usage: iter_read [-p] [PATH]\n");
+	while ((opt = getopt(argc, argv, "pw")) != -1) {
+		if (opt == 'p') {
+			parse = 1;
+		} else if (opt == 'w') {
+			transaction = 1;
+		} else {
+			fprintf(stderr, "usage: iter_read [-p] [-w] [PATH]\n");
 			return 2;
 		}
-		parse = 1;
 	}
 	if (optind < argc)
 		path = argv[optind];
 
 	wall0 = now_us();
 	cpu0 = cpu_us();
-	fd = open(path, O_RDONLY);
+	fd = open(path, transaction ? O_RDWR : O_RDONLY);
 	if (fd < 0) {
 		perror(path);
 		return 1;
+	}
+	if (transaction) {
+		struct {
+			struct nlmsghdr hdr;
+			struct task_diag_pid req;
+			char pad[NLA_HDRLEN];
+		} __attribute__((packed)) request = {
+			.hdr = { .nlmsg_len = sizeof(request) },
+			.req = { .show_flags = TASK_DIAG_SHOW_BASE,
+				 .dump_strategy = TASK_DIAG_DUMP_ALL },
+		};
+
+		if (write(fd, &request, sizeof(request)) != sizeof(request)) {
+			perror(path);
+			return 1;
+		}
 	}
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		char *pos = buf, *end = buf + n;

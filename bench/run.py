@@ -11,6 +11,11 @@ the same conditions):
   psutil         psutil.process_iter(['pid','ppid','name','uids','gids']) into a list
   task_diag      list(task_diag.dump(DUMP_ALL, show=BASE|CRED, source='bpf')), the
                  second call of a fresh interpreter (the first one is reported apart)
+  fuse_read      C: one {DUMP_ALL, SHOW_BASE} transaction on /run/task-diag, the
+                 FUSE front (iter_read.c -p -w): open, write the request, read to
+                 0; after each, the front daemon's VmRSS and VmHWM (its pid in
+                 /run/task-diag.pid).  Left out when the front does not answer
+                 (task-diag-load starts it)
 and, for loads with threads, the same two C readers over every thread
 (proc_scan_threads, iter_threads).  At the smallest scale it also compares
 DUMP_ONE through the API with reading stat + status in Python (dump_one).
@@ -38,6 +43,8 @@ OUT = os.path.join(HERE, 'out')
 PY = sys.executable
 PIN_ALL = '/sys/fs/bpf/task_diag/all'
 PIN_THREADS = '/sys/fs/bpf/task_diag/all_threads'
+FRONT = '/run/task-diag'
+FRONT_PIDFILE = '/run/task-diag.pid'
 PID_MAX = '/proc/sys/kernel/pid_max'
 THREADS_MAX = '/proc/sys/kernel/threads-max'
 PID_MAX_LIMIT = 4 << 20         # the kernel's ceiling on 64-bit
@@ -45,10 +52,13 @@ PID_MAX_LIMIT = 4 << 20         # the kernel's ceiling on 64-bit
 DEFAULT_SCALES = '1000,5000,10000,20000,50000,10000x5'
 QUICK_SCALES = '1000,5000'
 
-# (target, scales it is judged at, ratio key, minimum ratio)
+# (target, scales it is judged at, ratio key, minimum ratio); a key with
+# "_mib" is a size in MiB that must stay below the bound instead
 TARGETS = (
     ('pinned iterator CPU <= 1/10 of the /proc scan', (20000, 50000), 'proc_iter_cpu', 10),
     ('task_diag.dump() >= 30x faster than psutil (wall)', (5000, 20000), 'psutil_dump_wall', 30),
+    ('/run/task-diag transaction wall <= 1/5 of /proc scan', (20000, 50000), 'proc_fuse_wall', 5),
+    ('/run/task-diag daemon RSS < 64 MiB', (50000,), 'front_rss_mib', 64),
 )
 
 
@@ -90,6 +100,36 @@ def py_worker(*args):
     result = json.loads(out)
     result['proc_cpu_ms'] = proc_cpu
     return result
+
+
+def front_rss_kib(field='VmRSS'):
+    """VmRSS (or another size of /proc/PID/status) of the front daemon, in
+    KiB (None without one)."""
+    try:
+        with open(FRONT_PIDFILE) as f:
+            pid = int(f.read())
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def front_answers():
+    try:
+        c_tool([os.path.join(BIN, 'iter_read'), '-w', FRONT])
+        return True
+    except (RuntimeError, subprocess.TimeoutExpired):
+        return False
+
+
+def fuse_read():
+    sample = c_tool([os.path.join(BIN, 'iter_read'), '-p', '-w', FRONT])
+    sample['front_rss_kib'] = front_rss_kib()
+    sample['front_hwm_kib'] = front_rss_kib('VmHWM')     # its peak, since it started
+    return sample
 
 
 def count_tasks(path):
@@ -219,6 +259,8 @@ def methods_for(threads, with_one, load_pid, one_calls):
         'psutil': lambda r: py_worker('psutil'),
         'task_diag': lambda r: py_worker('dump'),
     }
+    if front_answers():
+        methods['fuse_read'] = lambda r: fuse_read()
     if threads > 1:
         methods['proc_scan_threads'] = lambda r: c_tool([proc_scan, '-p', '-t'])
         methods['iter_threads'] = lambda r: c_tool([iter_read, '-p', PIN_THREADS])
@@ -259,6 +301,11 @@ def ratios(samples):
            'psutil_dump_cpu': per_run('psutil', 'task_diag', 'cpu_ms')}
     if 'iter_threads' in samples:
         out['proc_iter_threads_cpu'] = per_run('proc_scan_threads', 'iter_threads', 'cpu_ms')
+    if 'fuse_read' in samples:
+        out['proc_fuse_wall'] = per_run('proc_scan', 'fuse_read', 'wall_ms')
+        rss = [s['front_rss_kib'] for s in samples['fuse_read'] if s['front_rss_kib']]
+        if rss:
+            out['front_rss_mib'] = max(rss) / 1024      # the largest seen after a run
     return out
 
 
@@ -285,15 +332,17 @@ def print_tables(results):
     print('\n(the C readers never sleep: a wall time well above the cpu time means other\n'
           ' work on the machine had the CPUs)')
     print('\nratios (medians of the per-run ratios)')
-    print('%-9s %20s %22s %21s %24s' % (
+    print('%-9s %20s %22s %21s %24s %20s %15s' % (
         'scale', '/proc-scan/iter CPU', 'psutil/task_diag wall', 'psutil/task_diag CPU',
-        'threads /proc/iter CPU'))
+        'threads /proc/iter CPU', '/proc-scan/FUSE wall', 'front RSS MiB'))
     for sc in results['scales']:
         r = sc['ratios']
         thr = '%.1fx' % r['proc_iter_threads_cpu'] if 'proc_iter_threads_cpu' in r else '-'
-        print('%-9s %20s %22s %21s %24s' % (
+        fuse = '%.1fx' % r['proc_fuse_wall'] if 'proc_fuse_wall' in r else '-'
+        rss = '%.1f' % r['front_rss_mib'] if 'front_rss_mib' in r else '-'
+        print('%-9s %20s %22s %21s %24s %20s %15s' % (
             label(sc['nproc'], sc['threads']), '%.1fx' % r['proc_iter_cpu'],
-            '%.1fx' % r['psutil_dump_wall'], '%.1fx' % r['psutil_dump_cpu'], thr))
+            '%.1fx' % r['psutil_dump_wall'], '%.1fx' % r['psutil_dump_cpu'], thr, fuse, rss))
 
     one = results.get('dump_one')
     if one:
@@ -305,28 +354,32 @@ def print_tables(results):
 
     print('\n%-52s %-9s %10s %8s' % ('target', 'scale', 'measured', 'result'))
     for t in results['targets']:
-        measured = '-' if t['measured'] is None else '%.1fx' % t['measured']
+        measured = ('-' if t['measured'] is None else
+                    '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else '%.1fx' % t['measured'])
         print('%-52s %-9s %10s %8s' % (t['target'], t['scale'], measured, t['result']))
 
 
 def judge(results):
     by_scale = {(sc['nproc'], sc['threads']): sc for sc in results['scales']}
     targets = []
-    for text, scales, key, minimum in TARGETS:
+    for text, scales, key, bound in TARGETS:
+        below = key.endswith('_mib')        # a size that must stay below @bound
         for nproc in scales:
             sc = by_scale.get((nproc, 1))
-            value = sc['ratios'][key] if sc else None
+            value = sc['ratios'].get(key) if sc else None
             targets.append({'target': text, 'scale': label(nproc, 1), 'measured': value,
-                            'result': 'not run' if sc is None else
-                            'pass' if value >= minimum else 'FAIL'})
+                            'unit': 'MiB' if below else 'x',
+                            'result': 'not run' if value is None else
+                            'pass' if (value < bound if below else value >= bound) else 'FAIL'})
     one = results.get('dump_one')
     text = 'DUMP_ONE via API CPU <= stat+status in Python'
     if one:
         value = one['proc']['cpu_us'] / one['api']['cpu_us']
-        targets.append({'target': text, 'scale': one['scale'], 'measured': value,
+        targets.append({'target': text, 'scale': one['scale'], 'measured': value, 'unit': 'x',
                         'result': 'pass' if value >= 1 else 'FAIL'})
     else:
-        targets.append({'target': text, 'scale': '-', 'measured': None, 'result': 'not run'})
+        targets.append({'target': text, 'scale': '-', 'measured': None, 'unit': 'x',
+                        'result': 'not run'})
     return targets
 
 

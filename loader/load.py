@@ -281,10 +281,26 @@ def stop_front(path=MOUNTPOINT):
     return found
 
 
+def _front_outdated():
+    """Whether the code the daemon runs changed after it started (its pid
+    file is written at its start): then it is restarted, so that loading
+    again after an upgrade does not leave the old daemon serving."""
+    from .. import fuse_front, iterproto, wire
+    from . import pinned
+    code = [os.path.join(os.path.dirname(fuse_front.__file__), n)
+            for n in os.listdir(os.path.dirname(fuse_front.__file__)) if n.endswith('.py')]
+    code += [pinned.__file__, iterproto.__file__, wire.__file__, libbpf.__file__]
+    try:
+        started = os.stat(PIDFILE).st_mtime
+        return max(os.stat(f).st_mtime for f in code) > started
+    except OSError:
+        return True
+
+
 def start_front(pin_dir=PIN_DIR, path=MOUNTPOINT):
     """Starts the daemon unless one answers already; waits until the file
     answers.  A stale mount (its daemon killed) is removed first."""
-    if front_pid() and front_answers(path):
+    if front_pid() and front_answers(path) and not _front_outdated():
         return False
     stop_front(path)
     log = open(LOGFILE, 'ab')

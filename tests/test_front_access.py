@@ -1,0 +1,348 @@
+"""Who sees what through /run/task-diag (spec section 4): the daemon
+answers for the process that calls read() (FUSE's caller pid), with its
+credentials and namespaces, not its own (root's).
+
+  - a reader with uid 65534 sees only its own tasks;
+  - a reader in a new pid namespace sees that namespace, with its pids;
+  - a reader in a user namespace sees CRED ids mapped into it;
+  - a dump handed over to another process (inherited over exec, or passed
+    with SCM_RIGHTS) is refused with EPERM on read when that process has
+    other credentials; with the same credentials it reads on; and whoever
+    reads first is whom the dump answers for, not who wrote the request.
+"""
+import errno
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from task_diag import wire
+from conftest import need
+from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, comm_of, parse_td,
+                        request, transact, wait_for)
+from test_front import family, fd, front, td  # noqa: F401 (fixtures)
+
+NOBODY = 65534
+CLONE_NEWUSER = 0x10000000
+
+
+def setpriv(uid, gid=None):
+    gid = uid if gid is None else gid
+    return ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid, '--clear-groups']
+
+
+@pytest.fixture(scope='module')
+def tools():
+    for tool in ('setpriv', 'unshare'):
+        need(shutil.which(tool), tool + ' is needed')
+
+
+class Procs:
+    """Processes of a test: SIGKILLed and reaped at the end."""
+
+    def __init__(self):
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            for f in (p.stdin, p.stdout, p.stderr):
+                if f:
+                    f.close()
+
+    def start(self, argv, **kw):
+        kw.setdefault('stdin', subprocess.DEVNULL)
+        kw.setdefault('stdout', subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True, cwd='/', **kw)
+        self.procs.append(p)
+        return p
+
+    def sleeper(self, prefix=()):
+        p = self.start(list(prefix) + ['sleep', '600'])
+        wait_for(lambda: comm_of(p.pid) == 'sleep' or p.poll() is not None, 'sleep to start')
+        assert p.poll() is None
+        return p
+
+
+def td_as(td, prefix, *args):
+    """td_dump under @prefix: (its pid, tasks by pid)."""
+    p = subprocess.Popen(list(prefix) + [td] + [str(a) for a in args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd='/')
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    tasks, ends = parse_td(out)
+    assert len(ends) == 1
+    return p.pid, {t['pid']: t for t in tasks}
+
+
+IDS = ('uid', 'euid', 'suid', 'fsuid')
+GIDS = ('gid', 'egid', 'sgid', 'fsgid')
+
+
+def ids(task):
+    return ([task['cred.' + k] for k in IDS], [task['cred.' + k] for k in GIDS])
+
+
+# --- uid 65534 -----------------------------------------------------------------------
+
+def test_nobody_sees_only_its_own_tasks(td, front, tools):
+    with Procs() as procs:
+        mine = [procs.sleeper(setpriv(NOBODY)) for _ in range(2)]
+        root = procs.sleeper()
+        other = procs.sleeper(setpriv(NOBODY + 1000))
+        pid, seen = td_as(td, setpriv(NOBODY), '-s', 'all_thread', '-g', 'base,cred')
+        assert pid in seen and seen[pid]['base.comm'] == 'td_dump'
+        for p in mine:
+            assert p.pid in seen
+        for p in (root, other):
+            assert p.pid not in seen
+        assert os.getpid() not in seen
+        for t in seen.values():
+            assert ids(t) == ([NOBODY] * 4, [NOBODY] * 4), t
+        # root, through the same file, sees them all
+        _, everything = td_as(td, (), '-s', 'all_thread')
+        for p in mine + [root, other]:
+            assert p.pid in everything
+
+
+# --- a pid namespace -------------------------------------------------------------------
+
+PIDNS = r'''
+import json, os, subprocess, sys, time
+td, outside = sys.argv[1], sys.argv[2]
+sleeps = [subprocess.Popen(['sleep', '600']) for _ in range(2)]
+for s in sleeps:
+    while open('/proc/%d/comm' % s.pid).read().strip() != 'sleep':
+        time.sleep(0.01)
+listing = sorted(int(n) for n in os.listdir('/proc') if n.isdigit())
+def run(*args):
+    p = subprocess.Popen([td] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    out, err = p.communicate()
+    return [p.pid, p.returncode, out, err]
+out = {'me': os.getpid(), 'sleeps': [s.pid for s in sleeps], 'listing': listing,
+       'all': run('-g', 'base'), 'outside': run('-s', 'one', '-p', outside),
+       'children': run('-s', 'children', '-p', '1'), 'mounts': open('/proc/self/mounts').read()}
+for s in sleeps:
+    s.kill()
+    s.wait()
+print(json.dumps(out))
+'''
+
+
+def test_pid_namespace_reader(td, front, tools):
+    r = subprocess.run(['unshare', '--pid', '--fork', '--mount-proc', PY, '-c', PIDNS, td,
+                        str(os.getpid())], capture_output=True, text=True, timeout=120, cwd='/')
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert ' %s fuse' % front in got['mounts']                 # the file is there
+    assert got['me'] == 1
+    td_pid, rc, out, err = got['all']
+    assert rc == 0, err
+    tasks = {t['pid']: t for t in parse_td(out)[0]}
+    assert set(tasks) == set(got['listing']) | {td_pid}       # that namespace, all of it
+    assert tasks[1]['base.ppid'] == 0                          # its parent is outside
+    for pid in got['sleeps'] + [td_pid]:
+        assert tasks[pid]['base.ppid'] == 1 and tasks[pid]['tgid'] == pid
+    assert max(tasks) < 100
+    # a pid of the parent namespace names no task here
+    _, rc, out, err = got['outside']
+    assert rc == 1 and 'errno=%d ' % errno.ESRCH in err, (out, err)
+    td_pid, rc, out, err = got['children']
+    assert rc == 0, err
+    assert {t['pid'] for t in parse_td(out)[0]} == set(got['sleeps']) | {td_pid}
+
+
+# --- user namespaces -------------------------------------------------------------------
+
+# Outside ids that nothing else on the machine uses.
+OUT_ROOT, OUT_FIVE = 123450, 123455
+
+USERNS = r'''
+import ctypes, json, os, subprocess, sys, time
+td = sys.argv[1]
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x10000000):
+    raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWUSER)')
+print('unshared', flush=True)
+sys.stdin.readline()                    # the test wrote our uid_map and gid_map
+os.setgroups([])
+os.setresgid(0, 0, 0)
+os.setresuid(0, 0, 0)
+libc.prctl(4, 1, 0, 0, 0)               # PR_SET_DUMPABLE: setresuid() cleared it, and
+                                        # our mm belongs to the initial user namespace
+child = subprocess.Popen(['sleep', '600'], user=5, group=5, extra_groups=[], cwd='/')
+while open('/proc/%d/comm' % child.pid).read().strip() != 'sleep':
+    time.sleep(0.01)
+p = subprocess.Popen([td, '-s', 'all_thread', '-g', 'base,cred'], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, cwd='/')
+out, err = p.communicate()
+status = {}
+for pid in (os.getpid(), child.pid):
+    lines = dict(l.split(':', 1) for l in open('/proc/%d/status' % pid) if ':' in l)
+    status[pid] = [[int(x) for x in lines['Uid'].split()], [int(x) for x in lines['Gid'].split()]]
+print(json.dumps({'me': os.getpid(), 'child': child.pid, 'td': [p.pid, p.returncode, out, err],
+                  'status': status}), flush=True)
+sys.stdin.readline()                    # until the test looked from outside
+child.kill()
+child.wait()
+'''
+
+
+def test_user_namespace_cred_mapped(td, front, tools):
+    child = None
+    with Procs() as procs:
+        p = procs.start([PY, '-c', USERNS, td], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
+        try:
+            assert p.stdout.readline() == b'unshared\n', p.stderr.read()
+            for name in ('uid_map', 'gid_map'):
+                with open('/proc/%d/%s' % (p.pid, name), 'w') as f:
+                    f.write('0 %d 1\n5 %d 1\n' % (OUT_ROOT, OUT_FIVE))
+            p.stdin.write(b'go\n')
+            p.stdin.flush()
+            line = p.stdout.readline()
+            assert line, p.stderr.read()
+            got = json.loads(line)
+            me, child = got['me'], got['child']
+            td_pid, rc, out, err = got['td']
+            assert rc == 0, err
+            tasks = {t['pid']: t for t in parse_td(out)[0]}
+            # only the tasks of its user namespace (where it holds CAP_SYS_PTRACE)
+            assert set(tasks) == {me, child, td_pid}
+            # ids as that namespace numbers them, as its /proc shows them
+            for pid in (me, child):
+                uids, gids = got['status'][str(pid)]
+                assert ids(tasks[pid]) == (uids, gids)
+            assert ids(tasks[child]) == ([5] * 4, [5] * 4)
+            assert ids(tasks[me]) == ([0] * 4, [0] * 4)
+            assert ids(tasks[td_pid]) == ([0] * 4, [0] * 4)
+            # and from outside, the same tasks with the ids of the initial namespace
+            outside = bpf_dump(wire.DUMP_ONE, child, CRED)[child]
+            assert ids(outside) == ([OUT_FIVE] * 4, [OUT_FIVE] * 4)
+            outside = bpf_dump(wire.DUMP_ONE, me, CRED)[me]
+            assert ids(outside) == ([OUT_ROOT] * 4, [OUT_ROOT] * 4)
+        finally:
+            if child is not None:
+                try:
+                    os.kill(child, signal.SIGKILL)  # the helper reaps it, or init does
+                except ProcessLookupError:
+                    pass
+            if p.poll() is None:
+                p.stdin.write(b'done\n')
+                p.stdin.flush()
+                p.wait(timeout=10)
+
+
+def test_map_root_user_reader(td, front, tools):
+    """unshare --user --map-root-user run by nobody: root inside, 65534 outside."""
+    pid, seen = td_as(td, setpriv(NOBODY) + ['unshare', '--user', '--map-root-user'],
+                      '-s', 'all', '-g', 'base,cred')
+    assert ids(seen[pid]) == ([0] * 4, [0] * 4)
+    for t in seen.values():
+        # other tasks of uid 65534 (outside the namespace) map to no id in it
+        assert t['pid'] == pid or ids(t) == ([NOBODY] * 4, [NOBODY] * 4)
+
+
+# --- a dump handed to another process ---------------------------------------------------
+
+READER = r'''
+import json, os, socket, sys
+how, arg = sys.argv[1], int(sys.argv[2])
+if how == 'inherit':
+    fd = arg
+else:
+    s = socket.socket(fileno=arg)
+    _, fds, _, _ = socket.recv_fds(s, 16, 1)
+    fd = fds[0]
+reads = []
+try:
+    while True:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            break
+        reads.append(data.hex())
+    print(json.dumps({'reads': reads}))
+except OSError as e:
+    print(json.dumps({'errno': e.errno, 'reads': reads}))
+'''
+
+
+def hand_over(fd, how, prefix=()):
+    """Runs READER under @prefix with @fd, inherited or passed with
+    SCM_RIGHTS; what it read."""
+    if how == 'inherit':
+        r = subprocess.run(list(prefix) + [PY, '-c', READER, how, str(fd)], pass_fds=(fd,),
+                           capture_output=True, text=True, timeout=60, cwd='/')
+    else:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            p = subprocess.Popen(list(prefix) + [PY, '-c', READER, how, str(theirs.fileno())],
+                                 pass_fds=(theirs.fileno(),), stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, cwd='/')
+            theirs.close()
+            socket.send_fds(ours, [b'x'], [fd])
+            out, err = p.communicate(timeout=60)
+            r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
+        finally:
+            ours.close()
+            theirs.close()
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    got['reads'] = [bytes.fromhex(h) for h in got['reads']]
+    return got
+
+
+@pytest.mark.parametrize('how', ['inherit', 'scm_rights'])
+def test_other_credentials_eperm(fd, family, tools, how):
+    os.write(fd, request(wire.DUMP_THREAD, family.pid, BASE, 7))
+    first = os.read(fd, MSG_BASE)
+    got = hand_over(fd, how, setpriv(NOBODY))
+    assert got == {'errno': errno.EPERM, 'reads': []}
+    # The foreign reader's EPERM leaves the owner's dump alone: it reads on
+    # to the end, every thread once, then 0, then a new request is taken.
+    rest = b''
+    while True:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        rest += chunk
+    assert sorted(t.pid for t in wire.decode(first + rest)) == family.tids
+    _, tasks = transact(fd, request(wire.DUMP_THREAD, family.pid, BASE, 8))
+    assert sorted(t.pid for t in tasks) == family.tids
+    assert len(first) == MSG_BASE
+
+
+@pytest.mark.parametrize('how', ['inherit', 'scm_rights'])
+def test_same_credentials_read_on(fd, family, how):
+    os.write(fd, request(wire.DUMP_THREAD, family.pid, BASE, 9))
+    first = os.read(fd, MSG_BASE)
+    got = hand_over(fd, how)
+    assert 'errno' not in got
+    msgs = check_reads([first] + got['reads'], 9)
+    assert sorted(m[1][0] for m in msgs) == family.tids
+    assert os.read(fd, 1 << 16) == b''          # the other process read it to its end
+
+
+def test_first_reader_is_whom_it_answers_for(fd, family, tools):
+    """Written by root, first read by nobody: nobody's answer."""
+    os.write(fd, request(wire.DUMP_ALL_THREAD, 0, BASE | CRED, 10))
+    got = hand_over(fd, 'inherit', setpriv(NOBODY))
+    assert 'errno' not in got
+    tasks = list(wire.iter_decode(b''.join(got['reads'])))
+    assert tasks and family.pid not in {t.pid for t in tasks}
+    assert os.getpid() not in {t.pid for t in tasks}
+    for t in tasks:
+        assert (t.cred.uid, t.cred.euid, t.cred.fsuid, t.cred.gid) == (NOBODY,) * 4
+    # root, reading the same request on another descriptor, sees everything
+    _, mine = transact(fd, request(wire.DUMP_ALL_THREAD, 0, BASE, 11))
+    assert set(family.tids) <= {t.pid for t in mine}

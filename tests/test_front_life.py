@@ -1,0 +1,113 @@
+"""Life cycle of the front /run/task-diag (spec section 5): task-diag-load
+starts the daemon and is a no-op when it answers; a daemon killed with
+SIGKILL leaves a stale mount that --status reports and the next
+task-diag-load replaces; --unload stops the daemon and unmounts.
+
+Each test leaves the front running (as the other tests expect), whatever
+happens in it.
+"""
+import errno
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from task_diag.loader import load as loader
+from conftest import ROOT
+from test_front import FRONT, PY, daemon_pid, reap, task_state, td_errno, td_ok
+from test_front import front, td  # noqa: F401 (fixtures)
+
+LOADER = [PY, '-m', 'task_diag.loader.load']
+
+
+def run_loader(*args):
+    return subprocess.run(LOADER + list(args), capture_output=True, text=True, timeout=300,
+                          cwd=ROOT)
+
+
+def fuse_mounts():
+    with open('/proc/self/mounts') as f:
+        return [line for line in f
+                if line.split()[1] == FRONT and line.split()[2].startswith('fuse')]
+
+
+def gone(pid, timeout=15):
+    """Waits until process @pid is gone (reaped if it is our child; a zombie
+    that another parent has yet to reap counts as gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reap(pid)
+        if task_state(pid) in (None, 'Z', 'X'):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def restore(front):
+    """The front answers at the start; it answers again at the end."""
+    assert loader.front_answers(timeout=5)
+    yield
+    if not loader.front_answers(timeout=1) or len(fuse_mounts()) != 1:
+        r = run_loader()
+        assert r.returncode == 0, r.stderr
+    assert loader.front_answers(timeout=10)
+
+
+def test_load_twice_keeps_the_daemon(td, restore):
+    r = run_loader()                    # settles a reload, should the pins be of another build
+    assert r.returncode == 0, r.stderr
+    pid = daemon_pid()
+    assert pid
+    for _ in range(2):
+        r = run_loader()
+        assert r.returncode == 0, r.stderr
+        assert 'already loaded' in r.stdout, r.stdout
+        assert daemon_pid() == pid
+    assert len(fuse_mounts()) == 1
+    r = run_loader('--status')
+    assert 'front: %s, daemon pid %d, answering' % (FRONT, pid) in r.stdout, r.stdout
+    td_ok(td, '-s', 'one', '-p', pid)
+
+
+def test_kill9_stale_mount_then_load(td, restore):
+    pid = daemon_pid()
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    assert gone(pid)
+    # the mount outlives its daemon: a stale one, that says so
+    assert len(fuse_mounts()) == 1
+    # (the kernel aborted the connection when the daemon's /dev/fuse closed)
+    assert td_errno(td, '-f', FRONT, call='open') in (errno.ECONNABORTED, errno.ENOTCONN)
+    r = run_loader('--status')
+    assert 'front: stale mount on %s' % FRONT in r.stdout, r.stdout
+    # the next load cleans it up and starts a new daemon
+    r = run_loader()
+    assert r.returncode == 0, r.stderr
+    assert '%s answers' % FRONT in r.stdout, r.stdout
+    new = daemon_pid()
+    assert new and new != pid
+    assert len(fuse_mounts()) == 1
+    tasks, _ = td_ok(td, '-s', 'one', '-p', new)
+    assert [t['pid'] for t in tasks] == [new]
+
+
+def test_unload_stops_and_unmounts(td, restore):
+    pid = daemon_pid()
+    assert pid
+    r = run_loader('--unload')
+    assert r.returncode == 0, r.stderr
+    assert 'front stopped' in r.stdout, r.stdout
+    assert gone(pid)
+    assert fuse_mounts() == []
+    assert not os.path.exists(loader.PIDFILE)
+    r = run_loader('--status')
+    assert 'front: not running' in r.stdout, r.stdout
+    # and back, for the other tests
+    r = run_loader()
+    assert r.returncode == 0, r.stderr
+    assert '%s answers' % FRONT in r.stdout, r.stdout
+    assert daemon_pid() not in (None, pid)
+    assert len(fuse_mounts()) == 1
