@@ -24,28 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 #include "../bpf/task_diag.h"
 
 #define CHUNK (160 << 10)
 
 static char buf[CHUNK];
 
-static long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static long long cpu_us(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
 
 /* pid + ppid + comm[0] of the BASE attribute of @msg, 0 if it has none */
 static unsigned long parse_base(struct nlmsghdr *hdr)

@@ -21,25 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+
 static int parse;
 static unsigned long checksum;	/* keeps the parsing from being optimised out */
 
-static long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
-}
-
-static long long cpu_us(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000LL +
-	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
-}
 
 /* "pid (comm) state ppid ...": comm may hold spaces and ')', so it runs
  * to the last ')'. */
