@@ -1,6 +1,7 @@
 """The client side of /run/task-diag: the backend task_diag.dump() uses for
 readers who cannot drive BPF themselves (everyone but root).  Plain
 write() and read() calls, exactly what a C client does."""
+import errno
 import os
 import threading
 
@@ -10,13 +11,23 @@ from .daemon import MOUNTPOINT
 READ_SIZE = 160 * 1024          # what the original tools read at a time
 
 
+def _fuse_mounted(path):
+    with open('/proc/self/mounts') as f:
+        return any(line.split()[1] == path and line.split()[2].startswith('fuse')
+                   for line in f)
+
+
 class FileBackend:
     name = 'file'
 
     def __init__(self, path=MOUNTPOINT):
         self.path = path
         self._local = threading.local()
-        fd = os.open(path, os.O_RDWR)   # fails (ENOENT, ENOTCONN) when no daemon serves it
+        # The mountpoint is a plain file when no daemon serves it: writing a
+        # request to that would read back nothing, an empty "answer".
+        if not _fuse_mounted(path):
+            raise OSError(errno.ENOENT, '%s is not served (run task-diag-load)' % path)
+        fd = os.open(path, os.O_RDWR)   # fails (ECONNABORTED) when its daemon died
         self._local.fd = fd
 
     def _fd(self):

@@ -273,6 +273,8 @@ def stop_front(path=MOUNTPOINT):
     if fuse_mounted(path):
         found = True
         _umount(path)
+    if os.path.isfile(path) and not fuse_mounted(path) and os.path.getsize(path) == 0:
+        os.unlink(path)                 # the empty mountpoint: nothing may mistake it for the front
     for name in (PIDFILE,):
         try:
             os.unlink(name)
