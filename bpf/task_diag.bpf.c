@@ -58,7 +58,8 @@ char LICENSE[] SEC("license") = "GPL";
  * continuation passes (td_iter.h, TD_CONT_*). */
 #define TD_BUDGET	(28 * 1024)
 /* Room kept in each message for what may close it: the STAT attribute. */
-#define TD_TAIL		(NLA_HDRLEN + 72)
+#define TD_GATE_LEN	(64 + 12)	/* the [vsyscall] record: struct, name, pad */
+#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN)
 #define TD_MSG_HDR	(NLMSG_HDRLEN + 12)	/* nlmsghdr + task_diag_msg */
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -776,6 +777,30 @@ enum { TD_VMA_DONE, TD_VMA_MORE, TD_VMA_FAIL, TD_VMA_RETRY };
  * TD_VMA_RETRY (the mm was busy: show the task again).  Global, so that the
  * verifier checks it once.
  */
+/* The gate area's record after the last VMA, as /proc/PID/maps shows it
+ * (TD_TAIL keeps room for it); returns its length, 0 when there is none. */
+static __always_inline u32 put_gate(char *buf, u32 off)
+{
+	u32 zero = 0;
+	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+	struct task_diag_vma *rec;
+	char *name;
+
+	if (!cfg || !cfg->gate_end || off > TD_BUF_SIZE)
+		return 0;
+	rec = (void *)(buf + (off & TD_BUF_MASK));
+	__builtin_memset(rec, 0, TD_GATE_LEN);
+	rec->start = cfg->gate_start;
+	rec->end = cfg->gate_end;
+	rec->vm_flags = cfg->gate_flags;
+	rec->vma_len = TD_GATE_LEN;
+	rec->name_off = sizeof(*rec);
+	rec->name_len = sizeof("[vsyscall]");
+	name = (char *)rec + sizeof(*rec);
+	__builtin_memcpy(name, "[vsyscall]", sizeof("[vsyscall]"));
+	return TD_GATE_LEN;
+}
+
 __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_trusted,
 			   u64 start, u32 off)
 {
@@ -841,6 +866,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 	}
 	bpf_iter_task_vma_destroy(&it);
 	if (ret == TD_VMA_DONE) {
+		off += put_gate(buf, off);
 		close_vma_attr(buf, attr, off);
 		scratch->vma_off = off;
 	}

@@ -78,6 +78,10 @@ struct td_config {
 	__u32 overflowgid;
 	__u64 loaded_at;	/* CLOCK_REALTIME seconds */
 	__u8 obj_sha256[32];	/* of the loaded .bpf.o: tells a rebuild from a reload */
+	/* The gate area /proc/PID/maps shows last as [vsyscall] (x86-64): not
+	 * a VMA the iterator visits, so the loader reads it from its own maps. */
+	__u64 gate_start, gate_end;	/* 0, 0: none */
+	__u64 gate_flags;		/* TASK_DIAG_VMA_F_* */
 };
 
 #define TD_MAX_REQUESTS 4096

@@ -150,6 +150,19 @@ def _sysctl_id(name):
         return 65534
 
 
+def _gate_area():
+    """(start, end, vm_flags) of [vsyscall] as our own maps shows it, or
+    zeros: the same for every 64-bit process of this boot."""
+    from ..kernel_fallback.maps import read_vmas
+    try:
+        for v in read_vmas('/proc/self'):
+            if v.name in (b'[vsyscall]', '[vsyscall]'):
+                return v.start, v.end, v.vm_flags
+    except OSError:
+        pass
+    return 0, 0, 0
+
+
 def load(obj_path, pin_dir=PIN_DIR):
     """Loads @obj_path and pins it under @pin_dir.  On any error every pin
     made so far is removed and the object closed."""
@@ -189,7 +202,7 @@ def load(obj_path, pin_dir=PIN_DIR):
                           'pinning ' + pin)
         cfg = L.bpf_object__find_map_by_name(obj, b'td_config')
         value = CONFIG.pack(_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
-                            int(time.time()), digest)
+                            int(time.time()), digest, *_gate_area())
         libbpf.map_update(L.bpf_map__fd(cfg), (0).to_bytes(4, 'little'), value)
     except BaseException:
         unload(pin_dir)

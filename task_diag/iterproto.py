@@ -23,6 +23,7 @@ EMPTY_VIEWER = bytes(VIEWER.size)
 
 CONFIG = Layout('td_config', (
     ('overflowuid', 'I'), ('overflowgid', 'I'), ('loaded_at', 'Q'), ('obj_sha256', '32s'),
+    ('gate_start', 'Q'), ('gate_end', 'Q'), ('gate_flags', 'Q'),
 ))
 
 # dump_strategy values that the programs answer with nothing (td_iter.h):

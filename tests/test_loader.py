@@ -304,8 +304,7 @@ def test_other_build_is_replaced(pin_dir):
     fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
     try:
         cfg = loader.read_config(pin_dir)
-        value = CONFIG.pack(cfg['overflowuid'], cfg['overflowgid'], cfg['loaded_at'],
-                            bytes(32))
+        value = CONFIG.pack(*dict(cfg, obj_sha256=bytes(32)).values())
         libbpf.map_update(fd, (0).to_bytes(4, 'little'), value)
     finally:
         os.close(fd)
