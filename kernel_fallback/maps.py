@@ -142,6 +142,15 @@ def read_vmas(task_dir, with_stat=False):
     return parse_smaps(data, with_stat)
 
 
+def vma_records(task_dir, with_stat=False):
+    """The encoded VMA records of the task at @task_dir (wire.encode_vma_records),
+    None when it has no mm, is gone, or changed credentials meanwhile."""
+    try:
+        return wire.encode_vma_records(read_vmas(task_dir, with_stat)) or None
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+
+
 def task_messages(pid, tgid, head, records, tail, seq=0, limit=MSG_MAX):
     """The messages of one task: @head attributes ([(type, payload)]:
     BASE, CRED), the VMA @records (bytes each, see

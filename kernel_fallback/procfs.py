@@ -122,11 +122,7 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
         sf = f if stat_dir in (None, task_dir) else parse_stat(read_file(stat_dir + '/stat'))[1]
         records = None
         if vmas and show & wire.SHOW_VMA:
-            try:
-                records = wire.encode_vma_records(
-                    maps.read_vmas(task_dir, bool(show & wire.SHOW_VMA_STAT)))
-            except PermissionError:
-                records = None      # its credentials changed meanwhile
+            records = maps.vma_records(task_dir, bool(show & wire.SHOW_VMA_STAT))
     except (FileNotFoundError, ProcessLookupError):
         return None                 # exited meanwhile
     head = []

@@ -17,6 +17,7 @@ import threading
 import time
 
 from .. import wire
+from ..kernel_fallback import maps
 from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
                          PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER)
 from . import libbpf
@@ -254,11 +255,17 @@ class Stream:
     def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER):
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-        # VMA_STAT is not computed by the programs yet; VMA needs the
-        # object built with the open-coded VMA iterator (6.7+).  Refused
-        # rather than answered without them: use the /proc backend.
-        if show & wire.SHOW_VMA and show & wire.SHOW_VMA_STAT:
-            raise OSError(errno.EOPNOTSUPP, 'TASK_DIAG_SHOW_VMA_STAT: not from BPF')
+        # VMA_STAT's source is smaps (issue: VMA groups): the programs
+        # answer BASE, CRED and STAT, and so decide who sees which task;
+        # each task's VMAs and their statistics are then read from its
+        # /proc/PID/smaps, the kernel's own numbers.  That needs our pid
+        # numbers to be the viewer's, to find the task in our /proc.
+        self.smaps = bool(show & wire.SHOW_VMA and show & wire.SHOW_VMA_STAT)
+        if self.smaps:
+            if not backend.same_pid_ns(viewer):
+                raise OSError(errno.EOPNOTSUPP,
+                              'TASK_DIAG_SHOW_VMA_STAT: not for a reader in another pid namespace')
+            show &= ~(wire.SHOW_VMA | wire.SHOW_VMA_STAT)
         if show & wire.SHOW_VMA and not vma_supported():
             raise OSError(errno.EOPNOTSUPP,
                           'TASK_DIAG_SHOW_VMA: this kernel lacks the open-coded VMA iterator')
@@ -343,6 +350,8 @@ class Stream:
                 chunk = _read(self.fd)
             if chunk and self.show & wire.SHOW_VMA:
                 chunk += self._continuation(chunk)
+            if chunk and self.smaps:
+                chunk = self._with_smaps(chunk)
         except OSError:
             self.close()
             raise
@@ -353,6 +362,26 @@ class Stream:
         if not chunk:
             self.close()
         return chunk
+
+    def _with_smaps(self, chunk):
+        """@chunk's messages with each task's VMA records and statistics
+        from its smaps, split as the fallback splits them (VMAs for
+        thread-group leaders only in thread dumps; none without an mm)."""
+        leaders_only = self.strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
+        out, off = [], 0
+        for hdr, (pid, tgid, _), attrs in wire.iter_messages(chunk):
+            end = off + ((hdr[0] + 3) & ~3)
+            records = None
+            if not leaders_only or pid == tgid:
+                records = maps.vma_records('/proc/%d' % pid, with_stat=True)
+            if records:
+                head = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != wire.TASK_DIAG_STAT]
+                tail = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t == wire.TASK_DIAG_STAT]
+                out.extend(maps.task_messages(pid, tgid, head, records, tail, hdr[3]))
+            else:
+                out.append(chunk[off:end])
+            off = end
+        return b''.join(out)
 
     def _continuation(self, chunk):
         """The rest of the task that @chunk ends inside, if any: passes over

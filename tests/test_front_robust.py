@@ -108,8 +108,6 @@ def check_read(m, size):
         except ValueError:
             valid = False
         valid = valid and strategy in wire.STRATEGIES
-        if e.errno == errno.EOPNOTSUPP and valid and show & VMA_BOTH == VMA_BOTH:
-            return          # known: BPF has no VMA_STAT (see test_front.test_vma_stat_answered)
         assert e.errno in TABLE, 'read(%d) of %r: %r' % (size, req, e)
         assert e.errno != errno.EBUSY
         if e.errno == errno.ESRCH:
