@@ -117,10 +117,17 @@ class Procs:
         self.procs.append(p)
         return p
 
-    def sleeper(self, prefix, comm='sleep', check=None):
+    def start(self, argv, **kw):
+        """Starts @argv in its own session, stdin and stdout /dev/null
+        unless given."""
+        kw.setdefault('stdin', subprocess.DEVNULL)
+        kw.setdefault('stdout', subprocess.DEVNULL)
+        return self.add(subprocess.Popen(argv, start_new_session=True, cwd='/', **kw))
+
+    def sleeper(self, prefix=(), comm='sleep', check=None):
         """Starts `prefix + [sleep 600]` in its own session and waits until
         it runs sleep (prefixes such as setpriv exec it: same pid)."""
-        p = self.add(subprocess.Popen(prefix + ['sleep', '600'], start_new_session=True,
+        p = self.add(subprocess.Popen(list(prefix) + ['sleep', '600'], start_new_session=True,
                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE))
         wait_for(lambda: comm_of(p.pid) == comm or p.poll() is not None,

@@ -34,6 +34,7 @@ from task_diag import wire
 from task_diag.iterproto import VIEWER
 from task_diag.loader import load as loader
 from conftest import ROOT, need
+from nsutil import comm_of
 
 FRONT = loader.MOUNTPOINT
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -272,14 +273,6 @@ def task_state(pid, tid=None):
     try:
         with open(path) as f:
             return f.read().rsplit(')', 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def comm_of(pid):
-    try:
-        with open('/proc/%d/comm' % pid) as f:
-            return f.read().strip()
     except (FileNotFoundError, ProcessLookupError):
         return None
 

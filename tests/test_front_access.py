@@ -22,8 +22,9 @@ import pytest
 
 from task_diag import wire
 from conftest import need
-from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, comm_of, parse_td,
-                        request, transact, wait_for)
+from nsutil import Procs
+from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_td,
+                        request, transact)
 from test_front import family, fd, front, td  # noqa: F401 (fixtures)
 
 NOBODY = 65534
@@ -39,38 +40,6 @@ def setpriv(uid, gid=None):
 def tools():
     for tool in ('setpriv', 'unshare'):
         need(shutil.which(tool), tool + ' is needed')
-
-
-class Procs:
-    """Processes of a test: SIGKILLed and reaped at the end."""
-
-    def __init__(self):
-        self.procs = []
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            for f in (p.stdin, p.stdout, p.stderr):
-                if f:
-                    f.close()
-
-    def start(self, argv, **kw):
-        kw.setdefault('stdin', subprocess.DEVNULL)
-        kw.setdefault('stdout', subprocess.DEVNULL)
-        p = subprocess.Popen(argv, start_new_session=True, cwd='/', **kw)
-        self.procs.append(p)
-        return p
-
-    def sleeper(self, prefix=()):
-        p = self.start(list(prefix) + ['sleep', '600'])
-        wait_for(lambda: comm_of(p.pid) == 'sleep' or p.poll() is not None, 'sleep to start')
-        assert p.poll() is None
-        return p
 
 
 def td_as(td, prefix, *args):
