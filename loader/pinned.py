@@ -12,7 +12,6 @@ may answer for another process than the caller: its viewer.
 """
 import errno
 import os
-import struct
 import threading
 import time
 
@@ -25,8 +24,8 @@ from . import libbpf
 READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
 EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while a task's mm is busy
-_HDR = struct.Struct('=IHHII')          # nlmsghdr
-_MSG = struct.Struct('=III')            # task_diag_msg
+_HDR = wire.NLMSGHDR.struct
+_MSG = wire.MSG.struct
 
 
 def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
