@@ -6,15 +6,31 @@ import os
 import threading
 
 from .. import wire
-from .daemon import MOUNTPOINT
 
 READ_SIZE = 160 * 1024          # what the original tools read at a time
 
 
-def _fuse_mounted(path):
-    with open('/proc/self/mounts') as f:
-        return any(line.split()[1] == path and line.split()[2].startswith('fuse')
-                   for line in f)
+# Where the front lives.  Defined here, not in daemon.py: importing the
+# daemon needs mfusepy and libfuse, which a reader of the file does not.
+MOUNTPOINT = '/run/task-diag'
+
+
+def mount_type(path):
+    """The file system type mounted at @path ('bpf', 'fuse.task-diag', ...),
+    or None."""
+    try:
+        with open('/proc/self/mounts') as f:
+            for line in f:
+                fields = line.split()
+                if fields[1] == path:
+                    return fields[2]
+    except OSError:
+        pass
+    return None
+
+
+def fuse_mounted(path=MOUNTPOINT):
+    return (mount_type(path) or '').startswith('fuse')
 
 
 class FileBackend:
@@ -25,7 +41,7 @@ class FileBackend:
         self._local = threading.local()
         # The mountpoint is a plain file when no daemon serves it: writing a
         # request to that would read back nothing, an empty "answer".
-        if not _fuse_mounted(path):
+        if not fuse_mounted(path):
             raise OSError(errno.ENOENT, '%s is not served (run task-diag-load)' % path)
         fd = os.open(path, os.O_RDWR)   # fails (ECONNABORTED) when its daemon died
         self._local.fd = fd

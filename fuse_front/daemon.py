@@ -24,9 +24,9 @@ import time
 import mfusepy as fuse
 
 from ..loader.pinned import PinnedBackend
+from .client import MOUNTPOINT
 from .transaction import Transaction
 
-MOUNTPOINT = '/run/task-diag'
 log = logging.getLogger('task-diag-fuse')
 
 

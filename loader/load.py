@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+from ..fuse_front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
                          PIN_REQUESTS, PINS)
 from . import libbpf
@@ -72,16 +73,8 @@ def kernel_features():
         L.btf__free(btf)
 
 
-def is_bpffs(path):
-    try:
-        with open('/proc/self/mounts') as f:
-            return any(line.split()[1] == path and line.split()[2] == 'bpf' for line in f)
-    except OSError:
-        return False
-
-
 def ensure_bpffs():
-    if is_bpffs(BPFFS):
+    if mount_type(BPFFS) == 'bpf':
         return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b'bpf', BPFFS.encode(), b'bpf', 0, None) != 0:
@@ -215,19 +208,9 @@ def load(obj_path, pin_dir=PIN_DIR):
 
 # --- the front: /run/task-diag ------------------------------------------
 
-MOUNTPOINT = '/run/task-diag'
 PIDFILE = '/run/task-diag.pid'
 LOGFILE = '/run/task-diag.log'
 MNT_DETACH = 2
-
-
-def fuse_mounted(path=MOUNTPOINT):
-    try:
-        with open('/proc/self/mounts') as f:
-            return any(line.split()[1] == path and line.split()[2].startswith('fuse')
-                       for line in f)
-    except OSError:
-        return False
 
 
 def front_pid():
