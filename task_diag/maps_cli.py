@@ -11,10 +11,9 @@ import os
 import sys
 
 from . import api, wire
+from .kernel_fallback.maps import PAD_COLUMN, PSS_SHIFT, VMFLAG_CODES
 
 READ, WRITE, EXEC, MAYSHARE = (wire.VMA_F[n] for n in ('READ', 'WRITE', 'EXEC', 'MAYSHARE'))
-PAD_COLUMN = 72             # the kernel's seq_setwidth(m, 25 + sizeof(void *) * 6 - 1)
-PSS_SHIFT = 12
 
 # The smaps lines we can print, in the kernel's order: (label, field).
 SMAPS_LINES = (('Size', None), ('Rss', 'resident'), ('Pss', 'pss'),
@@ -22,11 +21,6 @@ SMAPS_LINES = (('Size', None), ('Rss', 'resident'), ('Pss', 'pss'),
                ('Private_Clean', 'private_clean'), ('Private_Dirty', 'private_dirty'),
                ('Referenced', 'referenced'), ('Anonymous', 'anonymous'),
                ('AnonHugePages', 'anonymous_thp'), ('Swap', 'swap'))
-
-
-def _vmflag_codes():
-    from .kernel_fallback.maps import VMFLAG_CODES
-    return VMFLAG_CODES
 
 
 def perms(vm_flags):
@@ -61,8 +55,7 @@ def smaps_block(v):
         else:
             value = getattr(v.stat, field)
         out.append(b'%-16s%8d kB\n' % (label.encode() + b':', value >> 10))
-    codes = _vmflag_codes()
-    out.append(b'VmFlags: ' + b''.join(code.encode() + b' ' for bit, code in codes.items()
+    out.append(b'VmFlags: ' + b''.join(code.encode() + b' ' for bit, code in VMFLAG_CODES.items()
                                        if v.vm_flags & bit) + b'\n')
     return b''.join(out)
 
