@@ -11,15 +11,17 @@ header and compares sizes and offsets).  Layout of a response::
 Groups come in the order BASE, CRED, VMA, STAT; a task split over several
 messages has TASK_DIAG_FLAG_CONT set in every message but its last.
 
-Two decoders: decode() for the hot path (struct over whole buffers, one
-iter_unpack when every message has the same shape) and, for people,
-task_diag.nlmsg (pyroute2 message classes built from the tables below).
+Two decoders: decode() for the hot path (when every message has the same
+shape, each field is read for all messages at once and no Python code runs
+per task) and, for people, task_diag.nlmsg (pyroute2 message classes built
+from the tables below).
 """
 import gc
 import struct
+from array import array
 from collections import namedtuple
-from functools import partial
 from itertools import repeat
+from operator import itemgetter
 
 # --- constants (task_diag.h) ---------------------------------------------
 
@@ -158,49 +160,13 @@ ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT)
 # --- records ------------------------------------------------------------
 
 class Base(namedtuple('Base', BASE.names)):
-    """task_diag_base.  comm is a str (bytes that are not UTF-8 kept as
-    surrogate escapes, like os.fsdecode).  The decoder stores the raw
-    16 bytes and decodes when comm is looked at, through .comm, [7],
-    iteration, equality, hash, repr or _asdict(): decoding every comm of a
-    large dump up front would cost a fifth of its decode time."""
+    """task_diag_base.  comm is a str: the bytes before the first NUL, those
+    that are not UTF-8 kept as surrogate escapes, like os.fsdecode()."""
     __slots__ = ()
-
-    @property
-    def comm(self):
-        raw = tuple.__getitem__(self, 7)
-        return raw if isinstance(raw, str) else decode_comm(raw)
-
-    def __iter__(self):
-        yield from tuple.__getitem__(self, slice(0, 7))
-        yield self.comm
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return tuple(self)[i]
-        return self.comm if i in (7, -1) else tuple.__getitem__(self, i)
 
     @property
     def state_letter(self):
         return STATE_LETTERS[self.state] if self.state < len(STATE_LETTERS) else '?'
-
-    def __eq__(self, other):
-        if not isinstance(other, Base):
-            return tuple(self) == other
-        return tuple(self) == tuple(other)
-
-    def __ne__(self, other):
-        return not self == other
-
-    def __hash__(self):
-        return hash(tuple(self))
-
-    def _asdict(self):
-        d = dict(zip(self._fields, self))
-        d['comm'] = self.comm
-        return d
-
-    def __repr__(self):
-        return 'Base(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
 Cred = namedtuple('Cred', CREDS.names)
@@ -214,7 +180,9 @@ class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown',
                       defaults=(None, None, None, None, None))):
     """One task of a dump: pid and tgid of task_diag_msg, then its groups,
     None where not requested.  unknown: [(nla_type, bytes)] of attributes
-    this version does not know.  A tuple: cheap to make by the ten thousand."""
+    this version does not know.  A tuple: cheap to make by the ten thousand.
+    Records are immutable, and decode() gives tasks with equal credentials
+    one Cred (and equal names one comm str) to share."""
     __slots__ = ()
 
     def __repr__(self):
@@ -305,29 +273,40 @@ _HDR_MSG = struct.Struct('<IHHIIIII')      # nlmsghdr + task_diag_msg
 _ATTR_HDR = NLATTR.struct
 _VMA_REC = VMA.struct
 _VMA_STAT_REC = VMA_STAT.struct
+_PID_WORD = (NLMSG_HDRLEN + MSG.offsets()['pid']) // 4
+_TGID_WORD = (NLMSG_HDRLEN + MSG.offsets()['tgid']) // 4
+_FLAGS_WORD = (NLMSG_HDRLEN + MSG.offsets()['flags']) // 4
+_BASE_OFF = BASE.offsets()
 
 
-def _fixed_shape(show):
-    """For requests without VMAs every message has the same shape.  Returns
-    its size, the u32 words every message must repeat (offset, value): its
-    length, type and flags, task_diag_msg.flags = 0, each attribute's
-    header; and for pid/tgid and each group a struct that reads just that
-    part of a message (the rest is padding), with the type to make of it."""
-    words, parts, off = [], [], NLMSG_HDRLEN + MSG.size
-    groups = []
-    for attr, cls in ((TASK_DIAG_BASE, Base), (TASK_DIAG_CRED, Cred), (TASK_DIAG_STAT, Stat)):
-        if show & (1 << attr):
-            layout = ATTR_LAYOUTS[attr]
-            words.append((off, (NLA_HDRLEN + layout.size) | attr << 16))
-            groups.append((attr, off + NLA_HDRLEN, layout, cls))
-            off += NLA_HDRLEN + layout.size
-    size = off
-    words += [(0, size), (4, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16), (24, 0)]
-    ids = struct.Struct('<%dxII%dx' % (NLMSG_HDRLEN, size - NLMSG_HDRLEN - 8))
-    for attr, start, layout, cls in groups:
-        parts.append((attr, struct.Struct('<%dx%s%dx' % (
-            start, layout.fmt[1:], size - start - layout.size)), cls))
-    return size, words, ids, parts
+class _Shape:
+    """For requests without VMAs every message has the same shape: @size
+    bytes, with u32 words that every message repeats (@words: (index,
+    value)): its length, type and flags, task_diag_msg.flags = 0 and each
+    attribute's header.  @groups: {attribute: payload offset}; @field(),
+    a struct that reads one field of a message and skips the rest."""
+
+    def __init__(self, show):
+        self.words, self.groups = [], {}
+        off = NLMSG_HDRLEN + MSG.size
+        for attr in (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT):
+            if show & (1 << attr):
+                layout = ATTR_LAYOUTS[attr]
+                self.words.append((off // 4, (NLA_HDRLEN + layout.size) | attr << 16))
+                self.groups[attr] = off + NLA_HDRLEN
+                off += NLA_HDRLEN + layout.size
+        self.size = off                 # every group is a multiple of 4 bytes
+        self.words += [(0, off), (1, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16), (_FLAGS_WORD, 0)]
+        base = self.groups.get(TASK_DIAG_BASE)
+        if base is not None:
+            self.comm = self.field(base + _BASE_OFF['comm'], '%ds' % TASK_DIAG_COMM_LEN)
+        if TASK_DIAG_CRED in self.groups:
+            self.cred = self.field(self.groups[TASK_DIAG_CRED], '%ds' % CREDS.size)
+        if TASK_DIAG_STAT in self.groups:
+            self.stat = self.field(self.groups[TASK_DIAG_STAT], STAT.fmt[1:])
+
+    def field(self, off, fmt):
+        return struct.Struct('<%dx%s%dx' % (off, fmt, self.size - off - struct.calcsize(fmt)))
 
 
 _shapes = {}
@@ -340,47 +319,114 @@ def decode(buf, show=None):
         key = show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)
         shape = _shapes.get(key)
         if shape is None:
-            shape = _shapes[key] = _fixed_shape(key)
-        tasks = _decode_fixed(buf, *shape)
+            shape = _shapes[key] = _Shape(key)
+        tasks = _decode_fixed(buf, shape)
         if tasks is not None:
             return tasks
     return list(iter_decode(buf))
 
 
-def _same_shape(buf, size, words):
-    """Whether every message of @buf has the fixed words: one strided
-    memoryview per word, compared in C, no Python work per message."""
-    if len(buf) % size or size % 4:
-        return False
-    n = len(buf) // size
-    words_mv = memoryview(buf).cast('B').cast('I')
-    step = size // 4
-    return all(words_mv[off // 4::step].tolist().count(value) == n for off, value in words)
+_new = tuple.__new__
 
 
-def _decode_fixed(buf, size, words, ids, parts):
-    if not _same_shape(buf, size, words):
+def _decode_fixed(buf, shape):
+    """The fast path: the tasks of @buf if every message has @shape, else
+    None.  No Python code runs per task: each field is read for all
+    messages at once, by a strided memoryview or a struct over the whole
+    buffer, and the records are made by map() and zip(), in C."""
+    size = shape.size
+    if len(buf) % size:
         return None                 # a CONT, a foreign message: the generic path
-    # Each group is read by its own struct over the whole buffer and made
-    # into its type by map(): loops in C, none in Python but the last.  The
-    # objects hold no cycles, so the cyclic collector, which would run many
-    # times over them, is kept out.
+    n = len(buf) // size
+    if n == 1:
+        return None                 # DUMP_ONE: the generic path is quicker than the set-up here
+    step = size // 4
+    words = memoryview(buf).cast('B').cast('I')
+    # Every message must have the fixed words: each compared, in C, as
+    # one strided view against a run of its value.
+    for index, value in shape.words:
+        if words[index::step] != array('I', (value,)) * n:
+            return None
+    pids = words[_PID_WORD::step].tolist()
+    tgids = words[_TGID_WORD::step].tolist()
+    # The cyclic collector would otherwise run over these tuples many times
+    # while they are made (every 700, and every tenth time over all made so
+    # far); none of them can be part of a cycle.  It runs once, when our
+    # caller next allocates, and that pass is part of the cost of a dump.
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        groups = {attr: map(partial(tuple.__new__, cls), st.iter_unpack(buf))
-                  for attr, st, cls in parts}
         none = repeat(None)
-        return list(map(_make_task, ids.iter_unpack(buf),
-                        groups.get(TASK_DIAG_BASE, none), groups.get(TASK_DIAG_CRED, none),
-                        groups.get(TASK_DIAG_STAT, none)))
+        bases = creds = stats = none
+        if TASK_DIAG_CRED in shape.groups:
+            # a list: the raw fields, freed now, leave their memory to the
+            # records made next
+            creds = list(_shared(_column(shape.cred, buf), _make_creds))
+        if TASK_DIAG_BASE in shape.groups:
+            bases = _bases(buf, shape, words, pids, tgids)
+        if TASK_DIAG_STAT in shape.groups:
+            stats = map(_new, repeat(Stat), shape.stat.iter_unpack(buf))
+        return list(map(_new, repeat(Task), zip(pids, tgids, bases, creds, stats, none, none)))
     finally:
         if gc_was:
             gc.enable()
 
 
-def _make_task(ids, base, cred, stat, _new=tuple.__new__):
-    return _new(Task, (ids[0], ids[1], base, cred, stat, None, None))
+def _column(st, buf):
+    """The one field that @st reads, from every message of @buf."""
+    return list(map(itemgetter(0), st.iter_unpack(buf)))
+
+
+def _shared(raws, make):
+    """make(raws), the record of each raw field, but with one record made
+    for each distinct value and shared by every task that has it: most
+    tasks share their credentials and their name with many others, and a
+    record made once costs neither the time to make it again nor the
+    memory and garbage-collector time to keep it.  Records are immutable,
+    so sharing one shows only in `is`.  When most values are distinct,
+    looking them up is only extra work: then each is made."""
+    distinct = list(set(raws))
+    if 2 * len(distinct) > len(raws):
+        return make(raws)
+    return map(dict(zip(distinct, make(distinct))).__getitem__, raws)
+
+
+def _make_creds(raws):
+    return map(_new, repeat(Cred), map(CREDS.struct.unpack, raws))
+
+
+def _make_comms(raws):
+    """[decode_comm(raw) for raw in raws], by one decode and one split
+    rather than three calls per comm.  NUL is a character of its own in
+    UTF-8, never part of a sequence that surrogateescape escapes, so the
+    names joined by NULs decode to each name as it decodes alone.  A name
+    with a NUL left inside once its padding is stripped (bytes after its
+    terminator) would split in two: then one at a time."""
+    comms = b'\0'.join(map(bytes.rstrip, raws, repeat(b'\0'))).decode(
+        'utf-8', 'surrogateescape').split('\0')
+    if len(comms) != len(raws):
+        comms = list(map(decode_comm, raws))
+    return comms
+
+
+def _bases(buf, shape, words, pids, tgids):
+    """The Base of every message, zipped from one list per field: a struct
+    can read the whole record but cannot make comm a str."""
+    start, step = shape.groups[TASK_DIAG_BASE], shape.size // 4
+    cols = []
+    for name in BASE.names[:6]:         # tgid pid ppid tpid sid pgid: u32, 4-byte aligned
+        col = words[(start + _BASE_OFF[name]) // 4::step]
+        # base.tgid and base.pid repeat task_diag_msg's: the same int
+        # objects then serve both, two fewer to make and keep per task.
+        if name == 'tgid' and col == words[_TGID_WORD::step]:
+            cols.append(tgids)
+        elif name == 'pid' and col == words[_PID_WORD::step]:
+            cols.append(pids)
+        else:
+            cols.append(col.tolist())
+    cols.append(memoryview(buf).cast('B')[start + _BASE_OFF['state']::shape.size].tolist())
+    cols.append(list(_shared(_column(shape.comm, buf), _make_comms)))     # the raw ones freed
+    return map(_new, repeat(Base), zip(*cols))
 
 
 def decode_vmas(buf, start, end):
@@ -450,7 +496,7 @@ def iter_decode(buf):
                     raise DecodeError('short %s attribute at offset %d' % (layout.cname, start))
                 values = layout.struct.unpack_from(buf, start)
                 if nla_type == TASK_DIAG_BASE:
-                    cur[2] = Base._make(values)
+                    cur[2] = Base._make(values[:7] + (decode_comm(values[7]),))
                 elif nla_type == TASK_DIAG_CRED:
                     cur[3] = Cred._make(values)
                 else:
