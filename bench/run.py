@@ -1,6 +1,7 @@
 """make bench: how fast task_diag answers, against /proc and psutil.
 
     sudo .venv/bin/python bench/run.py [--scales 1000,5000,10000x5] [--runs 5] [--quick]
+                                       [--vma] [--vma-nproc 5000]
 
 For each scale (NPROC processes, or NPROCxTHREADS) it starts the load
 (bench/fork.c), waits until the tasks exist, and measures, in runs that go
@@ -19,6 +20,30 @@ the same conditions):
 and, for loads with threads, the same two C readers over every thread
 (proc_scan_threads, iter_threads).  At the smallest scale it also compares
 DUMP_ONE through the API with reading stat + status in Python (dump_one).
+
+Then the VMA section (alone with --vma), under a load of --vma-nproc
+processes (5000, --quick 1000), each method over every process of the
+system, in the same round-robin runs:
+  maps_read      C: open/read/close every /proc/PID/maps (maps_scan.c)
+  procmap_query  C: open every /proc/PID/maps and loop the PROCMAP_QUERY ioctl
+                 over its VMAs, names included (maps_scan.c -q; 6.11+)
+  smaps_read     C: open/read/close every /proc/PID/smaps (maps_scan.c -s)
+  smaps_psutil   psutil.Process(pid).memory_maps(grouped=False) for every pid
+  smaps_plain    every /proc/PID/smaps through a plain Python line parser
+  vma_iter       the raw bytes of {DUMP_ALL, SHOW_VMA} through the pinned
+                 path in-process (PinnedBackend.raw), read to the end
+  vma_dump       list(task_diag.dump(DUMP_ALL, show=BASE|VMA, source='bpf')),
+                 every VMA record touched
+and, for each VMA_STAT source that task-diag-load --vma-stat can enable
+(smaps, pagewalk), with SHOW_VMA_STAT added to the same two:
+  vma_stat_iter/SOURCE, vma_stat_dump/SOURCE
+The source is switched with task-diag-load --no-front --vma-stat=SOURCE
+between two methods that need different ones (never inside a measure), and
+put back as it was found at the end, whatever happened.  A source that
+cannot be enabled is reported n/a with the loader's reason.  Every VMA
+method also counts the VMAs it got: the table shows them, and the vma_iter
+records are checked against the maps_read lines, so that a reader that
+lost VMAs cannot look fast.
 
 Each figure is the median over the runs of the cost measured inside the
 measured process (start-up and imports excluded): cpu = user + system.
@@ -48,9 +73,17 @@ FRONT_PIDFILE = '/run/task-diag.pid'
 PID_MAX = '/proc/sys/kernel/pid_max'
 THREADS_MAX = '/proc/sys/kernel/threads-max'
 PID_MAX_LIMIT = 4 << 20         # the kernel's ceiling on 64-bit
+LOADER = os.path.join(os.path.dirname(PY), 'task-diag-load')
+# --pin-dir (hidden, as the loader's): the VMA section against another
+# pinned copy, loaded there by task-diag-load --pin-dir; for trying the
+# benchmark itself without touching the pins everyone uses
+vma_pin_dir = None
 
 DEFAULT_SCALES = '1000,5000,10000,20000,50000,10000x5'
 QUICK_SCALES = '1000,5000'
+VMA_NPROC, QUICK_VMA_NPROC = 5000, 1000
+SHOW_BASE, SHOW_VMA, SHOW_VMA_STAT = 1 << 0, 1 << 2, 1 << 3   # task_diag.wire
+VMA_STAT_SOURCES = ('smaps', 'pagewalk')
 
 # (target, scales it is judged at, ratio key, minimum ratio); a key with
 # "_mib" is a size in MiB that must stay below the bound instead
@@ -61,12 +94,49 @@ TARGETS = (
     ('/run/task-diag daemon RSS < 64 MiB', (50000,), 'front_rss_mib', 64),
 )
 
+# The VMA section's ratios: key -> (numerator method, denominator method,
+# cpu_ms or wall_ms); "/SOURCE" keys for each VMA_STAT source
+VMA_RATIOS = {
+    'maps_iter_cpu': ('maps_read', 'vma_iter', 'cpu_ms'),
+    'query_iter_cpu': ('procmap_query', 'vma_iter', 'cpu_ms'),
+    'maps_query_cpu': ('maps_read', 'procmap_query', 'cpu_ms'),
+    'psutil_dump_wall': ('smaps_psutil', 'vma_dump', 'wall_ms'),
+}
+for _source in VMA_STAT_SOURCES:
+    VMA_RATIOS.update({
+        'smaps_statiter_cpu/' + _source: ('smaps_read', 'vma_stat_iter/' + _source, 'cpu_ms'),
+        'psutil_statdump_wall/' + _source: ('smaps_psutil', 'vma_stat_dump/' + _source,
+                                            'wall_ms'),
+        'plain_statdump_wall/' + _source: ('smaps_plain', 'vma_stat_dump/' + _source,
+                                           'wall_ms'),
+    })
+
+# The VMA section's targets: (target, ratio key, bound, strict): the ratio
+# must be >= bound, or > bound when strict
+VMA_TARGETS = (
+    ('VMA iterator CPU <= 1/3 of reading every maps (C)', 'maps_iter_cpu', 3, False),
+    ('VMA iterator CPU < PROCMAP_QUERY loop (C)', 'query_iter_cpu', 1, True),
+    ('pagewalk VMA_STAT CPU <= reading every smaps (C)', 'smaps_statiter_cpu/pagewalk', 1,
+     False),
+    ('dump() VMA_STAT >= 5x faster than psutil, smaps', 'psutil_statdump_wall/smaps', 5, False),
+    ('dump() VMA_STAT >= 5x faster than psutil, pagewalk', 'psutil_statdump_wall/pagewalk', 5,
+     False),
+)
+# Every VMA method's count against maps_read's lines of the same run: a few
+# VMAs more or fewer, as processes come and go between the two (the reader
+# itself is one, with more VMAs in Python than in C; the other users of the
+# machine start Pythons of a hundred VMAs each).  More than this in every
+# run is a reader that lost (or invented) some, and the ratios it is part
+# of are reported "invalid" instead of judged
+VMA_COUNT_TOLERANCE = 0.02
+
 
 # --- building and running the tools -----------------------------------------
 
 def build():
     os.makedirs(BIN, exist_ok=True)
-    for tool, extra in (('fork', ['-pthread']), ('proc_scan', []), ('iter_read', [])):
+    for tool, extra in (('fork', ['-pthread']), ('proc_scan', []), ('iter_read', []),
+                        ('maps_scan', [])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
 
@@ -91,8 +161,12 @@ def c_tool(argv):
     out, proc_cpu = spawn(argv)
     words = out.split()
     fields = {k: int(v) for k, v in zip(words[::2], words[1::2])}
-    return {'tasks': fields['tasks'], 'cpu_ms': fields['cpu_us'] / 1000,
-            'wall_ms': fields['wall_us'] / 1000, 'proc_cpu_ms': proc_cpu}
+    sample = {'tasks': fields['tasks'], 'cpu_ms': fields['cpu_us'] / 1000,
+              'wall_ms': fields['wall_us'] / 1000, 'proc_cpu_ms': proc_cpu}
+    for key in ('mms', 'vmas', 'bytes'):       # maps_scan's
+        if key in fields:
+            sample[key] = fields[key]
+    return sample
 
 
 def py_worker(*args):
@@ -309,6 +383,177 @@ def ratios(samples):
     return out
 
 
+# --- the VMA section -----------------------------------------------------------
+
+def loader_argv(*args):
+    return [LOADER] + (['--pin-dir', vma_pin_dir] if vma_pin_dir else []) + list(args)
+
+
+def loader(*args, timeout=300):
+    """(exit status, the last line of its stderr or stdout) of task-diag-load."""
+    try:
+        p = subprocess.run(loader_argv(*args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return -1, str(e)
+    lines = (p.stderr.strip() or p.stdout.strip()).splitlines()
+    return p.returncode, lines[-1] if lines else ''
+
+
+def vma_stat_source():
+    """The active VMA_STAT source, from the "vma_stat:" line of
+    task-diag-load --status; smaps, the only one there was, without it."""
+    p = subprocess.run(loader_argv('--status'), stdout=subprocess.PIPE, text=True, timeout=60)
+    for line in p.stdout.splitlines():
+        if line.startswith('vma_stat:'):
+            return line.split()[1]
+    return 'smaps'
+
+
+def set_vma_stat(source):
+    """Switches VMA_STAT to @source; None, or why it could not.  --no-front:
+    the benchmark changes the source only, it starts no daemon."""
+    rc, last = loader('--no-front', '--vma-stat=' + source)
+    if rc:
+        return 'task-diag-load --vma-stat=%s: exit %d: %s' % (source, rc, last)
+    now = vma_stat_source()
+    if now != source:
+        return 'task-diag-load --vma-stat=%s left it on %s' % (source, now)
+    return None
+
+
+class VmaStatSources:
+    """Which VMA_STAT sources can be enabled, tried on entry (each is
+    enabled once, then the one found is put back); switch() between
+    methods; the source found is put back on exit, whatever happened."""
+
+    def __init__(self):
+        self.found = self.current = None
+        self.usable, self.refused = [], {}
+
+    def __enter__(self):
+        if vma_pin_dir:
+            loader('--no-front')        # those pins exist from here on
+        self.found = self.current = vma_stat_source()
+        try:
+            for source in VMA_STAT_SOURCES:
+                why = self.switch(source)
+                if why:
+                    self.refused[source] = why
+                else:
+                    self.usable.append(source)
+            self.switch(self.found)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def switch(self, source):
+        if source == self.current:
+            return None
+        self.current = None             # unknown until it is read back
+        why = set_vma_stat(source)
+        self.current = vma_stat_source()
+        return why
+
+    def __exit__(self, *exc):
+        # A second Ctrl-C must not leave the source switched.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            if self.current != self.found:
+                why = set_vma_stat(self.found)
+                if why:
+                    print('bench/run.py: could not put VMA_STAT back on %s: %s'
+                          % (self.found, why), file=sys.stderr)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def vma_methods(sources):
+    """{name: (VMA_STAT source it needs or None, function of the run index)}:
+    the methods that need one source are kept together, so that a run
+    switches only a few times."""
+    maps_scan = os.path.join(BIN, 'maps_scan')
+    pin = [vma_pin_dir] if vma_pin_dir else []
+    methods = {
+        'maps_read': (None, lambda r: c_tool([maps_scan])),
+        'procmap_query': (None, lambda r: c_tool([maps_scan, '-q'])),
+        'smaps_read': (None, lambda r: c_tool([maps_scan, '-s'])),
+        'smaps_psutil': (None, lambda r: py_worker('smaps_psutil')),
+        'smaps_plain': (None, lambda r: py_worker('smaps_plain')),
+        'vma_iter': (None, lambda r: py_worker('vma_iter', SHOW_VMA, *pin)),
+        'vma_dump': (None, lambda r: py_worker('vma_dump', SHOW_BASE | SHOW_VMA, *pin)),
+    }
+    for source in sources:
+        methods['vma_stat_iter/' + source] = (
+            source, lambda r: py_worker('vma_iter', SHOW_VMA | SHOW_VMA_STAT, *pin))
+        methods['vma_stat_dump/' + source] = (
+            source, lambda r: py_worker('vma_dump', SHOW_BASE | SHOW_VMA | SHOW_VMA_STAT, *pin))
+    return methods
+
+
+def fork_child_vmas(load):
+    """VMAs of one process of the load (its fork children are all alike)."""
+    try:
+        with open('/proc/%d/task/%d/children' % (load.proc.pid, load.proc.pid)) as f:
+            child = int(f.read().split()[0])
+        with open('/proc/%d/maps' % child, 'rb') as f:
+            return f.read().count(b'\n')
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def measure_vma(nproc, runs):
+    """The VMA section's samples, {'refused': {source: why}}, and the VMA
+    count of one process of the load."""
+    with VmaStatSources() as sources, Load(nproc, 1) as load:
+        methods = vma_methods(sources.usable)
+        names = list(methods)
+        samples = {name: [] for name in names}
+        for r in range(runs):
+            k = r % len(names)
+            for name in names[k:] + names[:k]:
+                source, fn = methods[name]
+                # The others run under the source found, whatever the
+                # order: the same conditions in every run
+                why = sources.switch(source or sources.found)
+                if why:
+                    raise RuntimeError(why)     # it could be switched a moment ago
+                samples[name].append(fn(r))
+        return samples, sources.refused, fork_child_vmas(load)
+
+
+def vma_ratios(samples):
+    """Medians of the per-run ratios: each from runs of the same round
+    (None where a method did not run)."""
+    out = {}
+    for key, (num, den, field) in VMA_RATIOS.items():
+        if num in samples and den in samples:
+            out[key] = statistics.median(a[field] / b[field]
+                                         for a, b in zip(samples[num], samples[den]))
+        else:
+            out[key] = None
+    return out
+
+
+def vma_count_check(samples):
+    """{method: how far its VMA count is from maps_read's lines}: the
+    smallest over the runs of the relative difference in the same run
+    (processes that come and go make some runs differ, a broken reader
+    differs in all).  procmap_query is compared with the lines less one
+    per mm: it never gets the gate VMA."""
+    check = {}
+    for name, runs in samples.items():
+        if name == 'maps_read':
+            continue
+        offs = []
+        for maps, other in zip(samples['maps_read'], runs):
+            lines = maps['vmas'] - (maps['mms'] if name == 'procmap_query' else 0)
+            offs.append(abs(other['vmas'] - lines) / max(lines, 1))
+        check[name] = min(offs)
+    return check
+
+
 # --- reporting ----------------------------------------------------------------
 
 def label(nproc, threads):
@@ -317,6 +562,18 @@ def label(nproc, threads):
 
 
 def print_tables(results):
+    if results['scales']:
+        print_scales(results)
+    if results.get('vma'):
+        print_vma(results['vma'])
+    print('\n%-52s %-9s %10s %8s' % ('target', 'scale', 'measured', 'result'))
+    for t in results['targets']:
+        measured = ('-' if t['measured'] is None else
+                    '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else '%.1fx' % t['measured'])
+        print('%-52s %-9s %10s %8s' % (t['target'], t['scale'], measured, t['result']))
+
+
+def print_scales(results):
     print('\n%-9s %-20s %8s %10s %10s' % ('scale', 'method', 'tasks', 'cpu ms', 'wall ms'))
     for sc in results['scales']:
         lab = label(sc['nproc'], sc['threads'])
@@ -352,17 +609,41 @@ def print_tables(results):
         for way, name in (('api', 'task_diag.dump(DUMP_ONE)'), ('proc', 'stat+status in Python')):
             print('%-28s %10.1f %10.1f' % (name, one[way]['cpu_us'], one[way]['wall_us']))
 
-    print('\n%-52s %-9s %10s %8s' % ('target', 'scale', 'measured', 'result'))
-    for t in results['targets']:
-        measured = ('-' if t['measured'] is None else
-                    '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else '%.1fx' % t['measured'])
-        print('%-52s %-9s %10s %8s' % (t['target'], t['scale'], measured, t['result']))
+
+def print_vma(vma):
+    lab = label(vma['nproc'], 1)
+    maps = vma['samples']['maps_read']
+    procs, mms, vmas = (median(maps, k) for k in ('tasks', 'mms', 'vmas'))
+    print('\nVMAs at %s (bench/fork %d, %s VMAs in each child); every method reads every\n'
+          'process of the system: %d, %d of them with an mm, %d VMAs (%.1f per mm)'
+          % (lab, vma['nproc'], vma['fork_child_vmas'], procs, mms, vmas, vmas / max(mms, 1)))
+    print('%-9s %-24s %8s %9s %10s %10s' % ('scale', 'method', 'tasks', 'vmas', 'cpu ms',
+                                           'wall ms'))
+    for name, samples in vma['samples'].items():
+        print('%-9s %-24s %8d %9d %10.2f %10.2f' % (
+            lab, name, median(samples, 'tasks'), median(samples, 'vmas'),
+            median(samples, 'cpu_ms'), median(samples, 'wall_ms')))
+    for source, why in vma['refused'].items():
+        print('%-9s %-24s %s' % (lab, 'vma_stat_*/' + source, 'n/a: ' + why))
+    check = vma['count_check']
+    bad = [name for name, off in check.items() if off > VMA_COUNT_TOLERANCE]
+    print('VMA counts against maps_read lines of the same run (procmap_query: less one per\n'
+          'mm, the gate VMA it never gets), closest run: at most %.2f%% apart, %s: %s'
+          % (100 * max(check.values()), 'vma_iter %.2f%%' % (100 * check['vma_iter']),
+             'MISMATCH ' + ', '.join(bad) if bad else 'ok'))
+
+    print('\nVMA ratios (medians of the per-run ratios)')
+    r = vma['ratios']
+    for key, (num, den, field) in VMA_RATIOS.items():
+        value = r.get(key)
+        print('%-9s %-42s %-5s %8s' % (lab, '%s / %s' % (num, den), field.split('_')[0],
+                                       'n/a' if value is None else '%.2fx' % value))
 
 
 def judge(results):
     by_scale = {(sc['nproc'], sc['threads']): sc for sc in results['scales']}
     targets = []
-    for text, scales, key, bound in TARGETS:
+    for text, scales, key, bound in TARGETS if results['scales'] else ():
         below = key.endswith('_mib')        # a size that must stay below @bound
         for nproc in scales:
             sc = by_scale.get((nproc, 1))
@@ -377,9 +658,21 @@ def judge(results):
         value = one['proc']['cpu_us'] / one['api']['cpu_us']
         targets.append({'target': text, 'scale': one['scale'], 'measured': value, 'unit': 'x',
                         'result': 'pass' if value >= 1 else 'FAIL'})
-    else:
+    elif results['scales']:
         targets.append({'target': text, 'scale': '-', 'measured': None, 'unit': 'x',
                         'result': 'not run'})
+    vma = results.get('vma')
+    if vma:
+        for text, key, bound, strict in VMA_TARGETS:
+            value = vma['ratios'].get(key)
+            source = key.partition('/')[2]
+            lost = any(vma['count_check'].get(name, 0) > VMA_COUNT_TOLERANCE
+                       for name in VMA_RATIOS[key][:2])
+            result = ('n/a' if source in vma['refused'] else 'not run' if value is None else
+                      'invalid' if lost else
+                      'pass' if (value > bound if strict else value >= bound) else 'FAIL')
+            targets.append({'target': text, 'scale': label(vma['nproc'], 1), 'measured': value,
+                            'unit': 'x', 'result': result})
     return targets
 
 
@@ -401,9 +694,17 @@ def main():
     ap.add_argument('--runs', type=int, default=5, help='runs per method (default 5)')
     ap.add_argument('--one-calls', type=int, default=2000,
                     help='DUMP_ONE calls per run (default 2000)')
-    ap.add_argument('--quick', action='store_true', help='only --scales ' + QUICK_SCALES)
+    ap.add_argument('--quick', action='store_true',
+                    help='only --scales %s and --vma-nproc %d' % (QUICK_SCALES, QUICK_VMA_NPROC))
+    ap.add_argument('--vma', action='store_true', help='only the VMA section')
+    ap.add_argument('--vma-nproc', type=int,
+                    help='the load of the VMA section (default %d)' % VMA_NPROC)
+    ap.add_argument('--pin-dir', help=argparse.SUPPRESS)
     args = ap.parse_args()
-    scales = parse_scales(QUICK_SCALES if args.quick else args.scales)
+    global vma_pin_dir
+    vma_pin_dir = args.pin_dir
+    scales = [] if args.vma else parse_scales(QUICK_SCALES if args.quick else args.scales)
+    vma_nproc = args.vma_nproc or (QUICK_VMA_NPROC if args.quick else VMA_NPROC)
     if os.geteuid() != 0:
         sys.exit('bench/run.py: run as root (pid_max, and the bpf backend of task_diag)')
 
@@ -413,8 +714,8 @@ def main():
     set_subreaper()
     results = {'kernel': platform.release(), 'cpus': os.cpu_count(), 'runs': args.runs,
                'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'scales': []}
-    smallest = min(scales)
-    with Limits(max(n * t for n, t in scales)):
+    smallest = min(scales) if scales else None
+    with Limits(max([n * t for n, t in scales] + [vma_nproc])):
         for nproc, threads in scales:
             lab = label(nproc, threads)
             print('%s: starting the load, %d runs' % (lab, args.runs), flush=True)
@@ -430,6 +731,15 @@ def main():
             results['scales'].append({'nproc': nproc, 'threads': threads, 'samples': samples,
                                       'ratios': ratios(samples)})
             print('%s: done in %.0f s' % (lab, time.monotonic() - t0), flush=True)
+        lab = label(vma_nproc, 1)
+        print('VMAs at %s: starting the load, %d runs' % (lab, args.runs), flush=True)
+        t0 = time.monotonic()
+        samples, refused, child_vmas = measure_vma(vma_nproc, args.runs)
+        results['vma'] = {'nproc': vma_nproc, 'samples': samples, 'refused': refused,
+                          'fork_child_vmas': child_vmas,
+                          'ratios': vma_ratios(samples),
+                          'count_check': vma_count_check(samples)}
+        print('VMAs at %s: done in %.0f s' % (lab, time.monotonic() - t0), flush=True)
     results['targets'] = judge(results)
     print_tables(results)
     os.makedirs(OUT, exist_ok=True)

@@ -6,12 +6,25 @@ cache of an earlier run helps (psutil keeps every Process it has seen).
     worker.py one PID CALLS ORDER    DUMP_ONE through the API against
                                      reading stat + status, CALLS times each;
                                      ORDER: "api,proc" or "proc,api"
+    worker.py smaps_psutil           psutil.Process(pid).memory_maps(grouped=False)
+                                     for every process
+    worker.py smaps_plain            every /proc/PID/smaps through a plain
+                                     line parser into one dict per VMA
+    worker.py vma_iter SHOW [PIN]    the raw bytes of {DUMP_ALL, SHOW} through
+                                     the pinned path in-process (PinnedBackend.raw)
+    worker.py vma_dump SHOW [PIN]    task_diag.dump(DUMP_ALL, show=SHOW,
+                                     source='bpf') into a list, every VMA touched
+                                     (PIN: the pins of another copy, run.py --pin-dir)
 
 Prints one JSON object; times are measured here, imports excluded:
 cpu_ms is user + system time of this process, wall_ms is elapsed time.
+The VMA modes also count the VMAs they got (vmas), so that a reader that
+lost them cannot look fast.
 """
 import json
+import os
 import resource
+import struct
 import sys
 import time
 
@@ -93,10 +106,134 @@ def run_one(pid, calls, order):
     return out
 
 
+# --- VMAs -------------------------------------------------------------------
+
+def pids():
+    return [int(name) for name in os.listdir('/proc') if name.isdigit()]
+
+
+def run_smaps_psutil():
+    import psutil
+
+    def scan():
+        maps = []
+        for pid in psutil.pids():
+            try:
+                maps.append(psutil.Process(pid).memory_maps(grouped=False))
+            except psutil.Error:        # gone meanwhile (NoSuchProcess, ZombieProcess)
+                pass
+        return maps, sum(1 for m in maps for _ in m)
+    (maps, vmas), cpu, wall = measure(scan)
+    return {'tasks': len(maps), 'vmas': vmas, 'cpu_ms': cpu, 'wall_ms': wall}
+
+
+def parse_smaps_plain(data):
+    """One dict per VMA of smaps text @data: the header line's fields, then
+    every "Key: value [kB]" line under its bytes key (kB turned into bytes),
+    VmFlags a list."""
+    vmas, cur = [], None
+    for line in data.split(b'\n'):
+        key, sep, rest = line.partition(b':')
+        if sep and b' ' not in key:
+            if key == b'VmFlags':
+                cur['VmFlags'] = rest.split()
+            else:
+                words = rest.split()
+                cur[key] = int(words[0]) << 10 if len(words) > 1 else int(words[0])
+        elif line:
+            # "start-end perms offset dev inode [name]"; a name may hold spaces
+            fields = line.split(None, 5)
+            start, end = fields[0].split(b'-')
+            cur = {'start': int(start, 16), 'end': int(end, 16), 'perms': fields[1].decode(),
+                   'offset': int(fields[2], 16), 'dev': fields[3].decode(),
+                   'inode': int(fields[4]),
+                   'name': os.fsdecode(fields[5]) if len(fields) > 5 else None}
+            vmas.append(cur)
+    return vmas
+
+
+def run_smaps_plain():
+    def scan():
+        maps = []
+        for pid in pids():
+            try:
+                with open('/proc/%d/smaps' % pid, 'rb') as f:
+                    maps.append(parse_smaps_plain(f.read()))
+            except (FileNotFoundError, ProcessLookupError):
+                pass                    # gone meanwhile
+            except PermissionError:
+                pass                    # hidden from root too (pid 1 here)
+        return maps, sum(1 for m in maps for _ in m)
+    (maps, vmas), cpu, wall = measure(scan)
+    return {'tasks': len(maps), 'vmas': vmas, 'cpu_ms': cpu, 'wall_ms': wall}
+
+
+def count_raw(buf):
+    """(tasks, vma records) of a raw answer: tasks are messages without
+    TASK_DIAG_FLAG_CONT, records are walked by their vma_len."""
+    from task_diag import wire
+    vma_len = struct.Struct('<H')
+    len_off = wire.VMA.offsets()['vma_len']
+    tasks = vmas = 0
+    for _, (_, _, flags), attrs in wire.iter_messages(buf):
+        if not flags & wire.TASK_DIAG_FLAG_CONT:
+            tasks += 1
+        for nla_type, start, end in attrs:
+            if nla_type == wire.TASK_DIAG_VMA:
+                off = start
+                while off < end:
+                    length = vma_len.unpack_from(buf, off + len_off)[0]
+                    if length < wire.VMA.size:
+                        raise ValueError('bad vma_len %d at offset %d' % (length, off))
+                    off += length
+                    vmas += 1
+    return tasks, vmas
+
+
+def run_vma_iter(show, pin_dir=None):
+    from task_diag import wire
+    from task_diag.loader.pinned import PinnedBackend
+    b = PinnedBackend(pin_dir) if pin_dir else PinnedBackend()
+    # Warm-up on ourselves: the first SHOW_VMA request reads the kernel's
+    # BTF once (pinned.vma_supported()), which no dump should be charged.
+    b.raw(wire.DUMP_ONE, os.getpid(), show=show)
+    buf, cpu, wall = measure(b.raw, wire.DUMP_ALL, 0, show)
+    tasks, vmas = count_raw(buf)
+    return {'tasks': tasks, 'vmas': vmas, 'bytes': len(buf), 'cpu_ms': cpu, 'wall_ms': wall}
+
+
+def run_vma_dump(show, pin_dir=None):
+    import task_diag
+    if pin_dir:
+        # dump() itself, on the backend of those pins
+        from task_diag.loader.pinned import PinnedBackend
+        task_diag.api._backends['bpf'] = PinnedBackend(pin_dir)
+    # Warm-up on ourselves: imports, the backend's pinned objects, the BTF.
+    list(task_diag.dump(task_diag.DUMP_ONE, os.getpid(), show=show, source='bpf'))
+
+    def dump():
+        tasks = list(task_diag.dump(task_diag.DUMP_ALL, show=show, source='bpf'))
+        vmas = 0
+        for t in tasks:
+            for v in t.vmas or ():
+                vmas += v.end > v.start         # touched: a lazy decoder pays here
+        return tasks, vmas
+    (tasks, vmas), cpu, wall = measure(dump)
+    return {'tasks': len(tasks), 'vmas': vmas, 'cpu_ms': cpu, 'wall_ms': wall}
+
+
 def main(argv):
     mode = argv[1]
     if mode == 'psutil':
         result = run_psutil()
+    elif mode == 'smaps_psutil':
+        result = run_smaps_psutil()
+    elif mode == 'smaps_plain':
+        result = run_smaps_plain()
+    elif mode == 'vma_iter':
+        result = run_vma_iter(int(argv[2]), *argv[3:4])
+    elif mode == 'vma_dump':
+        result = run_vma_dump(int(argv[2]), *argv[3:4])
     elif mode == 'dump':
         result = run_dump()
     elif mode == 'one':
