@@ -159,6 +159,8 @@ struct td_pw {
 	u32 sub_dirty;
 	/* the shmem object's xarray, for swap entries in a range */
 	u64 x_head, x_idx, x_last, x_count;
+	u64 win_pfn;			/* first pfn in td_pw_buf.win, + 1 (0: empty) */
+	u64 last_pfn;			/* the struct page read before */
 	u64 steps;			/* entries looked at in this program run */
 	u64 bad;			/* file folios not of this VMA's file */
 };
@@ -170,10 +172,15 @@ struct {
 	__type(value, struct td_pw);
 } td_pw SEC(".maps");
 
-/* One page table, and one struct page, read whole with one probe each. */
+/* One page table, and one struct page, read whole with one probe each;
+ * and a window of PW_WIN consecutive struct pages, read with one probe
+ * when the walk goes through physically consecutive pages (anonymous
+ * memory faulted in order, large folios): fewer, longer probes. */
+#define PW_WIN		16
 struct td_pw_buf {
 	u64 table[512];
 	u64 page[8];			/* struct page is 64 bytes (checked) */
+	u64 win[PW_WIN * 8];
 };
 
 struct {
@@ -326,10 +333,28 @@ static __always_inline u32 pw_mapcount(s32 raw, s32 entire)
 	return mc < 0 ? 0 : mc;
 }
 
-/* struct page of @pfn, whole, into @buf->page */
+/* struct page of @pfn, whole, into @buf->page: from the window, or the
+ * window loaded when the page read before was in the same block (a
+ * second touch: pages scattered over memory would make every window
+ * load a waste), or alone.  The
+ * window lives only as long as one VMA's walk (td_pw_vma clears it). */
 static __always_inline int pw_read_page(struct td_pw *w, struct td_pw_buf *buf, u64 pfn)
 {
-	return bpf_probe_read_kernel(buf->page, 64, (void *)(w->vmemmap + pfn * 64));
+	u64 first = pfn & ~(u64)(PW_WIN - 1), i = pfn & (PW_WIN - 1);
+	bool near = first == (w->last_pfn & ~(u64)(PW_WIN - 1));
+
+	w->last_pfn = pfn;
+	if (w->win_pfn != first + 1) {
+		if (!near)
+			return bpf_probe_read_kernel(buf->page, 64, (void *)(w->vmemmap + pfn * 64));
+		w->win_pfn = 0;
+		if (bpf_probe_read_kernel(buf->win, sizeof(buf->win),
+					  (void *)(w->vmemmap + first * 64)))
+			return -1;
+		w->win_pfn = first + 1;
+	}
+	__builtin_memcpy(buf->page, &buf->win[i * 8], 64);
+	return 0;
 }
 
 #define PW_FIELD(pg, type, field) \
