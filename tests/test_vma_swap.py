@@ -42,9 +42,7 @@ import pytest
 
 import task_diag
 from task_diag import wire
-from task_diag.iterproto import PIN_DIR, PINS
 
-from conftest import ROOT
 from swap import swap  # noqa: F401  (the module-scoped fixture)
 
 SHOW = task_diag.SHOW_BASE | task_diag.SHOW_VMA | task_diag.SHOW_VMA_STAT
