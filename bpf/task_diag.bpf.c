@@ -65,6 +65,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
 #define ENOENT		2
+#define ENAMETOOLONG	36
 
 struct td_nlmsghdr {
 	__u32 nlmsg_len;
@@ -609,14 +610,366 @@ static __always_inline u64 vma_flags(unsigned long f)
 }
 
 /*
- * The name /proc/PID/maps shows (get_vma_name(), 6.18), written NUL-ended
- * at @dst (room: TD_NAME_MAX); returns its length with the NUL, 0 for no
- * name.  A special mapping ([vdso], [vvar], [uprobes], ...) is told by
- * vm_ops->name being set on a VMA without a file: special_mapping_vmops is
- * the only such vm_operations_struct with a name() in the tree, and its
- * name() returns vm_special_mapping->name from vm_private_data.  Not
- * handled: overlayfs' file_user_path() (we print f_path), the "\n" escape
- * of seq_file_path(), arch_vma_name() (NULL on x86).
+ * ---- VMA names ---------------------------------------------------------
+ *
+ * /proc/PID/maps prints a file's name with seq_path(m, path, "\n"): d_path()
+ * relative to the READER's root (current->fs->root), " (deleted)" after an
+ * unlinked dentry, and every '\n' of the result as the four bytes "\012"
+ * (mangle_path()).  Nothing else is escaped: not '\\', not ' '.  The other
+ * names ([anon:NAME], [anon_shmem:NAME], [vdso], [heap], ...) are printed as
+ * they are (seq_printf, seq_puts), and prctl(PR_SET_VMA_ANON_NAME) refuses
+ * control characters in NAME: nothing to escape there.
+ *
+ * The file-name cache (issue 4).  d_path() for every file VMA was most of
+ * what names cost, and most file VMAs name the same few files: several
+ * VMAs per file (text, data, relro, bss), the same libraries in every
+ * process.  So each file's name is resolved once per dump (and per CPU),
+ * into td_names, and a cached name is served only if everything that makes
+ * d_path() print it is as it was when it was resolved:
+ *
+ *  - the dump: the iterator's session_id (td_name_work.dump), a number the
+ *    kernel gives each iterator file it opens and never gives again (the
+ *    seq_file pointer, by contrast, is reused once freed).  A name is never
+ *    trusted in another dump: whatever changed between two dumps (a rename
+ *    anywhere on the path, a mount, a deletion) shows in the second.
+ *  - the file's path, f_path.mnt and f_path.dentry: the key;
+ *  - the reader's root, current->fs->root's mnt and dentry, also in the
+ *    key: d_path() prints relative to it (a chrooted reader, a reader in
+ *    another mount namespace, a pinned file read by several readers);
+ *  - the dentry, as it is now: d_parent, d_name (hash and length), d_inode,
+ *    and d_unlinked() (IS_ROOT, or unhashed: what decides " (deleted)").
+ *    They are read before d_path() when a name is resolved, so that a
+ *    change racing with it leaves a slot that no longer matches, never a
+ *    stale match.  Inside a dump this catches the file's own rename or
+ *    move (d_move() changes d_name or d_parent), its deletion (d_delete()
+ *    of a dentry still in use unhashes it at once, so the next VMA already
+ *    shows " (deleted)"), and a dentry freed and reused for another file
+ *    (unless it has the same parent, name and inode: then it prints the
+ *    same).
+ *
+ * What a cached name cannot see, inside one dump only: a directory above
+ * the file renamed, or a mount moved above it, after the name was resolved
+ * and before a later VMA of the same file.  /proc/PID/maps read then shows
+ * the new name; the rest of this dump shows the one the file had earlier in
+ * the same dump; the next dump shows the new one.  Seeing it would take a
+ * walk up every dentry and mount at each use, i.e. most of d_path() again
+ * (the sequence counts of rename_lock and mount_lock would tell, but BPF
+ * cannot reach them everywhere: here they are neither in BTF nor, without
+ * CONFIG_KALLSYMS_ALL, in kallsyms).
+ *
+ * Not cached: names from d_op->d_dname (pipes, sockets, anon inodes,
+ * dma-bufs), made from state that changes without d_move() (a dma-buf's
+ * name); and names longer than TD_NC_NAME bytes, escapes and NUL included
+ * (the slot then says so, and each VMA of that file gets d_path() into the
+ * record, as before the cache).
+ *
+ * td_names is per CPU and direct-mapped: a lookup is an inlined array
+ * access, nothing is shared between CPUs, nothing is locked.  512 slots of
+ * 360 bytes: 180 KiB per CPU.  A dump that migrates fills the other CPU's
+ * slots too; a collision costs a d_path(), and as the VMAs of a file are
+ * adjacent, even a thrashing cache resolves a file about once per process.
+ *
+ * A run of the program can be preempted by another run on the same CPU
+ * (only migration is disabled), which may use the same slot.  So a slot has
+ * one writer at a time (writers, counted with atomic adds: a second writer
+ * finds 2 and backs off), seq is odd while it writes, and a reader keeps a
+ * copy only if seq was even and is unchanged after the copy (a seqcount;
+ * all on one CPU, so compiler barriers are the only ordering needed).  The
+ * name is written by d_path() into the slot itself, under that protocol,
+ * never copied from a buffer another run may write, and the slot is
+ * matched against the dentry as loaded then, never against values parked
+ * in per-CPU memory (td_name_work) that such a run may overwrite.
+ */
+#define TD_NC_SLOTS	512			/* per CPU; a power of two */
+#define TD_NC_BITS	9			/* log2(TD_NC_SLOTS) */
+#define TD_NC_NAME	256			/* longest cached name, NUL included */
+#define TD_NC_LONG	0xffff			/* len: longer than that */
+#define barrier()	asm volatile("" ::: "memory")
+
+/* escape()'s counters */
+struct td_esc_state {
+	u32 noinline;	/* always 0: bpf_loop()'s flags (see TD_ESCAPE) */
+	u32 n;		/* bytes, NUL included */
+	u32 nl;		/* newlines: seen, counted, then still to move */
+	u32 to;		/* where the byte being moved goes */
+};
+
+struct td_name_slot {
+	u64 seq;		/* odd while written */
+	u64 writers;		/* writers in; only one writes */
+	u64 dump;		/* session_id; 0: empty */
+	u64 mnt, dentry;	/* f_path */
+	u64 root_mnt, root_dentry;	/* the reader's root */
+	u64 parent, inode, hash_len;	/* the dentry as the name was taken */
+	u32 unlinked;
+	u32 len;		/* with the NUL; TD_NC_LONG: not cached */
+	struct td_esc_state esc;	/* while the slot is written */
+	char name[TD_NC_NAME];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, TD_NC_SLOTS);
+	__type(key, u32);
+	__type(value, struct td_name_slot);
+} td_names SEC(".maps");
+
+/*
+ * Per CPU: the session_id of the dump the program runs for, set by
+ * td_put_vmas() before its first VMA; the slot's hash, whose input passes
+ * through here to become numbers (the verifier allows no arithmetic on a
+ * pointer, and what is loaded from a map is a number); escape()'s counters
+ * for names not cached.  Another run preempting this one on the same CPU
+ * may overwrite any of it: dump then holds another dump in progress, the
+ * hash picks another slot (checked like any), and the counters are those
+ * of a name written into the shared scratch buffer, which such a run
+ * overwrites anyway.  What is cached never depends on them.
+ */
+struct td_name_work {
+	u64 dump;
+	u64 h[3];
+	struct td_esc_state esc;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct td_name_work);
+} td_name_work SEC(".maps");
+
+static __always_inline struct td_name_work *name_work(void)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(&td_name_work, &zero);
+}
+
+static __always_inline void name_cache_dump(u64 session_id)
+{
+	struct td_name_work *w = name_work();
+
+	if (w)
+		w->dump = session_id;
+}
+
+/*
+ * mangle_path(..., "\n") in place: the buffer holds n bytes, NUL included,
+ * and has room for mask + 1.  Returns the new length, 0 if it would not
+ * fit.  Passes with bpf_loop(): look for a '\n' eight bytes at a time (the
+ * usual name has none, and that is all it costs); if there is one, count
+ * them, then move the bytes back from the end, each '\n' becoming "\012".
+ * The buffer's size is a constant of each instance (the mask), for the
+ * verifier; the counters are in the slot being written or in td_name_work,
+ * the callbacks' context only says where.  bpf_loop()'s flags, always 0,
+ * are loaded from memory so that the verifier does not inline the loop:
+ * inlined, each bpf_loop() takes 24 bytes of the caller's stack, of the
+ * 512 that the chain td_all -> td_put_vmas -> td_vma_record shares, and
+ * these loops only run when a name is resolved.
+ */
+struct td_esc {
+	char *buf;
+	struct td_esc_state *st;
+};
+
+#define TD_NL8		0x0a0a0a0a0a0a0a0aULL	/* '\n' in each byte */
+#define TD_ONES8	0x0101010101010101ULL
+#define TD_HIGH8	0x8080808080808080ULL
+
+#define TD_ESCAPE(sfx, mask)							\
+static long esc_scan_##sfx(u32 i, struct td_esc *e)				\
+{										\
+	u64 v = *(u64 *)(e->buf + ((i * 8) & ((mask) & ~7))) ^ TD_NL8;		\
+										\
+	if (!((v - TD_ONES8) & ~v & TD_HIGH8))		/* no zero byte in v */	\
+		return 0;							\
+	e->st->nl = 1;		/* maybe: bytes past the NUL are looked at too */\
+	return 1;								\
+}										\
+										\
+static long esc_count_##sfx(u32 i, struct td_esc *e)				\
+{										\
+	if (e->buf[i & (mask)] == '\n')						\
+		e->st->nl++;							\
+	return 0;								\
+}										\
+										\
+static long esc_move_##sfx(u32 i, struct td_esc *e)				\
+{										\
+	struct td_esc_state *st = e->st;					\
+	char *buf = e->buf, c = buf[(st->n - 1 - i) & (mask)];			\
+	u32 to = st->to;							\
+										\
+	if (c != '\n') {							\
+		buf[to & (mask)] = c;						\
+		st->to = to - 1;						\
+		return 0;							\
+	}									\
+	buf[(to - 3) & (mask)] = '\\';						\
+	buf[(to - 2) & (mask)] = '0';						\
+	buf[(to - 1) & (mask)] = '1';						\
+	buf[to & (mask)] = '2';							\
+	st->to = to - 4;							\
+	return --st->nl == 0;	/* the bytes before it stay where they are */	\
+}										\
+										\
+static __always_inline u32 escape_##sfx(struct td_esc_state *st, char *buf, long n)\
+{										\
+	struct td_esc e = { .buf = buf, .st = st };				\
+										\
+	if (n <= 0 || n > (mask) + 1)						\
+		return 0;							\
+	st->n = n;								\
+	st->nl = 0;								\
+	bpf_loop((n + 7) >> 3, esc_scan_##sfx, &e, st->noinline);				\
+	if (!st->nl)								\
+		return n;							\
+	st->nl = 0;								\
+	bpf_loop(n, esc_count_##sfx, &e, st->noinline);					\
+	if (!st->nl)								\
+		return n;							\
+	if (n + 3 * st->nl > (mask) + 1)					\
+		return 0;							\
+	n += 3 * st->nl;							\
+	st->to = n - 1;								\
+	bpf_loop(st->n, esc_move_##sfx, &e, st->noinline);					\
+	return n;								\
+}
+
+TD_ESCAPE(slot, TD_NC_NAME - 1)
+TD_ESCAPE(full, TD_NAME_MAX - 1)
+
+/* A cached name to @dst, in 64-byte blocks of plain loads and stores (no
+ * helper call): the bytes after the NUL up to the block's end are junk,
+ * overwritten by the next record or past the end of the message (the
+ * caller clears the padding of its record). */
+static __always_inline void copy_name(char *dst, const char *src, u32 len)
+{
+	__builtin_memcpy(dst, src, 64);
+	if (len <= 64)
+		return;
+	__builtin_memcpy(dst + 64, src + 64, 64);
+	if (len <= 128)
+		return;
+	__builtin_memcpy(dst + 128, src + 128, 128);
+}
+
+/* A name not cached: d_path() into the record, as before the cache. */
+static __always_inline int name_direct(char *dst, struct file *file)
+{
+	struct td_name_work *w = name_work();
+	long n = bpf_d_path(&file->f_path, dst, TD_NAME_MAX);
+
+	return w ? escape_full(&w->esc, dst, n) : 0;
+}
+
+/* Resolves the name into the slot @s, if no one else is writing it. */
+static __always_inline int name_fill(char *dst, struct file *file, struct td_name_slot *s, u64 dump)
+{
+	struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+	struct dentry *d = file->f_path.dentry;
+	struct fs_struct *fs = me->fs;
+	u32 len = 0;
+	long n;
+	u64 l;
+
+	__sync_fetch_and_add(&s->writers, 1);
+	barrier();
+	if (fs && *(volatile u64 *)&s->writers == 1) {
+		__sync_fetch_and_add(&s->seq, 1);
+		barrier();
+		/* Taken before d_path(), so that a change racing with it
+		 * leaves a slot that no longer matches, never a stale match. */
+		s->dump = dump;
+		s->dentry = (u64)d;
+		s->mnt = (u64)file->f_path.mnt;
+		s->root_mnt = (u64)fs->root.mnt;
+		s->root_dentry = (u64)fs->root.dentry;
+		s->parent = (u64)d->d_parent;
+		s->inode = (u64)d->d_inode;
+		s->hash_len = d->d_name.hash_len;
+		s->unlinked = d->d_parent == d || !d->d_hash.pprev;	/* d_unlinked() */
+		barrier();
+		n = bpf_d_path(&file->f_path, s->name, TD_NC_NAME);
+		len = escape_slot(&s->esc, s->name, n);
+		/* -ENAMETOOLONG, or no room for the escapes: too long for a
+		 * slot.  Another error: not cached. */
+		s->len = len ? len : n > 0 || n == -ENAMETOOLONG ? TD_NC_LONG : 0;
+		l = len;
+		asm volatile("" : "+r"(l));	/* test the register passed */
+		if (l <= TD_NC_NAME)
+			bpf_probe_read_kernel(dst, l, s->name);
+		barrier();
+		__sync_fetch_and_add(&s->seq, 1);
+	}
+	barrier();
+	__sync_fetch_and_add(&s->writers, -1);
+	return len ? len : name_direct(dst, file);
+}
+
+/*
+ * The name of the file @file maps, as /proc/PID/maps shows it to the
+ * reader, at @dst (room: TD_NAME_MAX); its length with the NUL, 0 if none:
+ * d_path() failed, or the name is longer than TD_NAME_MAX, escapes
+ * included (/proc/PID/maps would show it; a record cannot hold it).
+ */
+static __always_inline int file_name(char *dst, struct file *file)
+{
+	struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+	struct dentry *d = file->f_path.dentry;
+	const struct dentry_operations *dop = d->d_op;
+	struct fs_struct *fs = me->fs;
+	struct td_name_work *w = name_work();
+	struct td_name_slot *s;
+	u64 dump, seq, l;
+	u32 idx;
+
+	if (!w || !fs || (dop && dop->d_dname))
+		return name_direct(dst, file);
+	dump = w->dump;
+	if (!dump)
+		return name_direct(dst, file);
+	/* The key and the dentry's state are compared (and stored) from
+	 * fresh loads, never from td_name_work, which is only the hash's. */
+	w->h[0] = (u64)d;
+	w->h[1] = (u64)file->f_path.mnt;
+	w->h[2] = (u64)fs->root.dentry;
+	idx = ((*(volatile u64 *)&w->h[0] ^ *(volatile u64 *)&w->h[1] << 7 ^
+		*(volatile u64 *)&w->h[2] << 13) * 0x9e3779b97f4a7c15ULL) >> (64 - TD_NC_BITS);
+	s = bpf_map_lookup_elem(&td_names, &idx);
+	if (!s)
+		return name_direct(dst, file);
+
+	seq = *(volatile u64 *)&s->seq;
+	barrier();
+	if (!(seq & 1) && s->dump == dump && s->dentry == (u64)d &&
+	    s->mnt == (u64)file->f_path.mnt && s->root_dentry == (u64)fs->root.dentry &&
+	    s->root_mnt == (u64)fs->root.mnt && s->parent == (u64)d->d_parent &&
+	    s->inode == (u64)d->d_inode && s->hash_len == d->d_name.hash_len &&
+	    s->unlinked == (d->d_parent == d || !d->d_hash.pprev)) {
+		l = s->len;
+		if (l == TD_NC_LONG)
+			return name_direct(dst, file);
+		if (l && l <= TD_NC_NAME) {
+			copy_name(dst, s->name, l);
+			barrier();
+			if (*(volatile u64 *)&s->seq == seq)
+				return l;
+		}
+	}
+	return name_fill(dst, file, s, dump);
+}
+
+/*
+ * The name /proc/PID/maps shows (get_vma_name() and show_map_vma(), 6.18),
+ * written NUL-ended at @dst (room: TD_NAME_MAX); returns its length with
+ * the NUL, 0 for no name.  A special mapping ([vdso], [vvar], [uprobes],
+ * ...) is told by vm_ops->name being set on a VMA without a file:
+ * special_mapping_vmops is the only such vm_operations_struct with a name()
+ * in the tree, and its name() returns vm_special_mapping->name from
+ * vm_private_data.  Not handled: overlayfs' file_user_path() (we print
+ * f_path), arch_vma_name() (NULL on x86).  @vma is trusted: its fields,
+ * and those of what it points to, are plain loads (no helper call).
  */
 static __always_inline int vma_name(char *dst, struct vm_area_struct *vma, struct mm_struct *mm)
 {
@@ -627,11 +980,9 @@ static __always_inline int vma_name(char *dst, struct vm_area_struct *vma, struc
 	long n;
 
 	if (bpf_core_field_exists(struct vm_area_struct___anon_name, anon_name))
-		anon = BPF_CORE_READ((struct vm_area_struct___anon_name *)vma, anon_name);
-	if (file && !anon) {
-		n = bpf_d_path(&file->f_path, dst, TD_NAME_MAX);
-		return n > 0 ? n : 0;
-	}
+		anon = ((struct vm_area_struct___anon_name *)vma)->anon_name;
+	if (file && !anon)
+		return file_name(dst, file);
 	if (file) {
 		__builtin_memcpy(dst, "[anon_shmem:", 12);
 		n = bpf_probe_read_kernel_str(dst + 12, 80, (void *)anon +
@@ -639,7 +990,7 @@ static __always_inline int vma_name(char *dst, struct vm_area_struct *vma, struc
 		goto bracket;
 	}
 	ops = vma->vm_ops;
-	if (ops && BPF_CORE_READ(ops, name)) {
+	if (ops && ops->name) {
 		struct vm_special_mapping *sm = vma->vm_private_data;
 
 		name = BPF_CORE_READ(sm, name);
@@ -833,6 +1184,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	if (!scratch)
 		return TD_VMA_FAIL;
+	name_cache_dump(((struct bpf_iter__task *)ctx)->meta->session_id);
 	buf = scratch->buf;
 	if (off > TD_BUF_SIZE - 256)
 		return TD_VMA_FAIL;

@@ -241,4 +241,41 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_LRU_HASH = 9,
 };
 
+/* ---- the file-name cache of vma_name() (task_diag.bpf.c) ---- */
+
+#pragma clang attribute push (__attribute__((preserve_access_index)), apply_to = record)
+
+struct hlist_bl_node {
+	struct hlist_bl_node *next, **pprev;
+};
+
+/* hash and len in an anonymous struct inside an anonymous union: CO-RE
+ * finds hash_len there. */
+struct qstr {
+	u64 hash_len;
+	const unsigned char *name;
+};
+
+struct dentry_operations {
+	char *(*d_dname)(struct dentry *dentry, char *buf, int buflen);
+};
+
+struct dentry {
+	struct hlist_bl_node d_hash;	/* pprev NULL: unhashed */
+	struct dentry *d_parent;
+	struct qstr d_name;		/* in an anonymous union on recent kernels */
+	struct inode *d_inode;
+	const struct dentry_operations *d_op;
+};
+
+struct fs_struct {
+	struct path root;
+};
+
+struct task_struct___fs {
+	struct fs_struct *fs;
+};
+
+#pragma clang attribute pop
+
 #endif /* __TD_KERNEL_H */

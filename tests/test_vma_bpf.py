@@ -7,11 +7,13 @@ compared, [vsyscall] included: the gate area is no VMA the iterator
 visits, the loader hands its line to the programs.
 """
 import os
+import re
 import signal
 import struct
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -227,3 +229,273 @@ def test_vma_stat_from_smaps_through_bpf():
     finally:
         p.kill()
         p.wait()
+
+
+# --- names: the escape of seq_path(), and the file-name cache -----------------
+
+NAMES_CHILD = textwrap.dedent(r'''
+    import ctypes, mmap, os, sys
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    PAGE = mmap.PAGESIZE
+    n = int(sys.argv[1])
+    memfd = os.fsencode(sys.argv[2])
+    keep = []
+    for path in sys.argv[3:]:          # two VMAs per file: text-like, then data-like
+        fd = os.open(os.fsencode(path), os.O_RDONLY)
+        keep.append(mmap.mmap(fd, PAGE, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ))
+        keep.append(mmap.mmap(fd, PAGE, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ))
+        os.close(fd)
+    if memfd:
+        mfd = os.memfd_create(memfd)
+        os.ftruncate(mfd, PAGE)
+        keep.append(mmap.mmap(mfd, PAGE))
+    if n:                              # n more VMAs: alternate protections
+        big = libc.mmap(None, n * PAGE, 3, 0x22, -1, 0)
+        for i in range(0, n, 2):
+            libc.mprotect(ctypes.c_void_p(big + i * PAGE), PAGE, 1)
+    sys.stdout.write('ready\n')
+    sys.stdout.flush()
+    sys.stdin.read()
+''')
+
+
+def spawn_names(paths, memfd=b'', n=0):
+    p = subprocess.Popen([sys.executable, '-c', NAMES_CHILD, str(n), os.fsdecode(memfd)]
+                         + [os.fsdecode(x) for x in paths],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert p.stdout.readline() == b'ready\n'
+    os.kill(p.pid, signal.SIGSTOP)
+    return p
+
+
+PAGE_SIZE = os.sysconf('SC_PAGE_SIZE')
+
+
+def make_file(path):
+    with open(path, 'wb') as f:
+        f.write(b'x' * 2 * PAGE_SIZE)
+    return path
+
+
+# show_vma_header_prefix() ends where the name would start if it were not
+# padded to column 73 (seq_pad): every byte after the padding is the name.
+_MAPS_HEAD = re.compile(rb'^([0-9a-f]+-[0-9a-f]+ \S{4} [0-9a-f]+ [0-9a-f]+:[0-9a-f]+ \d+) ?')
+
+
+def maps_names(pid):
+    """[(start, name bytes)] of each /proc/PID/maps line: the last column
+    exactly, b'' for none."""
+    with open('/proc/%d/maps' % pid, 'rb') as f:
+        data = f.read()
+    out = []
+    for line in data.split(b'\n')[:-1]:
+        m = _MAPS_HEAD.match(line)
+        assert m, line
+        name = line[m.end():].lstrip(b' ')
+        out.append((int(line.split(b'-', 1)[0], 16), name))
+    return out
+
+
+def record_names(raw, pid):
+    """[(start, name bytes)] of task @pid's VMA records in the response @raw,
+    read from the records themselves (no decoder): the name up to its NUL."""
+    out = []
+    for _, (mpid, _, _), attrs in wire.iter_messages(raw):
+        if mpid != pid:
+            continue
+        for nla_type, a, end in attrs:
+            if nla_type != wire.TASK_DIAG_VMA:
+                continue
+            while a < end:
+                rec = dict(zip(wire.VMA.names, wire.VMA.struct.unpack_from(raw, a)))
+                name = b''
+                if rec['name_len']:
+                    name = raw[a + rec['name_off']:a + rec['name_off'] + rec['name_len']]
+                    assert name.endswith(b'\0') and b'\0' not in name[:-1], name
+                    name = name[:-1]
+                out.append((rec['start'], name))
+                a += rec['vma_len']
+    return out
+
+
+def dump_raw(source, pid):
+    import task_diag
+    return task_diag.raw(wire.DUMP_ONE, pid, wire.SHOW_BASE | wire.SHOW_VMA, source=source)
+
+
+def test_names_escaped_as_maps(source, tmp_path):
+    """seq_path(m, path, "\\n"): a newline of a file's name is "\\012" in
+    maps, a backslash or a space is itself; the records' names are the maps
+    column byte for byte, whichever backend, cached or not: a name of more
+    than 256 bytes with newlines is escaped outside the cache, a memfd's
+    name (" (deleted)", d_path of an unlinked dentry) as well."""
+    deep = tmp_path / ('d' * 200) / ('e\n' * 40)
+    deep.mkdir(parents=True)
+    files = [make_file(tmp_path / name) for name in
+             ('new\nline', 'back\\slash and space', '\n\ntwo\nand\\012 \n', 'plain')]
+    files.append(make_file(deep / 'long\nname'))
+    if source == 'bpf':
+        need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
+    p = spawn_names(files, memfd=b'mem\nfd')
+    try:
+        got = record_names(dump_raw(source, p.pid), p.pid)
+        want = maps_names(p.pid)
+        assert got == want
+        names = {name for _, name in want}
+        t = os.fsencode(tmp_path)
+        assert t + b'/new\\012line' in names
+        assert t + b'/back\\slash and space' in names
+        assert t + b'/\\012\\012two\\012and\\012 \\012' in names
+        assert t + b'/plain' in names
+        assert b'/memfd:mem\\012fd (deleted)' in names
+        long_name = os.fsencode(deep / 'long\nname').replace(b'\n', b'\\012')
+        assert len(long_name) > 256 and long_name in names
+    finally:
+        finish(p)
+
+
+def test_rename_and_delete_show_in_the_next_dump(backend, tmp_path):
+    """A name is never taken from an earlier dump: a rename of the file or of
+    a directory above it, and a deletion, show in the very next dump, as in
+    /proc/PID/maps."""
+    (tmp_path / 'dir').mkdir()
+    path = make_file(tmp_path / 'dir' / 'a')
+    p = spawn_names([path])
+    t = os.fsencode(tmp_path)
+
+    def names():
+        got = record_names(backend.raw(wire.DUMP_ONE, p.pid, wire.SHOW_VMA), p.pid)
+        assert got == maps_names(p.pid)
+        return {name for _, name in got}
+    try:
+        assert t + b'/dir/a' in names()
+        assert t + b'/dir/a' in names()             # the same in a second dump
+        os.rename(tmp_path / 'dir' / 'a', tmp_path / 'dir' / 'b')
+        now = names()
+        assert t + b'/dir/b' in now and t + b'/dir/a' not in now
+        os.rename(tmp_path / 'dir', tmp_path / 'dir\nnew')
+        now = names()
+        assert t + b'/dir\\012new/b' in now and t + b'/dir/b' not in now
+        os.unlink(tmp_path / 'dir\nnew' / 'b')
+        now = names()
+        assert t + b'/dir\\012new/b (deleted)' in now and t + b'/dir\\012new/b' not in now
+    finally:
+        finish(p)
+
+
+@pytest.mark.parametrize('change', ['rename', 'unlink'])
+def test_change_inside_one_dump(backend, tmp_path, change):
+    """Two processes map the same file and land in different read()s of
+    one iterator file, i.e. of one dump (each sends over 16 KiB, and a read
+    returns at most 32 KiB).  Renamed or deleted between those reads, the
+    file shows its new state in the second process's records: a name cached
+    earlier in the dump is checked against the dentry before it is used."""
+    path = make_file(tmp_path / 'shared')
+    first, second = spawn_names([path], n=240), spawn_names([path], n=240)
+    if second.pid < first.pid:          # the iterator goes in pid order
+        first, second = second, first
+    old = os.fsencode(path)
+    new = old + b' (deleted)'
+    if change == 'rename':
+        new = os.fsencode(tmp_path / 'renamed\n').replace(b'\n', b'\\012')
+    try:
+        s = backend.stream(wire.DUMP_ALL, 0, wire.SHOW_BASE | wire.SHOW_VMA)
+        chunks, changed = [], False
+        try:
+            while True:
+                chunk = s.read()
+                if not chunk:
+                    break
+                pids = {m[0] for m in messages(chunk)}
+                assert not (first.pid in pids and second.pid in pids), \
+                    'both processes in one read: the test proves nothing'
+                chunks.append(chunk)
+                if first.pid in pids and not changed:
+                    if change == 'rename':
+                        os.rename(path, tmp_path / 'renamed\n')
+                    else:
+                        os.unlink(path)
+                    changed = True
+        finally:
+            s.close()
+        raw = b''.join(chunks)
+        check_messages(raw)
+        for p in (first, second):
+            size = sum(m[3] for m in messages(raw) if m[0] == p.pid)
+            # one program run (TD_BUDGET), not continuation passes, which
+            # read other iterator files
+            assert 16 * 1024 < size < 28 * 1024, size
+        a, b = record_names(raw, first.pid), record_names(raw, second.pid)
+        assert changed and a and b
+        assert [n for _, n in a].count(old) == 2
+        assert [n for _, n in b].count(new) == 2
+        assert b == maps_names(second.pid)
+    finally:
+        finish(first)
+        finish(second)
+
+
+def test_names_follow_the_reader_root(backend, tmp_path):
+    """d_path() prints relative to the reader's root: a reader chrooted
+    halfway through a dump (a child reading on from the same iterator file,
+    on the same CPU, so that the cache is the same) sees the file it shares
+    with the first reader under its own root, never a name the first reader
+    cached."""
+    root = tmp_path / 'root'
+    root.mkdir()
+    path = make_file(root / 'f')
+    first, second = spawn_names([path], n=240), spawn_names([path], n=240)
+    if second.pid < first.pid:
+        first, second = second, first
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    s = backend.stream(wire.DUMP_ALL, 0, wire.SHOW_BASE | wire.SHOW_VMA)
+    try:
+        chunks = []
+        while True:
+            chunk = s.read()
+            assert chunk, 'the dump ended before the first process'
+            chunks.append(chunk)
+            pids = {m[0] for m in messages(chunk)}
+            assert second.pid not in pids
+            if first.pid in pids:
+                break
+        rfd, wfd = os.pipe()
+        child = os.fork()
+        if not child:                   # reads on, chrooted
+            try:
+                os.close(rfd)
+                backend._local = threading.local()
+                backend._key()          # needs /proc: before chroot
+                os.chroot(root)
+                os.chdir('/')
+                while True:
+                    chunk = s.read()
+                    os.write(wfd, struct.pack('=I', len(chunk)) + chunk)
+                    if not chunk or second.pid in {m[0] for m in messages(chunk)}:
+                        break
+                os._exit(0)
+            except BaseException:      # noqa: BLE001 (a forked child never returns)
+                os._exit(1)
+        os.close(wfd)
+        with os.fdopen(rfd, 'rb') as f:
+            data = f.read()
+        assert os.waitpid(child, 0)[1] == 0
+        off = 0
+        while off < len(data):
+            n, = struct.unpack_from('=I', data, off)
+            chunks.append(data[off + 4:off + 4 + n])
+            off += 4 + n
+        raw = b''.join(chunks)
+        a, b = record_names(raw, first.pid), record_names(raw, second.pid)
+        assert [n for _, n in a].count(os.fsencode(path)) == 2
+        assert [n for _, n in b].count(b'/f') == 2
+        assert a == maps_names(first.pid)
+    finally:
+        s.close()
+        os.sched_setaffinity(0, affinity)
+        finish(first)
+        finish(second)
