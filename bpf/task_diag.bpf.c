@@ -1051,9 +1051,9 @@ static __always_inline void close_vma_attr(char *buf, u32 attr, u32 off)
 #define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
 
 /*
- * One VMA record at @off of the scratch buffer: the struct, its statistics
- * by page walk if @with_stat, its name; returns its length (vma_len), 0 on
- * failure.  A global function: the verifier checks it once, not once per
+ * One VMA record at @off of the scratch buffer: the struct, room for its
+ * statistics if @with_stat (td_vma_stat() fills it), its name; returns
+ * its length (vma_len), 0 on failure.  A global function: the verifier checks it once, not once per
  * state of the loop that calls it.
  */
 __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, u32 with_stat)
@@ -1061,12 +1061,11 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, 
 	u32 zero = 0, nlen, len, slen = 0;
 	u64 tail;
 	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
-	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
 	struct task_diag_vma *rec;
 	struct file *file;
 	struct mm_struct *mm;
 
-	if (!scratch || !cfg)
+	if (!scratch)
 		return 0;
 	rec = (void *)(scratch->buf + (off & TD_BUF_MASK));
 	file = vma->vm_file;
@@ -1080,20 +1079,19 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, 
 	rec->inode = 0;
 	rec->generation = 0;
 	if (file) {
+		/* plain loads through the trusted vma: a probe-read helper
+		 * call each would cost more than the rest of the record */
 		struct inode *inode = file->f_inode;
-		u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		u32 dev = inode->i_sb->s_dev;
 
 		rec->pgoff = (u64)vma->vm_pgoff << PAGE_SHIFT;
 		rec->major = dev >> 20;
 		rec->minor = dev & 0xfffff;
-		rec->inode = BPF_CORE_READ(inode, i_ino);
-		rec->generation = BPF_CORE_READ(inode, i_generation);
+		rec->inode = inode->i_ino;
+		rec->generation = inode->i_generation;
 	}
-	if (with_stat) {
-		if (td_pw_vma(vma, (void *)rec + sizeof(*rec), cfg))
-			return 0;
-		slen = TD_STAT_LEN;
-	}
+	if (with_stat)
+		slen = TD_STAT_LEN;	/* filled by td_vma_stat() */
 	nlen = mm ? vma_name((char *)rec + sizeof(*rec) + slen, vma, mm) : 0;
 	if (nlen > TD_NAME_MAX)
 		nlen = 0;
@@ -1111,6 +1109,24 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, 
 	rec->stat_off = slen ? sizeof(*rec) : 0;
 	rec->stat_len = slen;
 	return len;
+}
+
+/*
+ * The page-walk statistics of @vma into the record td_vma_record() put at
+ * @off.  Apart from it, so that the walk's deep call chain (bpf_loop
+ * callbacks three deep) does not carry td_vma_record()'s stack: the
+ * verifier allows 512 bytes for a whole chain.
+ */
+__noinline int td_vma_stat(struct vm_area_struct *vma __arg_trusted, u32 off)
+{
+	u32 zero = 0;
+	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+
+	if (!scratch || !cfg)
+		return -1;
+	return td_pw_vma(vma, (void *)(scratch->buf + (off & TD_BUF_MASK) +
+				       sizeof(struct task_diag_vma)), cfg);
 }
 
 /* Writes the message of @len bytes built in @buf; false when the seq
@@ -1216,6 +1232,8 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 			break;
 		}
 		len = td_vma_record(vma, off, with_stat);
+		if (len && with_stat && td_vma_stat(vma, off))
+			len = 0;
 		if (!len || len > TD_NAME_MAX + 256) {
 			ret = TD_VMA_FAIL;
 			break;

@@ -38,6 +38,7 @@ PSS_KB_SHIFT = 12 + 10          # smaps prints pss >> (PSS_SHIFT + 10)
 CHECK_TRIES = 3                 # a library's mapcount can change under a check
 MADV_HUGEPAGE = 14
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 
 class Refused(Exception):
@@ -157,6 +158,7 @@ def _probe_main(path, ready_w):
             _touch(thp, 0, size, True)
         pid = os.fork()
         if pid == 0:
+            _die_with_parent()
             _touch(cow, 0, 8 * page, True)              # breaks copy-on-write
             _touch(shm, 0, 4 * page, True)
             os.kill(os.getpid(), signal.SIGSTOP)
@@ -165,6 +167,10 @@ def _probe_main(path, ready_w):
         os.kill(os.getpid(), signal.SIGSTOP)
     finally:
         os._exit(0)
+
+
+def _die_with_parent():
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _thp_enabled():
@@ -187,8 +193,16 @@ class ProbeProcesses:
     def __init__(self):
         self.pids = []
         self.path = None
+        self.was_subreaper = None
 
     def __enter__(self):
+        try:
+            return self._start()
+        except BaseException:
+            self.__exit__()             # what was started before it failed
+            raise
+
+    def _start(self):
         libc = ctypes.CDLL(None, use_errno=True)
         self.was_subreaper = ctypes.c_int(0)
         libc.prctl(37, ctypes.byref(self.was_subreaper), 0, 0, 0)      # PR_GET_CHILD_SUBREAPER
@@ -202,7 +216,11 @@ class ProbeProcesses:
             try:
                 os.close(r)
                 os.set_inheritable(w, True)
-                os.execv(sys.executable, [sys.executable, '-m', __name__, self.path, str(w)])
+                _die_with_parent()      # kept over exec: no probe outlives us
+                # -I: root must not import modules from whatever the
+                # current directory or PYTHONPATH hold
+                os.execv(sys.executable, [sys.executable, '-I', '-m', __name__, self.path,
+                                          str(w)])
             finally:
                 os._exit(127)
         self.pids.append(pid)
@@ -230,10 +248,11 @@ class ProbeProcesses:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-        if not self.was_subreaper.value:
+        if self.was_subreaper is not None and not self.was_subreaper.value:
             ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         if self.path:
             os.unlink(self.path)
+            self.path = None
 
 
 # --- calibration and the check ---------------------------------------------
