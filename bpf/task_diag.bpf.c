@@ -59,7 +59,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define TD_BUDGET	(28 * 1024)
 /* Room kept in each message for what may close it: the STAT attribute. */
 #define TD_GATE_LEN	(64 + 12)	/* the [vsyscall] record: struct, name, pad */
-#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN)
+#define TD_STAT_LEN	80		/* struct task_diag_vma_stat */
+#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN + TD_STAT_LEN)
 #define TD_MSG_HDR	(NLMSG_HDRLEN + 12)	/* nlmsghdr + task_diag_msg */
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -83,6 +84,9 @@ struct td_scratch {
 	char buf[TD_BUF_SIZE + TD_SLACK];
 	__u64 vma_next;		/* td_put_vmas' results */
 	__u32 vma_off;
+	/* the reader as a viewer, when no request names another: here, not
+	 * on show_task()'s stack, which the VMA page walk's calls need */
+	struct td_viewer me;
 };
 
 struct {
@@ -538,7 +542,7 @@ static long sum_thread_cb(u32 i, struct td_sum_ctx *c)
 }
 
 /* do_task_stat(): the whole process, or one thread (!whole). */
-static __always_inline void fill_stat(struct task_diag_stat *s, struct task_struct *task,
+static __noinline void fill_stat(struct task_diag_stat *s, struct task_struct *task,
 				      bool whole)
 {
 	struct signal_struct *sig = task->signal;
@@ -586,6 +590,8 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 				 u64 addr) __ksym;
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
+
+#include "td_pagewalk.h"
 
 /*
  * The kernel's VM_* bits (include/linux/mm.h, the same values from 5.15
@@ -1045,13 +1051,14 @@ static __always_inline void close_vma_attr(char *buf, u32 attr, u32 off)
 #define __arg_ctx __attribute__((btf_decl_tag("arg:ctx")))
 
 /*
- * One VMA record with its name at @off of the scratch buffer; returns its
- * length (vma_len), 0 on failure.  A global function: the verifier checks
- * it once, not once per state of the loop that calls it.
+ * One VMA record at @off of the scratch buffer: the struct, room for its
+ * statistics if @with_stat (td_vma_stat() fills it), its name; returns
+ * its length (vma_len), 0 on failure.  A global function: the verifier checks it once, not once per
+ * state of the loop that calls it.
  */
-__noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off)
+__noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, u32 with_stat)
 {
-	u32 zero = 0, nlen, len;
+	u32 zero = 0, nlen, len, slen = 0;
 	u64 tail;
 	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	struct task_diag_vma *rec;
@@ -1072,32 +1079,54 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off)
 	rec->inode = 0;
 	rec->generation = 0;
 	if (file) {
+		/* plain loads through the trusted vma: a probe-read helper
+		 * call each would cost more than the rest of the record */
 		struct inode *inode = file->f_inode;
-		u32 dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		u32 dev = inode->i_sb->s_dev;
 
 		rec->pgoff = (u64)vma->vm_pgoff << PAGE_SHIFT;
 		rec->major = dev >> 20;
 		rec->minor = dev & 0xfffff;
-		rec->inode = BPF_CORE_READ(inode, i_ino);
-		rec->generation = BPF_CORE_READ(inode, i_generation);
+		rec->inode = inode->i_ino;
+		rec->generation = inode->i_generation;
 	}
-	nlen = mm ? vma_name((char *)rec + sizeof(*rec), vma, mm) : 0;
+	if (with_stat)
+		slen = TD_STAT_LEN;	/* filled by td_vma_stat() */
+	nlen = mm ? vma_name((char *)rec + sizeof(*rec) + slen, vma, mm) : 0;
 	if (nlen > TD_NAME_MAX)
 		nlen = 0;
-	len = (sizeof(*rec) + nlen + 3) & ~3;
+	len = (sizeof(*rec) + slen + nlen + 3) & ~3;
 	/* The scratch buffer holds earlier tasks' names: clear the struct's
 	 * tail padding and the bytes between the name's NUL and the next
 	 * record, or they would reach a reader who may not see those tasks. */
 	*(u16 *)((char *)rec + sizeof(*rec) - 2) = 0;
-	tail = sizeof(*rec) + nlen;
+	tail = sizeof(*rec) + slen + nlen;
 	asm volatile("" : "+r"(tail));		/* keep the mask for the verifier */
 	*(u32 *)((char *)rec + (tail & (TD_SLACK - 1))) = 0;
 	rec->vma_len = len;
-	rec->name_off = nlen ? sizeof(*rec) : 0;
+	rec->name_off = nlen ? sizeof(*rec) + slen : 0;
 	rec->name_len = nlen;
-	rec->stat_off = 0;
-	rec->stat_len = 0;
+	rec->stat_off = slen ? sizeof(*rec) : 0;
+	rec->stat_len = slen;
 	return len;
+}
+
+/*
+ * The page-walk statistics of @vma into the record td_vma_record() put at
+ * @off.  Apart from it, so that the walk's deep call chain (bpf_loop
+ * callbacks three deep) does not carry td_vma_record()'s stack: the
+ * verifier allows 512 bytes for a whole chain.
+ */
+__noinline int td_vma_stat(struct vm_area_struct *vma __arg_trusted, u32 off)
+{
+	u32 zero = 0;
+	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+
+	if (!scratch || !cfg)
+		return -1;
+	return td_pw_vma(vma, (void *)(scratch->buf + (off & TD_BUF_MASK) +
+				       sizeof(struct task_diag_vma)), cfg);
 }
 
 /* Writes the message of @len bytes built in @buf; false when the seq
@@ -1129,8 +1158,9 @@ enum { TD_VMA_DONE, TD_VMA_MORE, TD_VMA_FAIL, TD_VMA_RETRY };
  * verifier checks it once.
  */
 /* The gate area's record after the last VMA, as /proc/PID/maps shows it
- * (TD_TAIL keeps room for it); returns its length, 0 when there is none. */
-static __always_inline u32 put_gate(char *buf, u32 off)
+ * (TD_TAIL keeps room for it), with smaps' numbers for it (all 0: no page
+ * table maps it) if @with_stat; returns its length, 0 when there is none. */
+static __always_inline u32 put_gate(char *buf, u32 off, u32 with_stat)
 {
 	u32 zero = 0;
 	struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
@@ -1140,20 +1170,24 @@ static __always_inline u32 put_gate(char *buf, u32 off)
 	if (!cfg || !cfg->gate_end || off > TD_BUF_SIZE)
 		return 0;
 	rec = (void *)(buf + (off & TD_BUF_MASK));
-	__builtin_memset(rec, 0, TD_GATE_LEN);
+	__builtin_memset(rec, 0, TD_GATE_LEN + TD_STAT_LEN);
 	rec->start = cfg->gate_start;
 	rec->end = cfg->gate_end;
 	rec->vm_flags = cfg->gate_flags;
-	rec->vma_len = TD_GATE_LEN;
-	rec->name_off = sizeof(*rec);
+	if (with_stat) {
+		rec->stat_off = sizeof(*rec);
+		rec->stat_len = TD_STAT_LEN;
+	}
+	rec->vma_len = TD_GATE_LEN + rec->stat_len;
+	rec->name_off = sizeof(*rec) + rec->stat_len;
 	rec->name_len = sizeof("[vsyscall]");
-	name = (char *)rec + sizeof(*rec);
+	name = (char *)rec + sizeof(*rec) + (with_stat ? TD_STAT_LEN : 0);
 	__builtin_memcpy(name, "[vsyscall]", sizeof("[vsyscall]"));
-	return TD_GATE_LEN;
+	return rec->vma_len;
 }
 
 __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_trusted,
-			   u64 start, u32 off)
+			   u64 start, u32 off, u32 with_stat)
 {
 	struct seq_file *seq = ((struct bpf_iter__task *)ctx)->meta->seq;
 	struct bpf_iter_task_vma it;
@@ -1172,6 +1206,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 		return TD_VMA_FAIL;
 	attr = off;
 	off += NLA_HDRLEN;
+	td_pw_steps(true);
 	err = bpf_iter_task_vma_new(&it, task, start);
 	if (err) {
 		bpf_iter_task_vma_destroy(&it);
@@ -1182,9 +1217,24 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 		return TD_VMA_DONE;
 	}
 	while ((vma = bpf_iter_task_vma_next(&it))) {
-		u32 len = td_vma_record(vma, off), to = TD_MSG_HDR + NLA_HDRLEN;
+		u32 len, to = TD_MSG_HDR + NLA_HDRLEN;
 
-		if (!len || len > TD_NAME_MAX + 128) {
+		/* Page walks cannot sleep: past their budget, the rest of the
+		 * task goes to the next run, as when the output is full. */
+		if (with_stat && off > to && td_pw_steps(false) > TD_PW_BUDGET) {
+			close_vma_attr(buf, attr, off);
+			if (!flush_msg(seq, buf, off, true))
+				ret = TD_VMA_FAIL;
+			else {
+				scratch->vma_next = vma->vm_start;
+				ret = TD_VMA_MORE;
+			}
+			break;
+		}
+		len = td_vma_record(vma, off, with_stat);
+		if (len && with_stat && td_vma_stat(vma, off))
+			len = 0;
+		if (!len || len > TD_NAME_MAX + 256) {
 			ret = TD_VMA_FAIL;
 			break;
 		}
@@ -1218,7 +1268,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 	}
 	bpf_iter_task_vma_destroy(&it);
 	if (ret == TD_VMA_DONE) {
-		off += put_gate(buf, off);
+		off += put_gate(buf, off, with_stat);
 		close_vma_attr(buf, attr, off);
 		scratch->vma_off = off;
 	}
@@ -1249,7 +1299,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct task_struct *task = ctx->task;
 	struct task_struct *reader;
 	struct td_request *req;
-	struct td_viewer me = {}, *v = &me;
+	struct td_viewer *me, *v;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
@@ -1261,6 +1311,10 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 
 	if (!task)
 		return 0;
+	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
+	if (!scratch)
+		return 0;
+	v = me = &scratch->me;
 	reader = bpf_get_current_task_btf();
 	key = reader_key(reader);
 	req = bpf_map_lookup_elem(&td_requests, &key);
@@ -1275,6 +1329,13 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 			fill_viewer(&req->viewer, task);
 			return 0;
 		}
+		if (strategy == TD_PROBE_CALIBRATE) {
+#ifndef TD_NO_VMA
+			if (task == reader)
+				req->found = td_pw_calibrate(bpf_map_lookup_elem(&td_config, &zero));
+#endif
+			return 0;
+		}
 		if (req->viewer.valid)
 			v = &req->viewer;
 	}
@@ -1282,8 +1343,8 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	leader = task->group_leader == task;
 	if (!leader && strategy == TASK_DIAG_DUMP_ALL)
 		return 0;		/* processes only: skip threads first, cheaply */
-	if (v == &me)
-		fill_viewer(&me, reader);
+	if (v == me)
+		fill_viewer(me, reader);
 
 	pid = task_nr(task, PIDTYPE_PID, v);
 	tgid = task_nr(task, PIDTYPE_TGID, v);
@@ -1331,10 +1392,6 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	if (!may_read(v, task))
 		return 0;
 
-	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
-	if (!scratch)
-		return 0;
-
 	nlh = (void *)scratch->buf;
 	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
 	nlh->nlmsg_flags = NLM_F_MULTI;
@@ -1367,7 +1424,10 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		struct mm_struct *mm = task->mm;
 
 		if (mm && !(task->flags & PF_KTHREAD)) {
-			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off)) {
+			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg && cfg->pw_page_offset;
+
+			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
 			case TD_VMA_RETRY:
 				return 1;
 			case TD_VMA_DONE:

@@ -71,6 +71,8 @@ struct td_request {
 /* dump_strategy values outside the UAPI's, that answer nothing: */
 #define TD_PROBE_FOUND	0xff	/* only set found/found_tgid */
 #define TD_PROBE_VIEWER	0xfe	/* only fill viewer from the task visited */
+#define TD_PROBE_CALIBRATE 0xfd	/* only find td_config.pw_* from the reader's own
+				 * task; found = 1 on success, else < 0 */
 
 /* Written by task-diag-load after loading, read back by --status. */
 struct td_config {
@@ -82,7 +84,20 @@ struct td_config {
 	 * a VMA the iterator visits, so the loader reads it from its own maps. */
 	__u64 gate_start, gate_end;	/* 0, 0: none */
 	__u64 gate_flags;		/* TASK_DIAG_VMA_F_* */
+	/* VMA_STAT by page-table walk (td_pagewalk.h): the bases found by a
+	 * TD_PROBE_CALIBRATE pass, constants of the kernel's config that the
+	 * loader reads, and the source that readers are given. */
+	__u64 pw_page_offset;	/* page_offset_base; 0: not calibrated */
+	__u64 pw_vmemmap;	/* vmemmap_base */
+	__u64 pw_bad;		/* folios a walk found outside their VMA's file */
+	__u32 pw_levels;	/* paging levels, 4 or 5 */
+	__u32 pw_max_swapfiles;	/* MAX_SWAPFILES */
+	__u32 pw_hwpoison_num;	/* SWP_HWPOISON_NUM */
+	__u32 vma_stat;		/* TD_VMA_STAT_* */
 };
+
+#define TD_VMA_STAT_SMAPS	0	/* from /proc/PID/smaps, by the reader's driver */
+#define TD_VMA_STAT_PAGEWALK	1	/* by the programs (td_pagewalk.h) */
 
 #define TD_MAX_REQUESTS 4096
 

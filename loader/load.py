@@ -23,8 +23,8 @@ import time
 
 from ..fuse_front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
-                         PIN_REQUESTS, PINS)
-from . import libbpf
+                         PIN_REQUESTS, PINS, VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
+from . import libbpf, pagewalk
 
 BPFFS = '/sys/fs/bpf'
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -194,8 +194,12 @@ def load(obj_path, pin_dir=PIN_DIR):
             libbpf._check(L.bpf_map__pin(m, os.path.join(pin_dir, pin).encode()),
                           'pinning ' + pin)
         cfg = L.bpf_object__find_map_by_name(obj, b'td_config')
-        value = CONFIG.pack(_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
-                            int(time.time()), digest, *_gate_area())
+        fields = dict.fromkeys(CONFIG.names, 0)     # VMA_STAT from smaps, walk not calibrated
+        fields.update(zip(('overflowuid', 'overflowgid', 'loaded_at', 'obj_sha256'),
+                          (_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
+                           int(time.time()), digest)))
+        fields.update(zip(('gate_start', 'gate_end', 'gate_flags'), _gate_area()))
+        value = CONFIG.pack(*(fields[n] for n in CONFIG.names))
         libbpf.map_update(L.bpf_map__fd(cfg), (0).to_bytes(4, 'little'), value)
     except BaseException:
         unload(pin_dir)
@@ -362,6 +366,13 @@ def status(pin_dir=PIN_DIR, out=sys.stdout):
                                                  time.localtime(cfg['loaded_at'])), file=out)
         print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
               file=out)
+        if cfg['vma_stat'] == VMA_STAT_PAGEWALK:
+            print('vma_stat: pagewalk (BPF page-table walk; page_offset_base %#x, '
+                  'vmemmap_base %#x, %d-level paging; %d pages met outside their mapping)'
+                  % (cfg['pw_page_offset'], cfg['pw_vmemmap'], cfg['pw_levels'], cfg['pw_bad']),
+                  file=out)
+        else:
+            print('vma_stat: smaps (read from /proc/PID/smaps)', file=out)
     return 0
 
 
@@ -372,6 +383,10 @@ def main(argv=None):
     group.add_argument('--status', action='store_true', help='report what is loaded')
     ap.add_argument('--no-front', action='store_true',
                     help='load and pin only; do not start /run/task-diag')
+    ap.add_argument('--vma-stat', choices=sorted(VMA_STAT_SOURCES),
+                    help='where VMA_STAT comes from: smaps (the default at load) or '
+                         'pagewalk (a BPF page-table walk, x86-64, enabled only after '
+                         'a check against smaps)')
     ap.add_argument('--pin-dir', default=PIN_DIR, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -411,6 +426,17 @@ def main(argv=None):
                 print('task-diag: %s answers' % MOUNTPOINT)
         if not fresh and not started:
             print('task-diag: already loaded (%s)' % args.pin_dir)
+        if args.vma_stat == 'pagewalk':
+            try:
+                pagewalk.enable(features, args.pin_dir)
+            except pagewalk.Refused as e:
+                print('task-diag-load: --vma-stat=pagewalk refused: %s; VMA_STAT stays on smaps'
+                      % e, file=sys.stderr)
+                return 1
+            print('task-diag: VMA_STAT from the page walk (checked against smaps)')
+        elif args.vma_stat == 'smaps':
+            pagewalk.disable(args.pin_dir)
+            print('task-diag: VMA_STAT from smaps')
         return 0
     except Refusal as e:
         print('task-diag-load: %s' % e, file=sys.stderr)

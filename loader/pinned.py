@@ -17,8 +17,9 @@ import time
 
 from .. import wire
 from ..kernel_fallback import maps
-from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
-                         PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER)
+from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL,
+                         PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS,
+                         PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
 READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
@@ -209,12 +210,18 @@ class PinnedBackend:
 
     # -- one transaction ----------------------------------------------------
 
+    def vma_stat_source(self):
+        """Where VMA_STAT comes from now: VMA_STAT_SMAPS or _PAGEWALK, as
+        task-diag-load --vma-stat left it."""
+        return self.config()['vma_stat']
+
     def stream(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, viewer=EMPTY_VIEWER):
         return Stream(self, strategy, pid, show, seq, viewer)
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
-        """The response bytes for one request, as /proc/task-diag gave them."""
-        s = Stream(self, strategy, pid, show, seq)
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, vma_stat=None):
+        """The response bytes for one request, as /proc/task-diag gave them.
+        @vma_stat forces a VMA_STAT source (the loader's self-check)."""
+        s = Stream(self, strategy, pid, show, seq, vma_stat=vma_stat)
         try:
             chunks = []
             while True:
@@ -251,15 +258,20 @@ class Stream:
     the request (ESRCH, EINVAL) come from the first read, as the original's
     did; b'' marks the end."""
 
-    def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER):
+    def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER, vma_stat=None):
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-        # VMA_STAT's source is smaps (issue: VMA groups): the programs
-        # answer BASE, CRED and STAT, and so decide who sees which task;
-        # each task's VMAs and their statistics are then read from its
-        # /proc/PID/smaps, the kernel's own numbers.  That needs our pid
+        # VMA_STAT has two sources (task-diag-load --vma-stat).  pagewalk:
+        # the programs write the statistics with each VMA.  smaps: the
+        # programs answer BASE, CRED and STAT, and so decide who sees which
+        # task; each task's VMAs and their statistics are then read from
+        # its /proc/PID/smaps, the kernel's own numbers.  That needs our pid
         # numbers to be the viewer's, to find the task in our /proc.
         self.smaps = bool(show & wire.SHOW_VMA and show & wire.SHOW_VMA_STAT)
+        if self.smaps:
+            if vma_stat is None:
+                vma_stat = backend.vma_stat_source()
+            self.smaps = vma_stat != VMA_STAT_PAGEWALK
         if self.smaps:
             if not backend.same_pid_ns(viewer):
                 raise OSError(errno.EOPNOTSUPP,

@@ -24,11 +24,20 @@ EMPTY_VIEWER = bytes(VIEWER.size)
 CONFIG = Layout('td_config', (
     ('overflowuid', 'I'), ('overflowgid', 'I'), ('loaded_at', 'Q'), ('obj_sha256', '32s'),
     ('gate_start', 'Q'), ('gate_end', 'Q'), ('gate_flags', 'Q'),
+    # VMA_STAT by page-table walk (bpf/td_pagewalk.h)
+    ('pw_page_offset', 'Q'), ('pw_vmemmap', 'Q'), ('pw_bad', 'Q'),
+    ('pw_levels', 'I'), ('pw_max_swapfiles', 'I'), ('pw_hwpoison_num', 'I'),
+    ('vma_stat', 'I'),
 ))
+
+# td_config.vma_stat: where VMA_STAT's numbers come from
+VMA_STAT_SMAPS, VMA_STAT_PAGEWALK = 0, 1
+VMA_STAT_SOURCES = {'smaps': VMA_STAT_SMAPS, 'pagewalk': VMA_STAT_PAGEWALK}
 
 # dump_strategy values that the programs answer with nothing (td_iter.h):
 PROBE_FOUND = 0xff              # only: does a task with tid == pid exist, its tgid
 PROBE_VIEWER = 0xfe             # only: fill td_request.viewer from the task visited
+PROBE_CALIBRATE = 0xfd          # only: find td_config.pw_* from the reader's own task
 
 # td_request.cont_state (td_iter.h)
 CONT_NONE, CONT_PENDING, CONT_RESUME = 0, 1, 2

@@ -46,6 +46,29 @@ def bpf():
         stop_front()
 
 
+@pytest.fixture
+def vma_stat_source(bpf):
+    """Sets VMA_STAT's source of the default pins: call it with 'smaps' or
+    'pagewalk' (task-diag-load --vma-stat; the page walk only after its
+    self-check).  Whatever the test set, smaps is back at the end: the
+    other modules expect the loader's default."""
+    from task_diag.loader import load as loader, pagewalk
+    from task_diag.iterproto import VMA_STAT_SOURCES
+
+    def switch(name):
+        if loader.read_config()['vma_stat'] == VMA_STAT_SOURCES[name]:
+            return
+        if name == 'pagewalk':
+            try:
+                pagewalk.enable(loader.kernel_features())
+            except pagewalk.Refused as e:
+                need(False, 'task-diag-load --vma-stat=pagewalk refused: %s' % e)
+        else:
+            pagewalk.disable()
+    yield switch
+    switch('smaps')
+
+
 @pytest.fixture(params=['bpf', 'proc'])
 def source(request):
     """Each backend in turn; the bpf one needs BPF loaded."""

@@ -31,7 +31,8 @@ from task_diag import maps_cli, wire
 from task_diag.kernel_fallback import maps as fb_maps
 
 # The sources under test: adding a backend is adding its name here.
-SOURCES = ['proc']
+# 'bpf' takes VMA_STAT from smaps, 'pagewalk' from the BPF page walk.
+SOURCES = ['proc', 'bpf', 'pagewalk']
 
 MSG_MAX = 32768
 VMA, VMA_STAT = wire.SHOW_VMA, wire.SHOW_VMA_STAT
@@ -61,9 +62,12 @@ STAT_LINES = ('Rss', 'Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_D
 
 @pytest.fixture(params=SOURCES)
 def source(request):
-    if request.param == 'bpf':
-        request.getfixturevalue('bpf')      # conftest: loads, or skips/fails
-    return request.param
+    """The task_diag.dump() source for the param, with VMA_STAT's source set."""
+    if request.param == 'proc':
+        return 'proc'
+    switch = request.getfixturevalue('vma_stat_source')    # conftest: loads BPF
+    switch('pagewalk' if request.param == 'pagewalk' else 'smaps')
+    return 'bpf'
 
 
 # The helper: `vmazoo zoo DIR` and `vmazoo many DIR N` build the processes,

@@ -35,16 +35,13 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 
 import task_diag
 from task_diag import wire
-from task_diag.iterproto import PIN_DIR, PINS
 
-from conftest import ROOT
 from swap import swap  # noqa: F401  (the module-scoped fixture)
 
 SHOW = task_diag.SHOW_BASE | task_diag.SHOW_VMA | task_diag.SHOW_VMA_STAT
@@ -384,52 +381,13 @@ def swapped(swap, child_exe):  # noqa: F811 (the fixture imported above)
 
 # --- the loader's VMA_STAT source ---------------------------------------------------
 
-def run_loader(*args):
-    return subprocess.run([sys.executable, '-m', 'task_diag.loader.load'] + list(args),
-                          capture_output=True, text=True, cwd=ROOT)
-
-
-def loader_vma_stat():
-    """The value of the "vma_stat:" line of task-diag-load --status, or None."""
-    for line in run_loader('--status').stdout.splitlines():
-        if line.startswith('vma_stat:'):
-            return line.split(':', 1)[1].strip()
-    return None
-
-
-def is_usage_error(r):
-    return r.returncode == 2 and 'usage:' in r.stderr
-
-
-@pytest.fixture(scope='module', params=['smaps', 'pagewalk'])
-def vma_stat_source(request):
+@pytest.fixture(params=['smaps', 'pagewalk'])
+def stat_source(request, vma_stat_source):
     """Where the BPF backend takes VMA_STAT from: 'smaps' (the task's
-    /proc/PID/smaps) or 'pagewalk' (a page-table walk in BPF), set with
-    task-diag-load --vma-stat and set back to smaps after."""
-    mode = request.param
-    if mode == 'smaps':
-        if all(os.path.exists(os.path.join(PIN_DIR, p)) for p in PINS):
-            r = run_loader('--vma-stat=smaps')
-            if not is_usage_error(r):           # no --vma-stat yet: smaps is all there is
-                assert r.returncode == 0, 'task-diag-load --vma-stat=smaps: ' + r.stderr
-                status = loader_vma_stat()
-                assert status and status.split()[0] == 'smaps', \
-                    'task-diag-load --status: vma_stat: %r' % status
-        yield mode
-        return
-    request.getfixturevalue('bpf')
-    r = run_loader('--vma-stat=pagewalk')
-    if is_usage_error(r):
-        pytest.skip('pagewalk not implemented yet')
-    try:
-        assert r.returncode == 0, 'task-diag-load --vma-stat=pagewalk: ' + r.stderr
-        status = loader_vma_stat()
-        assert status and status.split()[0] == 'pagewalk', \
-            'task-diag-load --status after --vma-stat=pagewalk: vma_stat: %r' % status
-        yield mode
-    finally:
-        r = run_loader('--vma-stat=smaps')
-        assert r.returncode == 0, 'task-diag-load --vma-stat=smaps (restoring): ' + r.stderr
+    /proc/PID/smaps) or 'pagewalk' (a page-table walk in BPF); conftest's
+    vma_stat_source sets it (task-diag-load --vma-stat) and sets smaps back."""
+    vma_stat_source(request.param)
+    return request.param
 
 
 # --- the comparison -------------------------------------------------------------------
@@ -508,18 +466,18 @@ def test_setup_is_what_it_says(swapped):
     assert b['memfd_ro']['Rss'] == 0 and b['memfd_ro']['Swap'] > 0
 
 
-def test_vma_stat_equals_smaps(swapped, source, vma_stat_source):
+def test_vma_stat_equals_smaps(swapped, source, stat_source):
     """Every field of every VMA's task_diag_vma_stat is its smaps line in
     bytes (pss: bytes << 12, all the precision smaps has for the sources
     that read it, the kB for the page walk), swap included, for the areas
     in swap and every other VMA of the process."""
-    exact_pss = source == 'proc' or vma_stat_source == 'smaps'
+    exact_pss = source == 'proc' or stat_source == 'smaps'
     vmas = agree(swapped, lambda: dump_vmas(swapped.pid, source), exact_pss)
     in_swap = swap_of(swapped, vmas)
     assert sorted(in_swap) == sorted(GOALS) and all(in_swap.values()), in_swap
 
 
-def test_vma_stat_through_run_task_diag(swapped, bpf, vma_stat_source):
+def test_vma_stat_through_run_task_diag(swapped, bpf, stat_source):
     """The same through the transactional file /run/task-diag (the helpers
     of test_front.py: raw write() and read() of the protocol)."""
     import test_front as front
@@ -530,7 +488,7 @@ def test_vma_stat_through_run_task_diag(swapped, bpf, vma_stat_source):
             _, tasks = front.transact(fd, front.request(wire.DUMP_ONE, swapped.pid, SHOW, 41))
             assert [t.pid for t in tasks] == [swapped.pid]
             return tasks[0].vmas
-        vmas = agree(swapped, get, vma_stat_source == 'smaps')
+        vmas = agree(swapped, get, stat_source == 'smaps')
     finally:
         os.close(fd)
     in_swap = swap_of(swapped, vmas)

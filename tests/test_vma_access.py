@@ -1,0 +1,110 @@
+"""Section 4 of the spec for VMA records: a reader gets the mappings only
+of tasks it may see, with either VMA_STAT source.  Through /run/task-diag,
+the one way a reader other than root asks for VMAs:
+
+  - uid 65534 gets its own processes' VMAs and statistics, and no task,
+    hence no mapping, of root's (DUMP_ALL), ESRCH for a root pid (ONE);
+  - a reader in a new pid namespace gets VMA_STAT from the page walk (the
+    smaps source cannot find its tasks in the daemon's /proc: EOPNOTSUPP),
+    equal to its own smaps read inside.
+"""
+import errno
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from task_diag import wire
+from conftest import need
+from nsutil import Procs
+from test_front import PY, front  # noqa: F401 (fixture)
+from test_front_access import NOBODY, setpriv
+
+SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+
+# Run as the reader: one request on the file, the answer as JSON.
+READER = r'''
+import json, os, sys
+from task_diag import wire
+from task_diag.kernel_fallback.maps import read_vmas
+path, strategy, pid, show = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+if pid == 0 and strategy == wire.DUMP_ONE:
+    pid = os.getpid()
+fd = os.open(path, os.O_RDWR)
+os.write(fd, wire.encode_request(strategy, pid, show))
+chunks, err = [], 0
+try:
+    while True:
+        c = os.read(fd, 1 << 20)
+        if not c:
+            break
+        chunks.append(c)
+except OSError as e:
+    err = e.errno
+tasks = {}
+for t in wire.decode(b''.join(chunks), show):
+    tasks[t.pid] = {'vmas': [
+        [v.start, v.end, v.name, list(v.stat) if v.stat else None] for v in t.vmas or []]}
+own = [[v.start, v.end, list(v.stat)] for v in read_vmas('/proc/self', with_stat=True)]
+print(json.dumps({'me': os.getpid(), 'err': err, 'tasks': tasks, 'own': own}))
+'''
+
+
+def reader(prefix, front, strategy, pid=0):
+    r = subprocess.run(list(prefix) + [PY, '-c', READER, front, str(strategy), str(pid),
+                                       str(SHOW)],
+                       capture_output=True, text=True, timeout=120, cwd='/')
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def uid_of(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('Uid:'):
+                return int(line.split()[1])
+
+
+@pytest.fixture(params=['smaps', 'pagewalk'])
+def source(request, vma_stat_source):
+    vma_stat_source(request.param)
+    return request.param
+
+
+def test_nobody_gets_only_its_own_mappings(front, source):
+    need(shutil.which('setpriv'), 'setpriv is needed')
+    with Procs() as procs:
+        root = procs.sleeper()
+        mine = procs.sleeper(setpriv(NOBODY))
+        got = reader(setpriv(NOBODY), front, wire.DUMP_ALL)
+        assert got['err'] == 0
+        tasks = {int(pid): t for pid, t in got['tasks'].items()}
+        assert got['me'] in tasks and mine.pid in tasks and root.pid not in tasks
+        assert os.getpid() not in tasks
+        for pid, t in tasks.items():
+            if pid != got['me']:
+                assert uid_of(pid) == NOBODY, pid
+        # its own process: every mapping, with statistics
+        vmas = tasks[got['me']]['vmas']
+        assert vmas and all(stat is not None for _, _, _, stat in vmas)
+        assert len(tasks[mine.pid]['vmas']) > 5
+        one = reader(setpriv(NOBODY), front, wire.DUMP_ONE, root.pid)
+        assert one['err'] == errno.ESRCH and one['tasks'] == {}
+
+
+def test_pid_namespace_reader_gets_walked_stats(front, source):
+    need(shutil.which('unshare'), 'unshare is needed')
+    got = reader(['unshare', '--pid', '--fork', '--mount-proc'], front, wire.DUMP_ONE)
+    if source == 'smaps':
+        assert got['err'] == errno.EOPNOTSUPP
+        return
+    assert got['err'] == 0 and list(got['tasks']) == [str(got['me'])]
+    walked = {(s, e): stat for s, e, _, stat in got['tasks'][str(got['me'])]['vmas']}
+    own = {(s, e): stat for s, e, stat in got['own']}
+    assert set(walked) == set(own)
+    # read after the dump, while the reader ran on: its heap and stack may
+    # have grown, the rest may not differ
+    differ = [k for k in own if walked[k][:9] != own[k][:9]]
+    assert len(differ) <= 3, differ

@@ -1,0 +1,206 @@
+"""task-diag-load --vma-stat=pagewalk: the BPF page-table walk as
+VMA_STAT's source (bpf/td_pagewalk.h, loader/pagewalk.py).
+
+What the walk answers is compared with smaps field by field in
+test_vma_fallback.py (source 'pagewalk', every VMA of its processes) and
+test_vma_swap.py; this module checks how the source is enabled: only
+after its self-check, refused in one line where it cannot be trusted,
+refused when its bases are wrong (plausible garbage, caught), reported by
+--status, and that the walk of a big VMA is spread over program runs.
+
+Every test loads into a pin directory of its own, as test_loader does.
+"""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from task_diag import wire
+from task_diag.iterproto import CONFIG, PIN_CONFIG, VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
+from task_diag.loader import libbpf, pagewalk
+from task_diag.loader import load as loader
+from task_diag.loader.pinned import PinnedBackend
+
+from test_loader import load, pin_dir, run   # noqa: F401  (pin_dir is a fixture)
+
+SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+CONT = wire.TASK_DIAG_FLAG_CONT
+REFUSED = 'task-diag-load: --vma-stat=pagewalk refused: '
+
+
+def vma_stat(pin_dir):
+    return loader.read_config(pin_dir)['vma_stat']
+
+
+@pytest.fixture
+def walking(pin_dir):
+    """Pins of our own with the page walk enabled; yields the directory."""
+    load(pin_dir)
+    r = run(pin_dir, '--no-front', '--vma-stat=pagewalk')
+    assert r.returncode == 0, r.stderr
+    assert 'checked against smaps' in r.stdout
+    return pin_dir
+
+
+def test_enable_status_disable(walking):
+    assert vma_stat(walking) == VMA_STAT_PAGEWALK
+    cfg = loader.read_config(walking)
+    assert cfg['pw_page_offset'] and cfg['pw_vmemmap'] and cfg['pw_levels'] in (4, 5)
+    assert cfg['pw_page_offset'] % (1 << 30) == 0 and cfg['pw_vmemmap'] % (1 << 30) == 0
+    assert cfg['pw_bad'] == 0
+    lines = run(walking, '--status').stdout.splitlines()
+    assert [line for line in lines if line.startswith('vma_stat:')][0].startswith(
+        'vma_stat: pagewalk')
+    r = run(walking, '--no-front', '--vma-stat=smaps')
+    assert r.returncode == 0 and vma_stat(walking) == VMA_STAT_SMAPS
+    lines = run(walking, '--status').stdout.splitlines()
+    assert 'vma_stat: smaps (read from /proc/PID/smaps)' in lines
+
+
+def test_a_fresh_load_reads_smaps(pin_dir):
+    load(pin_dir)
+    assert vma_stat(pin_dir) == VMA_STAT_SMAPS
+    assert loader.read_config(pin_dir)['pw_page_offset'] == 0
+
+
+@pytest.mark.parametrize('case', ['config', 'mapcount', 'arch', 'vma_iter', 'device'])
+def test_refusals_are_one_line(pin_dir, monkeypatch, capsys, case):
+    """Where the walk cannot be trusted it is not tried: exit 1, one line
+    saying why, and the source stays smaps."""
+    load(pin_dir)
+    config = pagewalk.kernel_config()
+    if case == 'config':
+        monkeypatch.setattr(pagewalk, 'kernel_config', lambda: None)
+    elif case == 'mapcount':
+        monkeypatch.setattr(pagewalk, 'kernel_config',
+                            lambda: dict(config, CONFIG_NO_PAGE_MAPCOUNT='y'))
+    elif case == 'device':
+        monkeypatch.setattr(pagewalk, 'kernel_config',
+                            lambda: dict(config, CONFIG_DEVICE_PRIVATE='y'))
+    elif case == 'arch':
+        monkeypatch.setattr(pagewalk.platform, 'machine', lambda: 'aarch64')
+    else:
+        real = loader.kernel_features
+        monkeypatch.setattr(loader, 'kernel_features',
+                            lambda: dict(real(), open_coded_vma_iter=False))
+    rc = loader.main(['--no-front', '--vma-stat=pagewalk', '--pin-dir', pin_dir])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert err.count('\n') == 1 and err.startswith(REFUSED) and \
+        err.rstrip().endswith('VMA_STAT stays on smaps'), err
+    assert vma_stat(pin_dir) == VMA_STAT_SMAPS
+
+
+def corrupt(pin_dir, **fields):
+    fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
+    try:
+        cfg = pagewalk.read_config(fd)
+        pagewalk.update_config(fd, **{k: cfg[k] + v for k, v in fields.items()})
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize('fields', [
+    {'pw_vmemmap': 4096},               # 64 struct pages off: every read succeeds
+    {'pw_vmemmap': 1 << 30},            # a wrong region
+    {'pw_page_offset': 1 << 30},        # page tables read from the wrong place
+], ids=['vmemmap+4k', 'vmemmap+1g', 'page_offset+1g'])
+def test_wrong_bases_are_caught(walking, fields):
+    """Bases a little wrong give numbers that look right: the self-check
+    is what stands between them and a reader."""
+    corrupt(walking, **fields)
+    b = PinnedBackend(walking)
+    try:
+        with pytest.raises(pagewalk.Refused, match='disagrees with smaps'):
+            pagewalk.self_check(b)
+    finally:
+        b.close()
+
+
+def test_failed_calibration_leaves_smaps(pin_dir, monkeypatch, capsys):
+    """A check that fails after calibrating leaves no bases behind."""
+    load(pin_dir)
+
+    def calibrate_wrong(backend):
+        real_calibrate(backend)
+        corrupt(pin_dir, pw_vmemmap=4096)
+    real_calibrate = pagewalk.calibrate
+    monkeypatch.setattr(pagewalk, 'calibrate', calibrate_wrong)
+    rc = loader.main(['--no-front', '--vma-stat=pagewalk', '--pin-dir', pin_dir])
+    err = capsys.readouterr().err
+    assert rc == 1 and err.startswith(REFUSED) and 'disagrees with smaps' in err
+    cfg = loader.read_config(pin_dir)
+    assert cfg['vma_stat'] == VMA_STAT_SMAPS and cfg['pw_page_offset'] == 0 == cfg['pw_vmemmap']
+
+
+def test_smaps_source_ignores_a_calibrated_walk(walking):
+    """With the source back on smaps, the numbers are smaps' (pss at kB
+    precision), though the walk stays calibrated."""
+    assert run(walking, '--no-front', '--vma-stat=smaps').returncode == 0
+    b = PinnedBackend(walking)
+    try:
+        tasks = wire.decode(b.raw(wire.DUMP_ONE, os.getpid(), SHOW), SHOW)
+    finally:
+        b.close()
+    assert all(v.stat.pss % (1 << 22) == 0 for v in tasks[0].vmas)
+
+
+# --- a VMA bigger than one program run may walk -----------------------------
+
+BIG = r'''
+import mmap, os, signal, sys
+size = int(sys.argv[1])
+maps = []
+for i in range(2):
+    m = mmap.mmap(-1, size, mmap.MAP_PRIVATE)
+    m.madvise(mmap.MADV_NOHUGEPAGE)       # 4 KiB pages: one PTE each
+    if i:
+        m.madvise(mmap.MADV_DONTFORK)     # other flags: not merged with the first
+    for off in range(0, size, 4096):
+        m[off] = 1
+    maps.append(m)
+os.kill(os.getpid(), signal.SIGSTOP)
+'''
+
+
+@pytest.fixture
+def big():
+    """A stopped process with two 1.1 GiB areas of 4 KiB pages: each takes
+    the walk over its budget (TD_PW_BUDGET, 1 GiB)."""
+    p = subprocess.Popen([sys.executable, '-c', BIG, str(1100 << 20)])
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            with open('/proc/%d/stat' % p.pid, 'rb') as f:
+                if f.read().rpartition(b')')[2].split()[0] == b'T':
+                    break
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_big_vmas_go_on_in_the_next_run(walking, big):
+    b = PinnedBackend(walking)
+    try:
+        for _ in range(3):      # Pss of libc follows other processes: retry
+            want = pagewalk._smaps_stats(big)
+            data = b.raw(wire.DUMP_ONE, big, SHOW)
+            if want == pagewalk._smaps_stats(big):
+                break
+    finally:
+        b.close()
+    msgs = list(wire.iter_messages(data))
+    flags = [ident[2] for _, ident, _ in msgs]
+    assert len(msgs) >= 3, 'each big VMA ends a program run'
+    assert all(f & CONT for f in flags[:-1]) and not flags[-1] & CONT
+    tasks = wire.decode(data, SHOW)
+    walk = {(v.start, v.end): v.stat for v in tasks[0].vmas}
+    assert pagewalk.differences(walk, want) == []
+    assert sum(1 for s in walk.values() if s.resident >= 1100 << 20) == 2
