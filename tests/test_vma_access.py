@@ -106,8 +106,9 @@ def test_pid_namespace_reader_gets_walked_stats(front, source):
     assert got['err'] == 0 and list(got['tasks']) == [str(got['me'])]
     walked = {(s, e): stat for s, e, _, stat in got['tasks'][str(got['me'])]['vmas']}
     own = {(s, e): stat for s, e, stat in got['own']}
-    assert set(walked) == set(own)
-    # read after the dump, while the reader ran on: its heap and stack may
-    # have grown, the rest may not differ
-    differ = [k for k in own if walked[k][:9] != own[k][:9]]
+    # smaps is read after the dump, while the reader ran on: a few of its
+    # areas may have grown or split since; the rest may not differ
+    common = set(walked) & set(own)
+    assert len(common) >= 0.9 * len(own) and all(walked[k] for k in common)
+    differ = [k for k in common if walked[k][:9] != own[k][:9]]
     assert len(differ) <= 3, differ
