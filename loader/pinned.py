@@ -22,7 +22,8 @@ from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIE
                          PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
-READ_SIZE = 1 << 20     # the iterator hands out at most its 32 KiB buffer per read
+READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
+                        # under malloc's mmap threshold, so no fresh pages per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
 EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while a task's mm is busy
 _HDR = wire.NLMSGHDR.struct
@@ -223,12 +224,7 @@ class PinnedBackend:
         @vma_stat forces a VMA_STAT source (the loader's self-check)."""
         s = Stream(self, strategy, pid, show, seq, vma_stat=vma_stat)
         try:
-            chunks = []
-            while True:
-                chunk = s.read()
-                if not chunk:
-                    return b''.join(chunks)
-                chunks.append(chunk)
+            return s.read(1 << 62)      # all of it, in one call
         finally:
             s.close()
 
@@ -340,29 +336,44 @@ class Stream:
         return b''
 
     def read(self, size=READ_SIZE):
-        """The next piece (whole messages when @size is at least the
-        iterator's 32 KiB), b'' at the end.  The request is stored under
-        the calling thread only for the time of the read: a FUSE daemon
-        serves one client's reads from any of its threads."""
+        """The next piece of at most @size bytes (whole messages when
+        @size is at least the iterator's 32 KiB), b'' at the end.  The
+        request is stored under the calling thread only for the time of the
+        call: a FUSE daemon serves one client's reads from any of its
+        threads."""
         if not self.pending and not self.done:
-            self.pending = self._next()
+            self.pending = self._next(size)
         chunk, self.pending = _cut(self.pending, size)
         return chunk
 
-    def _next(self):
-        """The next iterator read, with the continuation passes of a task
-        it left unfinished spliced in (td_iter.h, TD_CONT_*)."""
+    def _next(self, want):
+        """Iterator reads until @want bytes or the end, each with the
+        continuation passes of a task it left unfinished spliced in
+        (td_iter.h, TD_CONT_*); the request stored once for all of them."""
+        pieces, total = [], 0
         try:
-            if not self.started:
-                self.started = True
-                chunk = self._start()
-            else:
-                self._put()
-                chunk = _read(self.fd)
-            if chunk and self.show & wire.SHOW_VMA:
-                chunk += self._continuation(chunk)
-            if chunk and self.smaps:
-                chunk = self._with_smaps(chunk)
+            while True:
+                if not self.started:
+                    self.started = True
+                    chunk = self._start()
+                else:
+                    if self.key is None:
+                        self._put()
+                    chunk = _read(self.fd)
+                if chunk and self.show & wire.SHOW_VMA:
+                    more = self._continuation(chunk)
+                    if more is not None:
+                        chunk += more
+                        self._put()     # the passes left their own request
+                if chunk and self.smaps:
+                    chunk = self._with_smaps(chunk)
+                if not chunk:
+                    self.close()
+                    break
+                pieces.append(chunk)
+                total += len(chunk)
+                if total >= want:
+                    break
         except OSError:
             self.close()
             raise
@@ -370,9 +381,7 @@ class Stream:
             if self.key is not None:
                 self.b.drop(self.key)
                 self.key = None
-        if not chunk:
-            self.close()
-        return chunk
+        return b''.join(pieces)
 
     def _with_smaps(self, chunk):
         """@chunk's messages with each task's VMA records and statistics
@@ -397,16 +406,17 @@ class Stream:
     def _continuation(self, chunk):
         """The rest of the task that @chunk ends inside, if any: passes over
         that task alone, each a program run that goes on where the last
-        stopped, until one ends the task."""
+        stopped, until one ends the task.  None when there was none."""
         got = self.b.get(self.key) if self.key is not None else None
         if not got or got[_F['cont_state']] != CONT_PENDING:
-            return b''
+            return None
         pid, start = got[_F['cont_pid']], got[_F['cont_start']]
         last = _last_message(chunk)
         if not last or last[0] != pid or not last[2] & wire.TASK_DIAG_FLAG_CONT:
             # the run that set it was thrown away (seq buffer overflow):
             # the iterator shows that task again on the next read
-            return b''
+            self._put()         # with cont_state NONE again
+            return None
         tgid = last[1]
         b = self.b
         viewer = self.fields[_F['viewer']]
