@@ -100,6 +100,8 @@ class PinnedBackend:
             self.link_threads = self._get(PIN_ALL_THREADS)
             self.prog = self._get(PIN_PROG)
             self.requests = self._get(PIN_REQUESTS)
+            self.config_map = self._get(PIN_CONFIG)
+            self._ino = os.stat(os.path.join(pin_dir, PIN_ALL)).st_ino
         except OSError:
             self.close()
             raise
@@ -116,15 +118,28 @@ class PinnedBackend:
             os.close(fd)
         self._fds = []
 
-    def config(self):
-        """The td_config the loader wrote, as a dict."""
-        fd = libbpf.obj_get(os.path.join(self.pin_dir, PIN_CONFIG))
+    def __del__(self, _close=os.close):
+        # a backend dropped as stale may still serve a Stream that holds
+        # it: its descriptors go with the last reference (os.close bound
+        # now: at interpreter exit the module's globals may be gone)
+        for fd in self._fds:
+            _close(fd)
+        self._fds = []
+
+    def stale(self):
+        """Whether task-diag-load has replaced the pins since we opened
+        them: we would drive the old program, which answers on with the
+        old configuration (a fresh load's has no page walk, for one)."""
         try:
-            value = bytearray(CONFIG.size)
-            libbpf.map_lookup(fd, (0).to_bytes(4, 'little'), _cbuf(value))
-            return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
-        finally:
-            os.close(fd)
+            return os.stat(os.path.join(self.pin_dir, PIN_ALL)).st_ino != self._ino
+        except OSError:
+            return True
+
+    def config(self):
+        """The td_config of the program we drive, as a dict."""
+        value = bytearray(CONFIG.size)
+        libbpf.map_lookup(self.config_map, (0).to_bytes(4, 'little'), _cbuf(value))
+        return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
 
     # -- the request map, keyed by the calling thread ----------------------
 
@@ -335,14 +350,17 @@ class Stream:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
         return b''
 
-    def read(self, size=READ_SIZE):
+    def read(self, size=READ_SIZE, once=False):
         """The next piece of at most @size bytes (whole messages when
-        @size is at least the iterator's 32 KiB), b'' at the end.  The
-        request is stored under the calling thread only for the time of the
-        call: a FUSE daemon serves one client's reads from any of its
-        threads."""
+        @size is at least the iterator's 32 KiB), b'' at the end; with
+        @once, what one iterator read gave, whatever its size (a test that
+        changes things between the kernel's reads).  The request is stored
+        under the calling thread only for the time of the call: a FUSE
+        daemon serves one client's reads from any of its threads."""
         if not self.pending and not self.done:
-            self.pending = self._next(size)
+            self.pending = self._next(1 if once else size)
+        if once:
+            size = len(self.pending)
         chunk, self.pending = _cut(self.pending, size)
         return chunk
 

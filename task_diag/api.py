@@ -34,6 +34,14 @@ def _open(source):
 def backend(source=None):
     """The backend for @source, or the fastest that works when None."""
     with _lock:
+        for key, b in list(_backends.items()):
+            if getattr(b, 'stale', None) and b.stale():
+                # reloaded pins: open them again (and choose again)
+                _backends.pop(key)
+                if key is None:
+                    _backends.pop(b.name, None)
+                # not closed here: a dump in another thread may still use
+                # it; PinnedBackend closes its descriptors when it goes
         if source is not None:
             b = _backends.get(source)
             if b is None:

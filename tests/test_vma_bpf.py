@@ -406,7 +406,7 @@ def test_change_inside_one_dump(backend, tmp_path, change):
         chunks, changed = [], False
         try:
             while True:
-                chunk = s.read()
+                chunk = s.read(once=True)
                 if not chunk:
                     break
                 pids = {m[0] for m in messages(chunk)}
@@ -456,7 +456,7 @@ def test_names_follow_the_reader_root(backend, tmp_path):
     try:
         chunks = []
         while True:
-            chunk = s.read()
+            chunk = s.read(once=True)
             assert chunk, 'the dump ended before the first process'
             chunks.append(chunk)
             pids = {m[0] for m in messages(chunk)}
@@ -473,7 +473,7 @@ def test_names_follow_the_reader_root(backend, tmp_path):
                 os.chroot(root)
                 os.chdir('/')
                 while True:
-                    chunk = s.read()
+                    chunk = s.read(once=True)
                     os.write(wfd, struct.pack('=I', len(chunk)) + chunk)
                     if not chunk or second.pid in {m[0] for m in messages(chunk)}:
                         break
