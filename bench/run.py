@@ -30,13 +30,16 @@ system, in the same round-robin runs:
   smaps_read     C: open/read/close every /proc/PID/smaps (maps_scan.c -s)
   smaps_psutil   psutil.Process(pid).memory_maps(grouped=False) for every pid
   smaps_plain    every /proc/PID/smaps through a plain Python line parser
-  vma_iter       the raw bytes of {DUMP_ALL, SHOW_VMA} through the pinned
-                 path in-process (PinnedBackend.raw), read to the end
+  vma_read       C: {DUMP_ALL, SHOW_VMA} through the pinned path: the request
+                 stored in the pinned map, the iterator read to the end, the
+                 continuation passes of big tasks run (vma_read.c)
+  vma_iter       the same raw bytes in-process from Python (PinnedBackend.raw)
   vma_dump       list(task_diag.dump(DUMP_ALL, show=BASE|VMA, source='bpf')),
                  every VMA record touched
 and, for each VMA_STAT source that task-diag-load --vma-stat can enable
 (smaps, pagewalk), with SHOW_VMA_STAT added to the same two:
-  vma_stat_iter/SOURCE, vma_stat_dump/SOURCE
+  vma_stat_iter/SOURCE, vma_stat_dump/SOURCE, and for pagewalk (whose
+  statistics come from the programs, not from Python) vma_stat_read/pagewalk
 The source is switched with task-diag-load --no-front --vma-stat=SOURCE
 between two methods that need different ones (never inside a measure), and
 put back as it was found at the end, whatever happened.  A source that
@@ -97,14 +100,16 @@ TARGETS = (
 # The VMA section's ratios: key -> (numerator method, denominator method,
 # cpu_ms or wall_ms); "/SOURCE" keys for each VMA_STAT source
 VMA_RATIOS = {
-    'maps_iter_cpu': ('maps_read', 'vma_iter', 'cpu_ms'),
-    'query_iter_cpu': ('procmap_query', 'vma_iter', 'cpu_ms'),
+    'maps_iter_cpu': ('maps_read', 'vma_read', 'cpu_ms'),
+    'query_iter_cpu': ('procmap_query', 'vma_read', 'cpu_ms'),
+    'maps_pyiter_cpu': ('maps_read', 'vma_iter', 'cpu_ms'),
     'maps_query_cpu': ('maps_read', 'procmap_query', 'cpu_ms'),
     'psutil_dump_wall': ('smaps_psutil', 'vma_dump', 'wall_ms'),
 }
 for _source in VMA_STAT_SOURCES:
     VMA_RATIOS.update({
         'smaps_statiter_cpu/' + _source: ('smaps_read', 'vma_stat_iter/' + _source, 'cpu_ms'),
+        'smaps_statread_cpu/' + _source: ('smaps_read', 'vma_stat_read/' + _source, 'cpu_ms'),
         'psutil_statdump_wall/' + _source: ('smaps_psutil', 'vma_stat_dump/' + _source,
                                             'wall_ms'),
         'plain_statdump_wall/' + _source: ('smaps_plain', 'vma_stat_dump/' + _source,
@@ -116,7 +121,7 @@ for _source in VMA_STAT_SOURCES:
 VMA_TARGETS = (
     ('VMA iterator CPU <= 1/3 of reading every maps (C)', 'maps_iter_cpu', 3, False),
     ('VMA iterator CPU < PROCMAP_QUERY loop (C)', 'query_iter_cpu', 1, True),
-    ('pagewalk VMA_STAT CPU <= reading every smaps (C)', 'smaps_statiter_cpu/pagewalk', 1,
+    ('pagewalk VMA_STAT CPU <= reading every smaps (C)', 'smaps_statread_cpu/pagewalk', 1,
      False),
     ('dump() VMA_STAT >= 5x faster than psutil, smaps', 'psutil_statdump_wall/smaps', 5, False),
     ('dump() VMA_STAT >= 5x faster than psutil, pagewalk', 'psutil_statdump_wall/pagewalk', 5,
@@ -136,7 +141,7 @@ VMA_COUNT_TOLERANCE = 0.02
 def build():
     os.makedirs(BIN, exist_ok=True)
     for tool, extra in (('fork', ['-pthread']), ('proc_scan', []), ('iter_read', []),
-                        ('maps_scan', [])):
+                        ('maps_scan', []), ('vma_read', ['-lbpf'])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
 
@@ -474,6 +479,7 @@ def vma_methods(sources):
     the methods that need one source are kept together, so that a run
     switches only a few times."""
     maps_scan = os.path.join(BIN, 'maps_scan')
+    vma_read = os.path.join(BIN, 'vma_read')
     pin = [vma_pin_dir] if vma_pin_dir else []
     methods = {
         'maps_read': (None, lambda r: c_tool([maps_scan])),
@@ -481,10 +487,14 @@ def vma_methods(sources):
         'smaps_read': (None, lambda r: c_tool([maps_scan, '-s'])),
         'smaps_psutil': (None, lambda r: py_worker('smaps_psutil')),
         'smaps_plain': (None, lambda r: py_worker('smaps_plain')),
+        'vma_read': (None, lambda r: c_tool([vma_read, str(SHOW_BASE | SHOW_VMA)] + pin)),
         'vma_iter': (None, lambda r: py_worker('vma_iter', SHOW_VMA, *pin)),
         'vma_dump': (None, lambda r: py_worker('vma_dump', SHOW_BASE | SHOW_VMA, *pin)),
     }
     for source in sources:
+        if source == 'pagewalk':
+            methods['vma_stat_read/' + source] = (source, lambda r: c_tool(
+                [vma_read, str(SHOW_BASE | SHOW_VMA | SHOW_VMA_STAT)] + pin))
         methods['vma_stat_iter/' + source] = (
             source, lambda r: py_worker('vma_iter', SHOW_VMA | SHOW_VMA_STAT, *pin))
         methods['vma_stat_dump/' + source] = (
@@ -629,7 +639,7 @@ def print_vma(vma):
     bad = [name for name, off in check.items() if off > VMA_COUNT_TOLERANCE]
     print('VMA counts against maps_read lines of the same run (procmap_query: less one per\n'
           'mm, the gate VMA it never gets), closest run: at most %.2f%% apart, %s: %s'
-          % (100 * max(check.values()), 'vma_iter %.2f%%' % (100 * check['vma_iter']),
+          % (100 * max(check.values()), 'vma_read %.2f%%' % (100 * check['vma_read']),
              'MISMATCH ' + ', '.join(bad) if bad else 'ok'))
 
     print('\nVMA ratios (medians of the per-run ratios)')

@@ -115,17 +115,20 @@ struct signal_struct {
 struct mm_struct {
 	struct user_namespace *user_ns;
 	unsigned long start_brk, brk, start_stack;
+	void *pgd;			/* pgd_t *: the page walk's root */
 };
 
 /* ---- VMAs (only used by the object built with the VMA code) ---- */
 
 struct super_block {
 	u32 s_dev;			/* dev_t */
+	unsigned long s_magic;
 };
 
 struct inode {
 	unsigned long i_ino;
 	u32 i_generation;
+	long long i_size;
 	struct super_block *i_sb;
 };
 
@@ -137,9 +140,12 @@ struct path {
 	struct dentry *dentry;
 };
 
+struct address_space;
+
 struct file {
 	struct path f_path;
 	struct inode *f_inode;
+	struct address_space *f_mapping;
 };
 
 struct vm_area_struct;

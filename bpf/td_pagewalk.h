@@ -66,23 +66,9 @@ struct address_space {
 	struct xarray i_pages;
 };
 
-struct super_block___pw {
-	unsigned long s_magic;
-};
-
-struct inode___pw {
-	long long i_size;
-	struct super_block___pw *i_sb;
-};
-
 struct shmem_inode_info {
 	unsigned long swapped;		/* pages of the object in swap */
 	struct inode vfs_inode;
-};
-
-struct file___pw {
-	struct address_space *f_mapping;
-	struct inode___pw *f_inode;
 };
 
 struct mm_struct___pw {
@@ -701,23 +687,24 @@ fail:
  */
 static __always_inline void pw_shmem(struct td_pw *w, struct vm_area_struct *vma, u64 vm_flags)
 {
-	struct file___pw *f = (void *)vma->vm_file;
-	struct inode___pw *inode;
+	struct file *f = vma->vm_file;
+	struct inode *inode;
 	struct shmem_inode_info *info;
 	u64 swapped, size, len;
 
 	if (!f)
 		return;
-	inode = BPF_CORE_READ(f, f_inode);
-	if (BPF_CORE_READ(inode, i_sb, s_magic) != TMPFS_MAGIC)
+	/* plain loads through the VMA: this runs for every file VMA */
+	inode = f->f_inode;
+	if (inode->i_sb->s_magic != TMPFS_MAGIC)
 		return;
 	info = (void *)inode - bpf_core_field_offset(struct shmem_inode_info, vfs_inode);
 	swapped = BPF_CORE_READ(info, swapped);
 	if (!swapped)
 		return;
-	size = BPF_CORE_READ(inode, i_size);
+	size = inode->i_size;
 	len = w->end - w->vm_start;
-	w->x_head = (u64)BPF_CORE_READ(f, f_mapping, i_pages.xa_head);
+	w->x_head = (u64)f->f_mapping->i_pages.xa_head;
 	if (!(vm_flags & VM_SHARED) && (vm_flags & VM_WRITE)) {
 		w->shmem_holes = 1;
 		return;
@@ -754,7 +741,7 @@ static __always_inline int td_pw_vma(struct vm_area_struct *vma, struct td_pw_st
 	w->levels = cfg->pw_levels;
 	w->max_swapfiles = cfg->pw_max_swapfiles;
 	w->hwpoison_num = cfg->pw_hwpoison_num;
-	w->pgd = (u64)BPF_CORE_READ((struct mm_struct___pw *)vma->vm_mm, pgd);
+	w->pgd = (u64)vma->vm_mm->pgd;
 	if (bpf_core_field_exists(struct page___flags_struct, flags))
 		w->o_flags = bpf_core_field_offset(struct page___flags_struct, flags);
 	else
@@ -771,7 +758,7 @@ static __always_inline int td_pw_vma(struct vm_area_struct *vma, struct td_pw_st
 	w->end = vma->vm_end;
 	w->vm_pgoff = vma->vm_pgoff;
 	if (vma->vm_file)
-		w->f_mapping = (u64)BPF_CORE_READ((struct file___pw *)vma->vm_file, f_mapping);
+		w->f_mapping = (u64)vma->vm_file->f_mapping;
 	pw_shmem(w, vma, vm_flags);
 	/* walk_page_test(): smaps skips hugetlb (its own fields) and pfnmap */
 	if (!(vm_flags & (VM_HUGETLB | VM_PFNMAP))) {
