@@ -22,7 +22,6 @@ from .. import wire
 from ..iterproto import VIEWER
 
 SMALL_READ = 16 * 1024     # a read at least this big always makes progress
-CHUNK = 64 * 1024          # what we take from the iterator at a time
 
 
 class _NotYours(OSError):
@@ -119,7 +118,9 @@ class Transaction:
             if not pieces:
                 if self.stream is None:
                     break
-                piece = self.stream.read(CHUNK)
+                # one iterator read at a time: the client's reads pace the
+                # kernel's, and no more than 32 KiB waits here per dump
+                piece = self.stream.read(once=True)
                 if not piece:
                     self.stream = None
                     break

@@ -634,12 +634,15 @@ def test_vma_stat_answered(fd, family):
 # =================================================================================
 
 class FakeStream:
-    """Whole messages of MSG_BASE bytes, at most @size a read, as Stream does."""
+    """Whole messages of MSG_BASE bytes, at most @size a read, as Stream does;
+    with @once, what one iterator read would give (up to 32 KiB)."""
 
     def __init__(self, data):
         self.data = data
 
-    def read(self, size):
+    def read(self, size=64 * 1024, once=False):
+        if once:
+            size = 32 * 1024
         cut = size - size % MSG_BASE
         out, self.data = self.data[:cut], self.data[cut:]
         return out
