@@ -35,13 +35,22 @@ static void count(const char *p, ssize_t n)
 		const struct task_diag_msg *m = NLMSG_DATA(h);
 		const char *a = (const char *)(m + 1), *ae = p + h->nlmsg_len;
 
+		if (h->nlmsg_len < NLMSG_HDRLEN + sizeof(*m) || h->nlmsg_len > end - p) {
+			fprintf(stderr, "vma_read: bad message\n");
+			exit(1);
+		}
 		while (a + NLA_HDRLEN <= ae) {
 			const struct nlattr *na = (const void *)a;
 
+			if (na->nla_len < NLA_HDRLEN)
+				break;
 			if (na->nla_type == TASK_DIAG_VMA)
-				for (const char *r = a + NLA_HDRLEN; r < a + na->nla_len;
-				     r += ((const struct task_diag_vma *)r)->vma_len)
+				for (const char *r = a + NLA_HDRLEN; r + sizeof(struct task_diag_vma) <=
+				     a + na->nla_len; r += ((const struct task_diag_vma *)r)->vma_len) {
 					vmas++;
+					if (!((const struct task_diag_vma *)r)->vma_len)
+						break;
+				}
 			a += NLA_ALIGN(na->nla_len);
 		}
 		if (!(m->flags & TASK_DIAG_FLAG_CONT))
@@ -116,7 +125,7 @@ int main(int argc, char **argv)
 	fd = bpf_iter_create(link);
 	if (fd < 0) {
 		perror("bpf_iter_create");
-		return 1;
+		goto fail;
 	}
 	for (;;) {
 		n = read(fd, buf, sizeof(buf));
@@ -127,33 +136,44 @@ int main(int argc, char **argv)
 		count(buf, n);
 		if (bpf_map_lookup_elem(map, &key, &got) || got.cont_state != TD_CONT_PENDING)
 			continue;
-		/* the rest of that task: passes over it alone */
+		/* the rest of that task: passes over it alone, each going on
+		 * where the last stopped */
 		while (got.cont_state == TD_CONT_PENDING) {
 			union bpf_iter_link_info li = { .task.tid = got.cont_pid };
 			LIBBPF_OPTS(bpf_link_create_opts, o, .iter_info = &li,
 				    .iter_info_len = sizeof(li));
 			int l = bpf_link_create(prog, 0, BPF_TRACE_ITER, &o), f;
+			__u64 start = got.cont_start;
 
+			if (l < 0) {
+				perror("bpf_link_create");
+				goto fail;
+			}
 			got.cont_state = TD_CONT_RESUME;
 			bpf_map_update_elem(map, &key, &got, 0);
 			f = bpf_iter_create(l);
 			close(l);
 			if (f < 0 || read_all(f) < 0) {
 				perror("continuation");
-				return 1;
+				goto fail;
 			}
 			close(f);
-			bpf_map_lookup_elem(map, &key, &got);
+			if (bpf_map_lookup_elem(map, &key, &got) ||
+			    (got.cont_state == TD_CONT_PENDING && got.cont_start <= start))
+				break;		/* gone, or no progress */
 		}
 		bpf_map_update_elem(map, &key, &req, 0);	/* cont_state NONE again */
 	}
 	if (n < 0) {
 		perror("read");
-		return 1;
+		goto fail;
 	}
 	close(fd);
 	bpf_map_delete_elem(map, &key);
 	printf("tasks %lld vmas %lld bytes %lld cpu_us %lld wall_us %lld\n",
 	       tasks, vmas, bytes, cpu_us() - cpu0, now_us() - wall0);
 	return 0;
+fail:
+	bpf_map_delete_elem(map, &key);		/* leave no request behind */
+	return 1;
 }

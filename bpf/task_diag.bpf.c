@@ -84,9 +84,6 @@ struct td_scratch {
 	char buf[TD_BUF_SIZE + TD_SLACK];
 	__u64 vma_next;		/* td_put_vmas' results */
 	__u32 vma_off;
-	/* the reader as a viewer, when no request names another: here, not
-	 * on show_task()'s stack, which the VMA page walk's calls need */
-	struct td_viewer me;
 };
 
 struct {
@@ -1299,7 +1296,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct task_struct *task = ctx->task;
 	struct task_struct *reader;
 	struct td_request *req;
-	struct td_viewer *me, *v;
+	struct td_viewer me = {}, *v = &me;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
@@ -1314,7 +1311,6 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	if (!scratch)
 		return 0;
-	v = me = &scratch->me;
 	reader = bpf_get_current_task_btf();
 	key = reader_key(reader);
 	req = bpf_map_lookup_elem(&td_requests, &key);
@@ -1343,8 +1339,8 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	leader = task->group_leader == task;
 	if (!leader && strategy == TASK_DIAG_DUMP_ALL)
 		return 0;		/* processes only: skip threads first, cheaply */
-	if (v == me)
-		fill_viewer(me, reader);
+	if (v == &me)
+		fill_viewer(&me, reader);
 
 	pid = task_nr(task, PIDTYPE_PID, v);
 	tgid = task_nr(task, PIDTYPE_TGID, v);

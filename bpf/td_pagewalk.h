@@ -105,6 +105,9 @@ struct task_struct___pw {
 #define PW_PAGE_SIZE	4096ULL
 #define PW_SWP_TYPE(e)	((u32)((e) >> 59))	/* __swp_type(): top 5 bits */
 #define PW_SWP_OFFSET(e) ((~(e) << 5) >> 14)	/* __swp_offset(): inverted (L1TF) */
+/* swp_offset_pfn(): a migration entry keeps young and dirty bits above the
+ * pfn, whose width is MAX_PHYSMEM_BITS - PAGE_SHIFT (52 or 46 bits) */
+#define PW_SWP_PFN(e, levels) (PW_SWP_OFFSET(e) & ((1ULL << ((levels) == 5 ? 40 : 34)) - 1))
 #define PW_PSS_SHIFT	12
 
 #define VM_WRITE	0x00000002ULL
@@ -115,7 +118,9 @@ struct task_struct___pw {
 
 /* How many page-table entries one program run may look at before the
  * task's remaining VMAs go to the next run (TD_CONT_*): the walk cannot
- * sleep, and 1 GiB of 4 KiB pages costs about 12 ms. */
+ * sleep, and 1 GiB of 4 KiB pages costs about 12 ms.  Checked between
+ * VMAs: one VMA is walked whole, however big (a 512 GiB heap of 4 KiB
+ * pages would hold the CPU for seconds). */
 #define TD_PW_BUDGET	(1U << 18)
 
 struct td_pw_stat {		/* task_diag_vma_stat, in the order of the UAPI */
@@ -555,11 +560,11 @@ static __always_inline void pw_swap_entry(struct td_pw *w, u64 e, u32 nr, u32 pm
 			w->s.swap += PW_PAGE_SIZE;
 		return;
 	}
-	/* migration entries (3 types after the hwpoison one): the page,
-	 * counted as not present; markers and hwpoison: nothing */
-	if (type >= w->max_swapfiles + w->hwpoison_num &&
-	    type < w->max_swapfiles + w->hwpoison_num + 3)
-		pw_account(w, PW_SWP_OFFSET(e), nr, pmd ? PW_PMD : 0);
+	/* pfn entries (is_pfn_swap_entry()): hwpoison (the type right after
+	 * the swap files, with CONFIG_MEMORY_FAILURE) and migration (the 3
+	 * after it): the page, counted as not present; markers: nothing */
+	if (type >= w->max_swapfiles && type < w->max_swapfiles + w->hwpoison_num + 3)
+		pw_account(w, PW_SWP_PFN(e, w->levels), nr, pmd ? PW_PMD : 0);
 }
 
 static long pw_pte_cb(u64 i, struct td_pw_ref *r)

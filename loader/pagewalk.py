@@ -91,6 +91,8 @@ def why_not(features):
         return 'CONFIG_NO_PAGE_MAPCOUNT: smaps estimates sharing in a way the walk does not copy'
     if config.get('CONFIG_DEVICE_PRIVATE') == 'y':
         return 'CONFIG_DEVICE_PRIVATE: the walk does not follow device-private entries'
+    if config.get('CONFIG_MIGRATION') != 'y':
+        return 'no CONFIG_MIGRATION: the walk assumes its swap entry types'
     if config.get('CONFIG_VMAP_STACK') != 'y':
         return 'no CONFIG_VMAP_STACK: the calibration needs a vmalloc\'ed kernel stack'
     return None

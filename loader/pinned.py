@@ -96,12 +96,17 @@ class PinnedBackend:
         self.pin_dir = pin_dir
         self._fds = []
         try:
+            # the inode before and after: a reload in between would pair
+            # old descriptors with the new pins' inode (then never stale)
+            ino = os.stat(os.path.join(pin_dir, PIN_ALL)).st_ino
             self.link_all = self._get(PIN_ALL)
             self.link_threads = self._get(PIN_ALL_THREADS)
             self.prog = self._get(PIN_PROG)
             self.requests = self._get(PIN_REQUESTS)
             self.config_map = self._get(PIN_CONFIG)
-            self._ino = os.stat(os.path.join(pin_dir, PIN_ALL)).st_ino
+            self._ino = ino
+            if os.stat(os.path.join(pin_dir, PIN_ALL)).st_ino != ino:
+                raise OSError(errno.EAGAIN, 'task-diag-load replaced the pins meanwhile')
         except OSError:
             self.close()
             raise
