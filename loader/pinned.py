@@ -118,18 +118,17 @@ class PinnedBackend:
         self._fds.append(fd)
         return fd
 
-    def close(self):
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
-
-    def __del__(self, _close=os.close):
-        # a backend dropped as stale may still serve a Stream that holds
-        # it: its descriptors go with the last reference (os.close bound
-        # now: at interpreter exit the module's globals may be gone)
+    def close(self, _close=os.close):
+        # os.close bound at definition: __del__ may run at interpreter
+        # exit, when the module's globals are gone
         for fd in self._fds:
             _close(fd)
         self._fds = []
+
+    def __del__(self):
+        # a backend dropped as stale may still serve a Stream that holds
+        # it: its descriptors go with the last reference
+        self.close()
 
     def stale(self):
         """Whether task-diag-load has replaced the pins since we opened
