@@ -583,7 +583,7 @@ static long pw_pte_cb(u64 i, struct td_pw_ref *r)
 	if (!buf)
 		return 1;
 	w->steps++;
-	e = buf->table[idx & 511];
+	e = buf->table[i & 511];
 	if ((e & ~PW_NONE_MASK) == 0) {			/* pte_none */
 		pw_hole(w, addr, addr + PW_PAGE_SIZE);
 		return 0;
@@ -611,7 +611,7 @@ static long pw_walk_cb(u64 i, struct td_pw_ref *r)
 {
 	struct td_pw *w = r->w;
 	struct td_pw_buf *buf;
-	u64 a = w->addr, e, t, v, base = w->base;
+	u64 a = w->addr, e, t, v, n, base = w->base;
 	u32 zero = 0, top = w->levels == 5 ? 48 : 39;
 
 	if (a >= w->end)
@@ -663,15 +663,24 @@ static long pw_walk_cb(u64 i, struct td_pw_ref *r)
 			w->addr = pw_next(a, 21);
 			return 0;
 		}
-		buf = bpf_map_lookup_elem(&td_pw_buf, &zero);	/* a PTE table */
+		/* A PTE table: only the entries from w->addr to the end of the
+		 * VMA or of the table, into buf->table[0...].  Most VMAs span a
+		 * few pages: copying the whole 4 KiB table for each cost more
+		 * than the rest of the walk. */
+		buf = bpf_map_lookup_elem(&td_pw_buf, &zero);
 		if (!buf)
 			return 1;
-		if (bpf_probe_read_kernel(buf->table, 4096, (void *)(base + (e & PW_PTE_PFN))))
+		v = pw_next(a, 21);
+		n = ((w->end < v ? w->end : v) - a) >> 12;
+		if (n > 512)
+			n = 512;
+		if (bpf_probe_read_kernel(buf->table, n * 8,
+					  (void *)(base + (e & PW_PTE_PFN) + ((a >> 12) & 511) * 8)))
 			goto fail;
 		w->table_addr = a & ~(PW_PMD_SIZE - 1);
 		w->pidx = (a >> 12) & 511;
-		bpf_loop(512 - w->pidx, pw_pte_cb, r, 0);
-		w->addr = pw_next(a, 21);
+		bpf_loop(n, pw_pte_cb, r, 0);
+		w->addr = v;
 		return 0;
 	}
 	pw_swap_entry(w, e, 512, 1);			/* a THP migration entry */

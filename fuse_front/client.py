@@ -52,12 +52,15 @@ class FileBackend:
             fd = self._local.fd = os.open(self.path, os.O_RDWR)
         return fd
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        """The response as the front hands it out: whole messages per read."""
         fd = self._fd()
         os.write(fd, wire.encode_request(strategy, pid, show, seq))
-        chunks = []
         while True:
             chunk = os.read(fd, READ_SIZE)
             if not chunk:
-                return b''.join(chunks)
-            chunks.append(chunk)
+                return
+            yield chunk
+
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        return b''.join(self.pieces(strategy, pid, show, seq))

@@ -200,17 +200,19 @@ class ProcBackend:
         else:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        """The response, one task's messages at a time."""
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
         if strategy in wire.NEEDS_PID and pid <= 0:
             raise OSError(errno.ESRCH, 'no task %d' % pid)
-        out = []
         # VMAs are sent for thread-group leaders only in thread dumps.
         leaders_only = strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
         for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid):
             msg = task_message(task_dir, p, tgid, show, seq, stat_dir,
                                vmas=not leaders_only or p == tgid)
             if msg is not None:
-                out.append(msg)
-        return b''.join(out)
+                yield msg
+
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        return b''.join(self.pieces(strategy, pid, show, seq))

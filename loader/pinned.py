@@ -247,6 +247,21 @@ class PinnedBackend:
         finally:
             s.close()
 
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+        """The response as the iterator hands it out, one read (and the
+        continuation passes of the task it leaves unfinished) per piece:
+        a decoder that takes them one by one never holds the whole
+        response, nor pays for copying it into one buffer."""
+        s = Stream(self, strategy, pid, show, seq)
+        try:
+            while True:
+                piece = s.read(once=True)
+                if not piece:
+                    return
+                yield piece
+        finally:
+            s.close()
+
 
 def _cut(buf, size):
     """(head, rest) of @buf: at most @size bytes, whole messages where one

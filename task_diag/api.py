@@ -10,6 +10,7 @@ Backends, all answering the same request with the same bytes:
 import errno
 import os
 import threading
+from itertools import chain
 
 from . import wire
 
@@ -62,17 +63,27 @@ def backend(source=None):
         return b
 
 
-def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
-    """The response bytes of one request (the netlink message stream).
-    Without @source, a group the fastest backend cannot produce here
-    (EOPNOTSUPP: VMA_STAT, or VMA on kernels before 6.7) comes from /proc."""
+def pieces(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
+    """The response to one request as an iterator of pieces of whole
+    messages, read as it is consumed.  Errors of the request are raised
+    here, before any piece.  Without @source, a group the fastest backend
+    cannot produce here (EOPNOTSUPP: VMA_STAT, or VMA on kernels before
+    6.7) comes from /proc."""
     b = backend(source)
+    it = b.pieces(strategy, pid, show, seq)
     try:
-        return b.raw(strategy, pid, show, seq)
+        first = next(it, None)
     except OSError as e:
         if e.errno != errno.EOPNOTSUPP or source is not None or b.name == 'proc':
             raise
-        return backend('proc').raw(strategy, pid, show, seq)
+        it = backend('proc').pieces(strategy, pid, show, seq)
+        first = next(it, None)
+    return iter(()) if first is None else chain((first,), it)
+
+
+def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
+    """The response bytes of one request (the netlink message stream)."""
+    return b''.join(pieces(strategy, pid, show, seq, source))
 
 
 def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
@@ -81,4 +92,4 @@ def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
     strategy.  The request is answered before this returns."""
     if strategy not in wire.STRATEGIES:
         raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-    return iter(wire.decode(raw(strategy, pid, show, 0, source), show))
+    return iter(wire.decode_pieces(pieces(strategy, pid, show, 0, source), show))

@@ -315,21 +315,32 @@ _shapes = {}
 def decode(buf, show=None):
     """Decode a whole response into a list of Task.  @show, the request's
     show_flags, enables the fast path; without it the generic path runs."""
-    if show is not None and not show & SHOW_VMA and buf:
-        key = show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)
-        shape = _shapes.get(key)
-        if shape is None:
-            shape = _shapes[key] = _Shape(key)
-        tasks = _decode_fixed(buf, shape)
-        if tasks is not None:
-            return tasks
+    return decode_pieces((buf,), show)
+
+
+def decode_pieces(pieces, show=None):
+    """decode() of a response given as an iterable of pieces of whole
+    messages (reads of a stream), each decoded as it comes: with VMAs, the
+    tens of megabytes of a whole system's response are never one buffer."""
+    if show is not None and not show & SHOW_VMA:
+        # the fast path reads each field over the whole response at once
+        buf = b''.join(pieces)
+        pieces = (buf,)
+        if buf:
+            key = show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)
+            shape = _shapes.get(key)
+            if shape is None:
+                shape = _shapes[key] = _Shape(key)
+            tasks = _decode_fixed(buf, shape)
+            if tasks is not None:
+                return tasks
     # VMA records are two tuples each, a whole system's some 10^5: without
     # the collector's passes over them while they are made (see
     # _decode_fixed) a dump with VMAs decodes in less than half the time.
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        return list(iter_decode(buf))
+        return list(iter_decode_pieces(pieces))
     finally:
         if gc_was:
             gc.enable()
@@ -503,36 +514,44 @@ def iter_messages(buf):
 
 def iter_decode(buf):
     """Generic decoder: any groups, CONT continuations merged into one Task."""
+    return iter_decode_pieces((buf,))
+
+
+def iter_decode_pieces(pieces):
+    """iter_decode() of a response in pieces of whole messages; a task's
+    CONT messages may go on in the next piece."""
     cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown]
     names = {}                          # VMA names, decoded once per dump
-    for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
-        if cur is None:
-            cur = [pid, tgid, None, None, None, None, None]
-        elif (cur[0], cur[1]) != (pid, tgid):
-            raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
-                              % (cur[0], pid))
-        for nla_type, start, end in attrs:
-            layout = ATTR_LAYOUTS.get(nla_type)
-            if layout is not None:
-                if end - start < layout.size:
-                    raise DecodeError('short %s attribute at offset %d' % (layout.cname, start))
-                values = layout.struct.unpack_from(buf, start)
-                if nla_type == TASK_DIAG_BASE:
-                    cur[2] = Base._make(values[:7] + (decode_comm(values[7]),))
-                elif nla_type == TASK_DIAG_CRED:
-                    cur[3] = Cred._make(values)
+    for buf in pieces:
+        for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
+            if cur is None:
+                cur = [pid, tgid, None, None, None, None, None]
+            elif (cur[0], cur[1]) != (pid, tgid):
+                raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
+                                  % (cur[0], pid))
+            for nla_type, start, end in attrs:
+                layout = ATTR_LAYOUTS.get(nla_type)
+                if layout is not None:
+                    if end - start < layout.size:
+                        raise DecodeError('short %s attribute at offset %d'
+                                          % (layout.cname, start))
+                    values = layout.struct.unpack_from(buf, start)
+                    if nla_type == TASK_DIAG_BASE:
+                        cur[2] = Base._make(values[:7] + (decode_comm(values[7]),))
+                    elif nla_type == TASK_DIAG_CRED:
+                        cur[3] = Cred._make(values)
+                    else:
+                        cur[4] = Stat._make(values)
+                elif nla_type == TASK_DIAG_VMA:
+                    if cur[5] is None:
+                        cur[5] = []
+                    cur[5].extend(decode_vmas(buf, start, end, names))
                 else:
-                    cur[4] = Stat._make(values)
-            elif nla_type == TASK_DIAG_VMA:
-                if cur[5] is None:
-                    cur[5] = []
-                cur[5].extend(decode_vmas(buf, start, end, names))
-            else:
-                if cur[6] is None:
-                    cur[6] = []
-                cur[6].append((nla_type, bytes(buf[start:end])))
-        if not flags & TASK_DIAG_FLAG_CONT:
-            yield Task._make(cur)
-            cur = None
+                    if cur[6] is None:
+                        cur[6] = []
+                    cur[6].append((nla_type, bytes(buf[start:end])))
+            if not flags & TASK_DIAG_FLAG_CONT:
+                yield Task._make(cur)
+                cur = None
     if cur is not None:
         raise DecodeError('dump ends inside task %d (TASK_DIAG_FLAG_CONT)' % cur[0])

@@ -5,6 +5,8 @@ continuations (TASK_DIAG_FLAG_CONT), attributes of unknown types, VMA
 records, and broken framing, which must raise wire.DecodeError and nothing
 else.
 """
+import errno
+import os
 import struct
 
 import pytest
@@ -12,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import task_diag
+from conftest import need
 from task_diag import wire
+from task_diag.loader.pinned import vma_supported
 
 SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
 SHOWS = [wire.SHOW_BASE, wire.SHOW_CRED, wire.SHOW_STAT, wire.SHOW_BASE | wire.SHOW_CRED,
@@ -218,6 +222,78 @@ def test_cont_merges_vma_records():
     # no VMA attribute at all: None; an empty one: []
     empty = wire.encode_message(21, 21, [(wire.TASK_DIAG_VMA, b'')])
     assert generic(empty)[0].vmas == []
+
+
+def test_pieces_decode_like_the_whole():
+    """decode_pieces() over a response cut at any message boundaries (a
+    task's CONT messages in different pieces) gives what decode() gives
+    for the whole, through both paths."""
+    recs = [vma_record(**v) for v in VMAS]
+    msgs = [wire.encode_message(20, 20, [(wire.TASK_DIAG_BASE, pack_base(base(20))),
+                                         (wire.TASK_DIAG_VMA, recs[0] + recs[1])], flags=CONT),
+            wire.encode_message(20, 20, [(wire.TASK_DIAG_VMA, recs[2])], flags=CONT),
+            wire.encode_message(20, 20, [(wire.TASK_DIAG_VMA, recs[3])]),
+            wire.encode_message(21, 21, [(wire.TASK_DIAG_BASE, pack_base(base(21))),
+                                         (wire.TASK_DIAG_VMA, recs[0])])]
+    whole = b''.join(msgs)
+    show = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+    want = wire.decode(whole, show)
+    assert [len(t.vmas) for t in want] == [4, 1]
+    for cuts in range(1 << (len(msgs) - 1)):        # every way to cut between messages
+        pieces, cur = [], msgs[0]
+        for i, m in enumerate(msgs[1:]):
+            if cuts >> i & 1:
+                pieces.append(cur)
+                cur = m
+            else:
+                cur += m
+        pieces.append(cur)
+        assert wire.decode_pieces(iter(pieces), show) == want, cuts
+        assert list(wire.iter_decode_pieces(pieces)) == want, cuts
+    # a task whose CONT never ends, even over pieces
+    with pytest.raises(wire.DecodeError):
+        wire.decode_pieces(msgs[:2], show)
+    # the fast path takes pieces too
+    buf, tasks = tasks_buf()
+    assert wire.decode_pieces([buf[:len(buf) // 3], buf[len(buf) // 3:]], SHOW3) == tasks
+
+
+@pytest.mark.parametrize('show', [wire.SHOW_BASE | wire.SHOW_CRED,
+                                  wire.SHOW_BASE | wire.SHOW_VMA], ids=['base', 'vma'])
+def test_real_pieces(source, show):
+    """Every piece a backend hands out holds whole messages, and decoding
+    the pieces one by one gives what decoding them joined gives."""
+    if show & wire.SHOW_VMA and source == 'bpf':
+        need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
+    pieces = list(task_diag.api.pieces(wire.DUMP_ALL, 0, show, source=source))
+    assert pieces
+    for piece in pieces:
+        list(wire.iter_messages(piece))         # raises on a cut message
+    tasks = wire.decode_pieces(pieces, show)
+    assert tasks == wire.decode(b''.join(pieces), show)
+    assert len({t.pid for t in tasks}) == len(tasks) > 10
+
+
+def test_pieces_fall_back_to_proc_on_eopnotsupp(monkeypatch):
+    """Without a source, a group the fastest backend cannot give
+    (EOPNOTSUPP at the request) comes from /proc; with a source, the
+    error is the caller's."""
+    class Without:
+        name = 'bpf'
+
+        def pieces(self, *args):
+            raise OSError(errno.EOPNOTSUPP, 'no VMA_STAT here')
+            yield
+    monkeypatch.setitem(task_diag.api._backends, None, Without())
+    monkeypatch.setitem(task_diag.api._backends, 'bpf', Without())
+    show = wire.SHOW_BASE | wire.SHOW_VMA
+    (got,) = task_diag.dump(wire.DUMP_ONE, os.getpid(), show)
+    (want,) = task_diag.dump(wire.DUMP_ONE, os.getpid(), show, source='proc')
+    assert got.pid == os.getpid() and got.vmas
+    assert [(v.start, v.name) for v in got.vmas][:5] == [(v.start, v.name) for v in want.vmas][:5]
+    with pytest.raises(OSError) as e:
+        task_diag.dump(wire.DUMP_ONE, os.getpid(), show, source='bpf')
+    assert e.value.errno == errno.EOPNOTSUPP
 
 
 def test_cont_at_end_of_dump_raises():
