@@ -172,8 +172,62 @@ class Base(namedtuple('Base', BASE.names)):
 Cred = namedtuple('Cred', CREDS.names)
 Stat = namedtuple('Stat', STAT.names)
 VmaStat = namedtuple('VmaStat', VMA_STAT.names)
-Vma = namedtuple('Vma', ('start', 'end', 'vm_flags', 'pgoff', 'major', 'minor', 'inode',
-                         'generation', 'name', 'stat'))
+
+try:
+    from _collections import _tuplegetter   # what namedtuple's fields are
+except ImportError:                          # pragma: no cover (other Pythons)
+    def _tuplegetter(index, doc):
+        return property(itemgetter(index), doc=doc)
+
+_VMA_HEAD = VMA.names[:8]       # start ... generation
+
+
+class Vma(tuple):
+    """One VMA: start, end, vm_flags, pgoff, major, minor, inode,
+    generation, name (str, or None), stat (VmaStat, or None), read like a
+    namedtuple's fields.  One flat tuple per VMA: the eight numbers, the
+    ten of its statistics when it has them, its name last.  A whole system
+    has some 10^5 VMAs; one object each rather than a Vma and a VmaStat
+    halves what the decoder makes and what the garbage collector walks.
+    stat makes its VmaStat when asked; equality compares every value."""
+    __slots__ = ()
+    _fields = _VMA_HEAD + ('name', 'stat')
+
+    def __new__(cls, start, end, vm_flags, pgoff, major, minor, inode, generation,
+                name=None, stat=None):
+        head = (start, end, vm_flags, pgoff, major, minor, inode, generation)
+        if stat is None:
+            return tuple.__new__(cls, head + (name,))
+        if len(stat) != len(VMA_STAT.names):
+            raise TypeError('stat needs %d values, got %d' % (len(VMA_STAT.names), len(stat)))
+        return tuple.__new__(cls, head + tuple(stat) + (name,))
+
+    for _i, _n in enumerate(_VMA_HEAD):
+        locals()[_n] = _tuplegetter(_i, 'task_diag_vma.' + _n)
+    del _i, _n
+    name = property(itemgetter(-1), doc='the name /proc/PID/maps shows, or None')
+
+    @property
+    def stat(self):
+        """task_diag_vma_stat (SHOW_VMA_STAT), or None"""
+        return tuple.__new__(VmaStat, self[8:18]) if len(self) > 9 else None
+
+    def _asdict(self):
+        return dict(zip(self._fields, self[:8] + (self[-1], self.stat)))
+
+    def _replace(self, **changes):
+        values = self._asdict()
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise ValueError('Got unexpected field names: %r' % sorted(unknown))
+        values.update(changes)
+        return Vma(**values)
+
+    def __getnewargs__(self):
+        return self[:8] + (self[-1], self.stat)
+
+    def __repr__(self):
+        return 'Vma(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
 class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown',
@@ -231,8 +285,8 @@ def encode_message(pid, tgid, attrs, seq=0, flags=0):
 
 
 def encode_vma_records(vmas):
-    """The task_diag_vma records of @vmas (Vma tuples: name str, bytes or
-    None; stat a VmaStat, a 10-tuple or None), one bytes object per record,
+    """The task_diag_vma records of @vmas (Vma; the name a str, bytes or
+    None), one bytes object per record,
     in order; b''.join() of them is the payload of a TASK_DIAG_VMA
     attribute.  A record: the 64-byte struct, then the stat (stat_off 64,
     stat_len 80) if any, then the name and its NUL (name_len = strlen + 1)
@@ -241,7 +295,8 @@ def encode_vma_records(vmas):
     append = out.append
     pack, pack_stat = _VMA_REC.pack, _VMA_STAT_REC.pack
     for v in vmas:
-        start, end, flags, pgoff, major, minor, inode, gen, name, stat = v
+        start, end, flags, pgoff, major, minor, inode, gen = v[:8]
+        name, stat = v[-1], v[8:18] if len(v) > 9 else None
         off = VMA.size
         stat_off = stat_len = 0
         stat_raw = b''
@@ -449,24 +504,35 @@ def _bases(buf, shape, words, pids, tgids):
     return map(_new, repeat(Base), zip(*cols))
 
 
+# Three reads of a record: its lengths and offsets; its first eight fields;
+# those eight and a stat right after the struct.
+_VMA_TRAILER = struct.Struct('<%dx%s' % (VMA.offsets()['vma_len'],
+                                         ''.join(f for _, f in VMA.fields[8:])))
+_VMA_HEAD_REC = struct.Struct('<' + ''.join(f for _, f in VMA.fields[:8]))
+_VMA_HEAD_STAT_REC = struct.Struct(_VMA_HEAD_REC.format + '%dx' % (
+    VMA.size - _VMA_HEAD_REC.size) + VMA_STAT.fmt[1:])
+
+
 def decode_vmas(buf, start, end, names=None):
-    """The packed task_diag_vma records of one VMA attribute [start, end).
-    Every offset is checked against the record it belongs to.  @names, a
-    dict shared by the calls of one decode, maps a name's raw bytes to its
-    str: most mappings of a system name the same few files, decoded once."""
+    """The packed task_diag_vma records of one VMA attribute [start, end),
+    as Vma.  Every offset is checked against the record it belongs to.
+    @names, a dict shared by the calls of one decode, maps a name's raw
+    bytes to its str: most mappings of a system name the same few files,
+    decoded once.  A stat right after the struct (where every producer puts
+    it) is read with the struct in one go."""
     if names is None:
         names = {}
     vmas = []
     append = vmas.append
     new = tuple.__new__
-    unpack_rec, unpack_stat = _VMA_REC.unpack_from, _VMA_STAT_REC.unpack_from
+    trailer, head, head_stat = (_VMA_TRAILER.unpack_from, _VMA_HEAD_REC.unpack_from,
+                                _VMA_HEAD_STAT_REC.unpack_from)
     rec_size, stat_size = VMA.size, VMA_STAT.size
     off = start
     while off < end:
         if end - off < rec_size:
             raise DecodeError('partial vma record at offset %d' % off)
-        f = unpack_rec(buf, off)
-        vma_len, name_off, name_len, stat_off, stat_len = f[8:]
+        vma_len, name_off, name_len, stat_off, stat_len = trailer(buf, off)
         if vma_len < rec_size or off + vma_len > end:
             raise DecodeError('bad vma_len %d at offset %d' % (vma_len, off))
         name = None
@@ -479,12 +545,15 @@ def decode_vmas(buf, start, end, names=None):
             name = names.get(raw)
             if name is None:
                 name = names[raw] = raw.split(b'\0', 1)[0].decode('utf-8', 'surrogateescape')
-        stat = None
-        if stat_len:
-            if stat_len < stat_size or stat_off < rec_size or stat_off + stat_len > vma_len:
-                raise DecodeError('vma stat outside its record at offset %d' % off)
-            stat = new(VmaStat, unpack_stat(buf, off + stat_off))
-        append(new(Vma, f[:8] + (name, stat)))
+        if not stat_len:
+            append(new(Vma, head(buf, off) + (name,)))
+        elif stat_len < stat_size or stat_off < rec_size or stat_off + stat_len > vma_len:
+            raise DecodeError('vma stat outside its record at offset %d' % off)
+        elif stat_off == rec_size:
+            append(new(Vma, head_stat(buf, off) + (name,)))
+        else:
+            append(new(Vma, head(buf, off) + _VMA_STAT_REC.unpack_from(buf, off + stat_off)
+                       + (name,)))
         off += vma_len
     return vmas
 

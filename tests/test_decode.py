@@ -224,6 +224,40 @@ def test_cont_merges_vma_records():
     assert generic(empty)[0].vmas == []
 
 
+def test_vma_record_reads_like_a_namedtuple():
+    """wire.Vma is one flat tuple (the stat's numbers inside), read like
+    the namedtuple (start ... name, stat) the API documents."""
+    stat = wire.VmaStat(*range(1, 11))
+    v = wire.Vma(0x1000, 0x3000, 0x73, 4096, 8, 1, 77, 3, '/lib/x', stat)
+    assert (v.start, v.end, v.vm_flags, v.pgoff, v.major, v.minor, v.inode, v.generation,
+            v.name, v.stat) == (0x1000, 0x3000, 0x73, 4096, 8, 1, 77, 3, '/lib/x', stat)
+    assert type(v.stat) is wire.VmaStat and v.stat.pss == 10
+    bare = wire.Vma(0x1000, 0x3000, 0x73, 4096, 8, 1, 77, 3)
+    assert bare.name is None and bare.stat is None
+    assert v._replace(stat=None, name=None) == bare and bare._replace(stat=stat, name='/lib/x') == v
+    assert wire.Vma(**v._asdict()) == v and v._asdict()['stat'] == stat
+    assert v != bare and v != v._replace(stat=stat._replace(pss=11))
+    assert v._fields == ('start', 'end', 'vm_flags', 'pgoff', 'major', 'minor', 'inode',
+                         'generation', 'name', 'stat')
+    assert repr(v).startswith("Vma(start=4096, end=12288,") and 'stat=VmaStat(resident=1' in repr(v)
+    import copy
+    import pickle
+    assert pickle.loads(pickle.dumps(v)) == v and copy.deepcopy(bare) == bare
+    with pytest.raises(TypeError):
+        wire.Vma(1, 2, 3, 4, 5, 6, 7, 8, 'x', (1, 2, 3))
+    with pytest.raises(ValueError):
+        v._replace(size=1)
+    # a stat the producer put elsewhere than right after the struct
+    rec = bytearray(vma_record(0x1000, 0x2000, name=b'n', stat=tuple(range(10))))
+    moved = (rec[:wire.VMA.size] + bytes(8) + rec[wire.VMA.size:wire.VMA.size + 80] +
+             rec[wire.VMA.size + 80:])
+    length, name_off, name_len = len(moved), wire.VMA.size + 88, 2
+    struct.pack_into('<HHHHH', moved, wire.VMA.offsets()['vma_len'],
+                     length, name_off, name_len, wire.VMA.size + 8, 80)
+    (got,) = wire.decode_vmas(bytes(moved), 0, len(moved))
+    assert got == wire.Vma(0x1000, 0x2000, 0x3, 0, 0, 0, 0, 0, 'n', wire.VmaStat(*range(10)))
+
+
 def test_pieces_decode_like_the_whole():
     """decode_pieces() over a response cut at any message boundaries (a
     task's CONT messages in different pieces) gives what decode() gives
