@@ -9,6 +9,11 @@ round-robin over the methods (so that every ratio compares runs made under
 the same conditions):
   proc_scan      C: open/read/close every /proc/PID/stat (proc_scan.c -p)
   iter_read      C: read the pinned iterator /sys/fs/bpf/task_diag/all (iter_read.c -p)
+  iter_floor     the same reader over bench/iter_floor.bpf.c, pinned for the
+                 benchmark only: the kernel's task iterator writing a 76-byte
+                 message per process and doing nothing else, the least any
+                 pinned iterator can cost here (for the 1/10 target: how far
+                 below the /proc scan the floor itself is)
   psutil         psutil.process_iter(['pid','ppid','name','uids','gids']) into a list
   task_diag      list(task_diag.dump(DUMP_ALL, show=BASE|CRED, source='bpf')), the
                  second call of a fresh interpreter (the first one is reported apart)
@@ -71,6 +76,7 @@ OUT = os.path.join(HERE, 'out')
 PY = sys.executable
 PIN_ALL = '/sys/fs/bpf/task_diag/all'
 PIN_THREADS = '/sys/fs/bpf/task_diag/all_threads'
+PIN_FLOOR = '/sys/fs/bpf/task_diag_bench_floor'     # iter_floor.bpf.o, during a run only
 FRONT = '/run/task-diag'
 FRONT_PIDFILE = '/run/task-diag.pid'
 PID_MAX = '/proc/sys/kernel/pid_max'
@@ -144,6 +150,50 @@ def build():
                         ('maps_scan', []), ('vma_read', ['-lbpf'])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
+    # the floor program, compiled as bpf/Makefile compiles ours
+    multiarch = subprocess.run(['gcc', '-print-multiarch'], stdout=subprocess.PIPE,
+                               text=True).stdout.strip()
+    obj = os.path.join(BIN, 'iter_floor.bpf.o')
+    subprocess.run(['clang', '-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-Wall',
+                    '-Werror', '-I' + os.path.join(HERE, '..', 'bpf')] +
+                   (['-I/usr/include/' + multiarch] if multiarch else []) +
+                   ['-c', os.path.join(HERE, 'iter_floor.bpf.c'), '-o', obj], check=True)
+    subprocess.run(['llvm-strip', '-g', obj], check=True)
+
+
+class FloorIterator:
+    """bench/bin/iter_floor.bpf.o loaded and its iterator pinned at
+    PIN_FLOOR for the time of the benchmark (a leftover of a killed run is
+    replaced); unpinned on exit, whatever happened."""
+
+    def __enter__(self):
+        from task_diag.loader import libbpf
+        L = libbpf.lib()
+        self.__exit__()
+        obj = L.bpf_object__open_file(os.path.join(BIN, 'iter_floor.bpf.o').encode(), None)
+        if not obj:
+            raise RuntimeError('cannot open iter_floor.bpf.o')
+        try:
+            with libbpf.quiet_libbpf() as log:
+                if L.bpf_object__load(obj) < 0:
+                    raise RuntimeError('iter_floor.bpf.o refused:\n' + '\n'.join(log.lines[-20:]))
+            link = L.bpf_program__attach_iter(
+                L.bpf_object__find_program_by_name(obj, b'td_floor'), None)
+            if not link:
+                raise RuntimeError('attaching iter_floor.bpf.o failed')
+            try:
+                libbpf._check(L.bpf_link__pin(link, PIN_FLOOR.encode()), 'pinning the floor')
+            finally:
+                L.bpf_link__destroy(link)       # the pin keeps it
+        finally:
+            L.bpf_object__close(obj)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            os.unlink(PIN_FLOOR)
+        except FileNotFoundError:
+            pass
 
 
 def children_cpu_ms():
@@ -335,6 +385,7 @@ def methods_for(threads, with_one, load_pid, one_calls):
     methods = {
         'proc_scan': lambda r: c_tool([proc_scan, '-p']),
         'iter_read': lambda r: c_tool([iter_read, '-p', PIN_ALL]),
+        'iter_floor': lambda r: c_tool([iter_read, '-p', PIN_FLOOR]),
         'psutil': lambda r: py_worker('psutil'),
         'task_diag': lambda r: py_worker('dump'),
     }
@@ -376,6 +427,7 @@ def ratios(samples):
     def per_run(num, den, key):
         return statistics.median(a[key] / b[key] for a, b in zip(samples[num], samples[den]))
     out = {'proc_iter_cpu': per_run('proc_scan', 'iter_read', 'cpu_ms'),
+           'proc_floor_cpu': per_run('proc_scan', 'iter_floor', 'cpu_ms'),
            'psutil_dump_wall': per_run('psutil', 'task_diag', 'wall_ms'),
            'psutil_dump_cpu': per_run('psutil', 'task_diag', 'cpu_ms')}
     if 'iter_threads' in samples:
@@ -599,16 +651,18 @@ def print_scales(results):
     print('\n(the C readers never sleep: a wall time well above the cpu time means other\n'
           ' work on the machine had the CPUs)')
     print('\nratios (medians of the per-run ratios)')
-    print('%-9s %20s %22s %21s %24s %20s %15s' % (
-        'scale', '/proc-scan/iter CPU', 'psutil/task_diag wall', 'psutil/task_diag CPU',
-        'threads /proc/iter CPU', '/proc-scan/FUSE wall', 'front RSS MiB'))
+    print('%-9s %20s %21s %22s %21s %24s %20s %15s' % (
+        'scale', '/proc-scan/iter CPU', '/proc-scan/floor CPU', 'psutil/task_diag wall',
+        'psutil/task_diag CPU', 'threads /proc/iter CPU', '/proc-scan/FUSE wall',
+        'front RSS MiB'))
     for sc in results['scales']:
         r = sc['ratios']
         thr = '%.1fx' % r['proc_iter_threads_cpu'] if 'proc_iter_threads_cpu' in r else '-'
         fuse = '%.1fx' % r['proc_fuse_wall'] if 'proc_fuse_wall' in r else '-'
         rss = '%.1f' % r['front_rss_mib'] if 'front_rss_mib' in r else '-'
-        print('%-9s %20s %22s %21s %24s %20s %15s' % (
-            label(sc['nproc'], sc['threads']), '%.1fx' % r['proc_iter_cpu'],
+        floor = '%.1fx' % r['proc_floor_cpu'] if 'proc_floor_cpu' in r else '-'
+        print('%-9s %20s %21s %22s %21s %24s %20s %15s' % (
+            label(sc['nproc'], sc['threads']), '%.1fx' % r['proc_iter_cpu'], floor,
             '%.1fx' % r['psutil_dump_wall'], '%.1fx' % r['psutil_dump_cpu'], thr, fuse, rss))
 
     one = results.get('dump_one')
@@ -725,7 +779,7 @@ def main():
     results = {'kernel': platform.release(), 'cpus': os.cpu_count(), 'runs': args.runs,
                'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'scales': []}
     smallest = min(scales) if scales else None
-    with Limits(max([n * t for n, t in scales] + [vma_nproc])):
+    with Limits(max([n * t for n, t in scales] + [vma_nproc])), FloorIterator():
         for nproc, threads in scales:
             lab = label(nproc, threads)
             print('%s: starting the load, %d runs' % (lab, args.runs), flush=True)

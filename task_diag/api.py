@@ -63,33 +63,49 @@ def backend(source=None):
         return b
 
 
+def _fallback(b, source, e):
+    """Whether the error @e of backend @b calls for /proc instead: a group
+    the fastest backend cannot produce here (EOPNOTSUPP: VMA_STAT, or VMA
+    on kernels before 6.7), when no source was asked for."""
+    return e.errno == errno.EOPNOTSUPP and source is None and b.name != 'proc'
+
+
+def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
+    """The response bytes of one request (the netlink message stream)."""
+    b = backend(source)
+    try:
+        return b.raw(strategy, pid, show, seq)
+    except OSError as e:
+        if not _fallback(b, source, e):
+            raise
+        return backend('proc').raw(strategy, pid, show, seq)
+
+
 def pieces(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
     """The response to one request as an iterator of pieces of whole
-    messages, read as it is consumed.  Errors of the request are raised
-    here, before any piece.  Without @source, a group the fastest backend
-    cannot produce here (EOPNOTSUPP: VMA_STAT, or VMA on kernels before
-    6.7) comes from /proc."""
+    messages, read as it is consumed (a whole system's VMAs are tens of
+    megabytes).  Errors of the request are raised here, before any piece;
+    the same fallback to /proc as raw()."""
     b = backend(source)
     it = b.pieces(strategy, pid, show, seq)
     try:
         first = next(it, None)
     except OSError as e:
-        if e.errno != errno.EOPNOTSUPP or source is not None or b.name == 'proc':
+        if not _fallback(b, source, e):
             raise
         it = backend('proc').pieces(strategy, pid, show, seq)
         first = next(it, None)
     return iter(()) if first is None else chain((first,), it)
 
 
-def raw(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, seq=0, source=None):
-    """The response bytes of one request (the netlink message stream)."""
-    return b''.join(pieces(strategy, pid, show, seq, source))
-
-
 def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
     """Iterator of wire.Task for one request.  Raises OSError: ESRCH when
     the pid of ONE, THREAD or CHILDREN does not exist, EINVAL for an unknown
-    strategy.  The request is answered before this returns."""
+    strategy.  The request is answered before this returns.  With VMAs the
+    response is decoded piece by piece as it is read; without, whole (it is
+    small, and the fast decoder reads each field over all of it at once)."""
     if strategy not in wire.STRATEGIES:
         raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-    return iter(wire.decode_pieces(pieces(strategy, pid, show, 0, source), show))
+    if show & wire.SHOW_VMA:
+        return iter(wire.decode_pieces(pieces(strategy, pid, show, 0, source), show))
+    return iter(wire.decode(raw(strategy, pid, show, 0, source), show))

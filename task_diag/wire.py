@@ -389,7 +389,7 @@ def decode_pieces(pieces, show=None):
             tasks = _decode_fixed(buf, shape)
             if tasks is not None:
                 return tasks
-    # VMA records are two tuples each, a whole system's some 10^5: without
+    # VMA records are a tuple each, a whole system's some 10^5: without
     # the collector's passes over them while they are made (see
     # _decode_fixed) a dump with VMAs decodes in less than half the time.
     gc_was = gc.isenabled()

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The floor of the pinned iterator, for bench/run.py: an iter/task program
+ * that does for each process only what any answer must (skip threads, put
+ * pid and tgid in a message the size of a BASE answer, write it) and none
+ * of task_diag's work (viewer, visibility, the BASE fields).  Reading it
+ * costs the kernel's task iterator plus one bpf_seq_write per process: the
+ * least CPU a pinned iterator can take here, measured in the same runs as
+ * the /proc scan and the real one.  Never pinned outside a benchmark.
+ */
+#include "td_kernel.h"
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include "task_diag.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* nlmsghdr + task_diag_msg + nlattr + task_diag_base: 76 bytes, as the
+ * BASE answer of bpf/task_diag.bpf.c */
+struct tdf_msg {
+	__u32 nlmsg_len;
+	__u16 nlmsg_type;
+	__u16 nlmsg_flags;
+	__u32 nlmsg_seq;
+	__u32 nlmsg_pid;
+	struct task_diag_msg msg;
+	__u16 nla_len;
+	__u16 nla_type;
+	struct task_diag_base base;
+};
+
+SEC("iter/task")
+int td_floor(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct tdf_msg m = {};
+
+	if (!task || task->group_leader != task)
+		return 0;
+	m.nlmsg_len = sizeof(m);
+	m.nlmsg_type = TASK_DIAG_CMD_GET;
+	m.nlmsg_flags = 2;			/* NLM_F_MULTI */
+	m.msg.pid = task->pid;
+	m.msg.tgid = task->tgid;
+	m.nla_len = 4 + sizeof(m.base);
+	m.nla_type = TASK_DIAG_BASE;
+	m.base.pid = m.msg.pid;
+	m.base.tgid = m.msg.tgid;
+	bpf_seq_write(ctx->meta->seq, &m, sizeof(m));
+	return 0;
+}
