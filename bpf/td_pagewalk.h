@@ -163,10 +163,11 @@ struct {
 	__type(value, struct td_pw);
 } td_pw SEC(".maps");
 
-/* One page table, and one struct page, read whole with one probe each;
- * and a window of PW_WIN consecutive struct pages, read with one probe
- * when the walk goes through physically consecutive pages (anonymous
- * memory faulted in order, large folios): fewer, longer probes. */
+/* The PTEs of one table that a VMA covers, and one struct page, each
+ * read with one probe; and a window of PW_WIN consecutive struct pages,
+ * read with one probe when the walk goes through physically consecutive
+ * pages (anonymous memory faulted in order, large folios): fewer, longer
+ * probes. */
 #define PW_WIN		16
 struct td_pw_buf {
 	u64 table[512];

@@ -55,12 +55,22 @@ class FileBackend:
     def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
         """The response as the front hands it out: whole messages per read."""
         fd = self._fd()
-        os.write(fd, wire.encode_request(strategy, pid, show, seq))
-        while True:
-            chunk = os.read(fd, READ_SIZE)
-            if not chunk:
-                return
-            yield chunk
+        ended = False
+        try:
+            os.write(fd, wire.encode_request(strategy, pid, show, seq))
+            while True:
+                chunk = os.read(fd, READ_SIZE)
+                if not chunk:
+                    ended = True
+                    return
+                yield chunk
+        finally:
+            if not ended:
+                # Left unread (an error, a consumer that stopped): the
+                # front would refuse this descriptor's next request (EBUSY)
+                # while this transaction lasts.  Closing it ends it.
+                self._local.fd = None
+                os.close(fd)
 
     def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
         return b''.join(self.pieces(strategy, pid, show, seq))

@@ -183,15 +183,17 @@ _VMA_HEAD = VMA.names[:8]       # start ... generation
 
 
 class Vma(tuple):
-    """One VMA: start, end, vm_flags, pgoff, major, minor, inode,
-    generation, name (str, or None), stat (VmaStat, or None), read like a
-    namedtuple's fields.  One flat tuple per VMA: the eight numbers, the
-    ten of its statistics when it has them, its name last.  A whole system
-    has some 10^5 VMAs; one object each rather than a Vma and a VmaStat
-    halves what the decoder makes and what the garbage collector walks.
-    stat makes its VmaStat when asked; equality compares every value."""
+    """One VMA, read by field name: start, end, vm_flags, pgoff, major,
+    minor, inode, generation, name (str, or None), stat (VmaStat, or
+    None); _asdict(), _replace(), _make() and match patterns as for a
+    namedtuple.  Not a 10-tuple, though: the tuple holds the eight
+    numbers, then the ten of the statistics when there are some, then the
+    name (9 or 19 items).  A whole system has some 10^5 VMAs; one object
+    each rather than a Vma and a VmaStat halves what the decoder makes and
+    what the garbage collector walks.  stat makes its VmaStat when asked;
+    equality compares every value."""
     __slots__ = ()
-    _fields = _VMA_HEAD + ('name', 'stat')
+    __match_args__ = _VMA_HEAD + ('name', 'stat')
 
     def __new__(cls, start, end, vm_flags, pgoff, major, minor, inode, generation,
                 name=None, stat=None):
@@ -212,8 +214,12 @@ class Vma(tuple):
         """task_diag_vma_stat (SHOW_VMA_STAT), or None"""
         return tuple.__new__(VmaStat, self[8:18]) if len(self) > 9 else None
 
+    @classmethod
+    def _make(cls, iterable):
+        return cls(*iterable)
+
     def _asdict(self):
-        return dict(zip(self._fields, self[:8] + (self[-1], self.stat)))
+        return dict(zip(self.__match_args__, self[:8] + (self[-1], self.stat)))
 
     def _replace(self, **changes):
         values = self._asdict()
@@ -285,8 +291,8 @@ def encode_message(pid, tgid, attrs, seq=0, flags=0):
 
 
 def encode_vma_records(vmas):
-    """The task_diag_vma records of @vmas (Vma; the name a str, bytes or
-    None), one bytes object per record,
+    """The task_diag_vma records of @vmas (Vma only, not plain tuples: the
+    name a str, bytes or None), one bytes object per record,
     in order; b''.join() of them is the payload of a TASK_DIAG_VMA
     attribute.  A record: the 64-byte struct, then the stat (stat_off 64,
     stat_len 80) if any, then the name and its NUL (name_len = strlen + 1)
@@ -392,6 +398,9 @@ def decode_pieces(pieces, show=None):
     # VMA records are a tuple each, a whole system's some 10^5: without
     # the collector's passes over them while they are made (see
     # _decode_fixed) a dump with VMAs decodes in less than half the time.
+    # Paused for the whole dump, the reads of the pieces included: turned
+    # back on between pieces, it would walk the records made so far again
+    # and again.
     gc_was = gc.isenabled()
     gc.disable()
     try:

@@ -237,8 +237,14 @@ def test_vma_record_reads_like_a_namedtuple():
     assert v._replace(stat=None, name=None) == bare and bare._replace(stat=stat, name='/lib/x') == v
     assert wire.Vma(**v._asdict()) == v and v._asdict()['stat'] == stat
     assert v != bare and v != v._replace(stat=stat._replace(pss=11))
-    assert v._fields == ('start', 'end', 'vm_flags', 'pgoff', 'major', 'minor', 'inode',
-                         'generation', 'name', 'stat')
+    assert list(v._asdict()) == ['start', 'end', 'vm_flags', 'pgoff', 'major', 'minor',
+                                 'inode', 'generation', 'name', 'stat']
+    assert wire.Vma._make(v._asdict().values()) == v
+    match v:
+        case wire.Vma(start, end, name='/lib/x', stat=wire.VmaStat(resident=1)):
+            assert (start, end) == (0x1000, 0x3000)
+        case _:
+            raise AssertionError('no match')
     assert repr(v).startswith("Vma(start=4096, end=12288,") and 'stat=VmaStat(resident=1' in repr(v)
     import copy
     import pickle

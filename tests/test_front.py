@@ -721,3 +721,21 @@ def test_transaction_pieces_cut_on_message_boundaries():
         got += [m[1][0] for m in wire.iter_messages(data)]
     assert got == list(range(1, 1001))
     assert tx.read(1 << 16, 10) == b''
+
+
+def test_file_client_left_unread_does_not_block_the_next_request(front):
+    """A caller that stops reading a response (an error while decoding, a
+    loop left early) must not leave its thread's descriptor in the middle
+    of a transaction: the front would refuse the next request (EBUSY)."""
+    from task_diag.fuse_front.client import FileBackend
+    b = FileBackend(front)
+    pieces = b.pieces(wire.DUMP_ALL, 0, BASE)
+    assert wire.iter_messages(next(pieces))         # a transaction under way
+    pieces.close()
+    tasks = wire.decode(b.raw(wire.DUMP_ALL, 0, BASE), BASE)
+    assert os.getpid() in {t.pid for t in tasks}
+    # and through the API: the dump after an abandoned one is whole
+    for _ in task_diag.api.pieces(wire.DUMP_ALL, 0, BASE | wire.SHOW_VMA, source='file'):
+        break
+    (me,) = task_diag.dump(wire.DUMP_ONE, os.getpid(), BASE | wire.SHOW_VMA, source='file')
+    assert me.vmas and me.base.pid == os.getpid()
