@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import errno
 import os
+import threading
 
 BPF_TRACE_ITER = 28             # enum bpf_attach_type
 BPF_ANY = 0
@@ -106,14 +107,23 @@ def iter_create(link_fd):
     return _check(lib().bpf_iter_create(link_fd), 'bpf_iter_create')
 
 
+_link_args = threading.local()
+
+
 def link_create_task_iter(prog_fd, tid=0, pid=0):
     """A new iterator link of @prog_fd visiting only thread @tid, or the
-    threads of process @pid (pids of the caller's pid namespace)."""
-    info = bpf_iter_link_info(tid=tid, pid=pid)
-    opts = bpf_link_create_opts(sz=ctypes.sizeof(bpf_link_create_opts),
-                                iter_info=ctypes.pointer(info),
-                                iter_info_len=ctypes.sizeof(info))
-    return _check(lib().bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, ctypes.byref(opts)),
+    threads of process @pid (pids of the caller's pid namespace).  Every
+    DUMP_ONE makes one: the ctypes arguments are built once per thread."""
+    args = getattr(_link_args, 'value', None)
+    if args is None:
+        info = bpf_iter_link_info()
+        opts = bpf_link_create_opts(sz=ctypes.sizeof(bpf_link_create_opts),
+                                    iter_info=ctypes.pointer(info),
+                                    iter_info_len=ctypes.sizeof(info))
+        args = _link_args.value = (info, opts, ctypes.byref(opts))
+    info, _, opts_ref = args
+    info.tid, info.pid = tid, pid
+    return _check(lib().bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, opts_ref),
                   'bpf_link_create')
 
 

@@ -22,6 +22,7 @@ from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIE
                          PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
+STALE_CHECK_S = 0.05   # PinnedBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
                         # under malloc's mmap threshold, so no fresh pages per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
@@ -112,6 +113,7 @@ class PinnedBackend:
             raise
         self._local = threading.local()
         self._own_pid_ns = None
+        self._checked, self._stale = time.monotonic(), False
 
     def _get(self, name):
         fd = libbpf.obj_get(os.path.join(self.pin_dir, name))
@@ -133,11 +135,19 @@ class PinnedBackend:
     def stale(self):
         """Whether task-diag-load has replaced the pins since we opened
         them: we would drive the old program, which answers on with the
-        old configuration (a fresh load's has no page walk, for one)."""
+        old configuration (a fresh load's has no page walk, for one).
+        Looked at once per STALE_CHECK_S at most: the stat() costs a tenth
+        of a DUMP_ONE, and for that long after a reload the old object's
+        answers are as good as they were just before it."""
+        now = time.monotonic()
+        if self._stale or now - self._checked < STALE_CHECK_S:
+            return self._stale
+        self._checked = now
         try:
-            return os.stat(os.path.join(self.pin_dir, PIN_ALL)).st_ino != self._ino
+            self._stale = os.stat(os.path.join(self.pin_dir, PIN_ALL)).st_ino != self._ino
         except OSError:
-            return True
+            self._stale = True
+        return self._stale
 
     def config(self):
         """The td_config of the program we drive, as a dict."""

@@ -318,6 +318,43 @@ def test_other_build_is_replaced(pin_dir):
     assert_freed(old)
 
 
+def test_backend_notices_a_reload(pin_dir, monkeypatch):
+    """A process that drives the pins in-process (PinnedBackend) notices
+    when task-diag-load replaced them: task_diag.api then opens the new
+    ones, and the old object goes once the old backend is closed."""
+    from task_diag import api
+    from task_diag.loader import pinned
+    load(pin_dir)
+    old = object_ids(snapshot(pin_dir))
+    b = pinned.PinnedBackend(pin_dir)
+    assert wire.decode(b.raw(wire.DUMP_ONE, os.getpid()), wire.SHOW_BASE)[0].pid == os.getpid()
+    time.sleep(pinned.STALE_CHECK_S)
+    assert not b.stale()
+    fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
+    try:
+        cfg = loader.read_config(pin_dir)
+        libbpf.map_update(fd, (0).to_bytes(4, 'little'),
+                          CONFIG.pack(*dict(cfg, obj_sha256=bytes(32)).values()))
+    finally:
+        os.close(fd)
+    load(pin_dir)                           # another build's pins: replaced
+    time.sleep(pinned.STALE_CHECK_S)
+    assert b.stale()
+    # the API drops it and opens the pins again (here: the default ones,
+    # which may not be loaded in this test's session)
+    monkeypatch.setitem(api._backends, 'bpf', b)
+    try:
+        assert api.backend('bpf') is not b
+    except OSError:
+        pass
+    assert api._backends.get('bpf') is not b
+    # the old programs still answer (the descriptors hold them), until closed
+    assert wire.decode(b.raw(wire.DUMP_ONE, os.getpid()), wire.SHOW_BASE)[0].pid == os.getpid()
+    b.close()
+    assert_freed(old)
+    assert_works(pin_dir)
+
+
 def test_pin_dir_is_hidden_from_help():
     r = subprocess.run(LOADER + ['--help'], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
