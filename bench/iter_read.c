@@ -16,6 +16,7 @@
  * + system time.  Exits 1 on a malformed stream.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <stdio.h>
@@ -102,8 +103,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		char *pos = buf, *end = buf + n;
+	/* EAGAIN: the program asked for the read's first task to be shown
+	 * again (a preemptible kernel took its CPU mid-message, or its mm
+	 * was busy): read again. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EAGAIN)) {
+		char *pos = buf, *end = buf + (n > 0 ? n : 0);
 
 		bytes += n;
 		/* Every read() returns whole messages (spec section 2). */

@@ -84,6 +84,7 @@ struct td_scratch {
 	char buf[TD_BUF_SIZE + TD_SLACK];
 	__u64 vma_next;		/* td_put_vmas' results */
 	__u32 vma_off;
+	__u64 gen;		/* runs that began or ended using it: show_task() */
 };
 
 struct {
@@ -1302,7 +1303,8 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct td_scratch *scratch;
 	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
 	u32 zero = 0, seqno = 0, pid, tgid, off, cont = TD_CONT_NONE;
-	u64 key, len;
+	u32 saved_cont_pid = 0, saved_cont_state = 0;
+	u64 key, len, gen, saved_cont_start = 0;
 	bool leader, thread_dump, resume;
 	void *p;
 
@@ -1388,6 +1390,24 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	if (!may_read(v, task))
 		return 0;
 
+	/*
+	 * This CPU's scratch buffers (the message, the page walk's state) are
+	 * ours from here until the end.  Where a BPF program can be preempted
+	 * (preempt=full, lazy preemption, PREEMPT_RT) another reader's run may
+	 * take this CPU meanwhile and write them: then what we write may hold
+	 * its task's data, which our reader may not be allowed to see.  Each
+	 * run counts itself in at its start and out at its end; a run that
+	 * finds the count moved by someone else throws its output away and
+	 * has its task shown again (return 1: the iterator retries it), with
+	 * the request's continuation fields as they were.
+	 */
+	gen = __sync_fetch_and_add(&scratch->gen, 1) + 1;
+	if (req) {
+		saved_cont_pid = req->cont_pid;
+		saved_cont_start = req->cont_start;
+		saved_cont_state = req->cont_state;
+	}
+
 	nlh = (void *)scratch->buf;
 	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
 	nlh->nlmsg_flags = NLM_F_MULTI;
@@ -1432,7 +1452,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 				req->cont_pid = pid;
 				req->cont_start = scratch->vma_next;
 				req->cont_state = TD_CONT_PENDING;
-				return 0;
+				goto out;
 			default:
 				return 0;
 			}
@@ -1459,7 +1479,17 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	if (len > TD_BUF_SIZE)
 		return 0;
 	bpf_seq_write(seq, scratch->buf, len);
-	return 0;
+#ifndef TD_NO_VMA
+out:
+#endif
+	if (__sync_fetch_and_add(&scratch->gen, 1) == gen)
+		return 0;
+	if (req) {			/* shared: show the task again, as it was */
+		req->cont_pid = saved_cont_pid;
+		req->cont_start = saved_cont_start;
+		req->cont_state = saved_cont_state;
+	}
+	return 1;
 }
 
 SEC("iter/task")
