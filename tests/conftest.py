@@ -37,7 +37,19 @@ def bpf():
     # front it started.
     pins_loaded = 'loaded task_diag.bpf.o' in r.stdout
     front_started = 'answers' in r.stdout
+    # The tests expect the loader's default VMA_STAT source (smaps); a
+    # machine where someone enabled the page walk gets it back afterwards.
+    from task_diag.iterproto import VMA_STAT_SOURCES
+    from task_diag.loader import load as loader, pagewalk
+    walked = loader.read_config()['vma_stat'] == VMA_STAT_SOURCES['pagewalk']
+    if walked:
+        pagewalk.disable()
     yield PIN_DIR
+    if walked and not pins_loaded:
+        try:
+            pagewalk.enable(loader.kernel_features())
+        except pagewalk.Refused as e:
+            print('tests: could not put VMA_STAT back on the page walk: %s' % e)
     if pins_loaded:
         subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--unload'],
                        capture_output=True)
