@@ -331,8 +331,16 @@ def enable(features, pin_dir=PIN_DIR):
     max_swapfiles, hwpoison = swap_constants(kernel_config())
     fd = _config_fd(pin_dir)
     try:
-        update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0, pw_bad=0,
-                      pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
+        cfg = read_config(fd)
+        if cfg['vma_stat'] == VMA_STAT_PAGEWALK and cfg['pw_page_offset']:
+            # Checked again while on: the bases stay as they are (they are
+            # fixed at boot, and calibration finds them again), so that a
+            # dump that chose the walk meanwhile still gets its statistics.
+            update_config(fd, pw_bad=0, pw_max_swapfiles=max_swapfiles,
+                          pw_hwpoison_num=hwpoison)
+        else:
+            update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
+                          pw_bad=0, pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
         backend = PinnedBackend(pin_dir)
         try:
             calibrate(backend)
@@ -340,7 +348,7 @@ def enable(features, pin_dir=PIN_DIR):
             if read_config(fd)['pw_bad']:
                 raise Refused('the walk met pages outside their mapping during the check')
         except BaseException:
-            update_config(fd, pw_page_offset=0, pw_vmemmap=0)
+            update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0)
             raise
         finally:
             backend.close()

@@ -137,6 +137,43 @@ def test_failed_calibration_leaves_smaps(pin_dir, monkeypatch, capsys):
     assert cfg['vma_stat'] == VMA_STAT_SMAPS and cfg['pw_page_offset'] == 0 == cfg['pw_vmemmap']
 
 
+def test_enabling_again_never_leaves_a_dump_without_statistics(walking, monkeypatch):
+    """task-diag-load --vma-stat=pagewalk while the walk is on checks it
+    again; a dump that chose the walk meanwhile (here: one made while the
+    check runs) still gets every VMA's statistics: the bases are not taken
+    away for the check."""
+    b = PinnedBackend(walking)
+    show = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+    meanwhile = []
+
+    def calibrate_after_a_dump(backend):
+        data = b.raw(wire.DUMP_ONE, os.getpid(), show, vma_stat=VMA_STAT_PAGEWALK)
+        (t,) = wire.decode(data, show)
+        meanwhile.append([v for v in t.vmas if v.stat is None])
+        real_calibrate(backend)
+    real_calibrate = pagewalk.calibrate
+    monkeypatch.setattr(pagewalk, 'calibrate', calibrate_after_a_dump)
+    try:
+        pagewalk.enable(loader.kernel_features(), walking)
+    finally:
+        b.close()
+    assert meanwhile == [[]]
+    assert vma_stat(walking) == VMA_STAT_PAGEWALK
+
+
+def test_failed_check_while_on_leaves_smaps(walking, monkeypatch, capsys):
+    """A check that fails while the walk is on turns it off, bases gone."""
+    def calibrate_wrong(backend):
+        real_calibrate(backend)
+        corrupt(walking, pw_vmemmap=4096)
+    real_calibrate = pagewalk.calibrate
+    monkeypatch.setattr(pagewalk, 'calibrate', calibrate_wrong)
+    rc = loader.main(['--no-front', '--vma-stat=pagewalk', '--pin-dir', walking])
+    assert rc == 1 and 'disagrees with smaps' in capsys.readouterr().err
+    cfg = loader.read_config(walking)
+    assert cfg['vma_stat'] == VMA_STAT_SMAPS and cfg['pw_page_offset'] == 0 == cfg['pw_vmemmap']
+
+
 def test_smaps_source_ignores_a_calibrated_walk(walking):
     """With the source back on smaps, the numbers are smaps' (pss at kB
     precision), though the walk stays calibrated."""
