@@ -109,6 +109,8 @@ int main(int argc, char **argv)
 	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EAGAIN)) {
 		char *pos = buf, *end = buf + (n > 0 ? n : 0);
 
+		if (n < 0)
+			continue;
 		bytes += n;
 		/* Every read() returns whole messages (spec section 2). */
 		while (pos < end) {

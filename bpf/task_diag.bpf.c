@@ -84,12 +84,14 @@ struct td_scratch {
 	char buf[TD_BUF_SIZE + TD_SLACK];
 	__u64 vma_next;		/* td_put_vmas' results */
 	__u32 vma_off;
-	__u64 gen;		/* runs that began or ended using it: show_task() */
+	__u64 busy;		/* a run is building its message here: show_task() */
 };
 
+/* Per CPU: [0] for every answer, the others spares for the answers without
+ * VMAs of runs that found [0] taken (show_task()). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 4);
 	__type(key, __u32);
 	__type(value, struct td_scratch);
 } td_scratch SEC(".maps");
@@ -1230,8 +1232,14 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 			break;
 		}
 		len = td_vma_record(vma, off, with_stat);
-		if (len && with_stat && td_vma_stat(vma, off))
-			len = 0;
+		if (len && with_stat && td_vma_stat(vma, off)) {
+			/* the walk's bases went away meanwhile (a failed
+			 * check turned it off): the task shown again from
+			 * where this run began, without statistics, rather
+			 * than half a task */
+			ret = TD_VMA_RETRY;
+			break;
+		}
 		if (!len || len > TD_NAME_MAX + 256) {
 			ret = TD_VMA_FAIL;
 			break;
@@ -1291,22 +1299,121 @@ static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 	return buf + o + NLA_HDRLEN;
 }
 
-static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_strategy)
+/* td_scratch[@key] of this CPU, if no other run is using it: then ours
+ * until we clear its busy (show_task()). */
+static __always_inline struct td_scratch *claim_scratch(u32 key)
+{
+	struct td_scratch *s = bpf_map_lookup_elem(&td_scratch, &key);
+
+	return s && !__sync_val_compare_and_swap(&s->busy, 0, 1) ? s : NULL;
+}
+
+/*
+ * The messages of @task, built in this CPU's scratch buffers and written:
+ * show_task()'s second half, run only while the buffers are ours.
+ */
+static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_struct *task,
+				     const struct td_viewer *v, struct td_request *req,
+				     struct td_scratch *scratch, u64 show, u64 strategy, u32 seqno,
+				     u32 pid, u32 tgid, bool leader, bool resume)
 {
 	struct seq_file *seq = ctx->meta->seq;
+	bool thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD ||
+			   strategy == TASK_DIAG_DUMP_THREAD;
+	struct td_nlmsghdr *nlh;
+	struct task_diag_msg *msg;
+	u32 off;
+	u64 len;
+	void *p;
+
+	nlh = (void *)scratch->buf;
+	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	nlh->nlmsg_seq = seqno;
+	nlh->nlmsg_pid = 0;
+	msg = (void *)(scratch->buf + NLMSG_HDRLEN);
+	msg->pid = pid;
+	msg->tgid = tgid;
+	msg->flags = 0;
+	off = NLMSG_HDRLEN + sizeof(*msg);
+
+	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, 48);	/* tail padding included */
+		fill_base(p, task, v, pid, tgid);
+	}
+	if ((show & TASK_DIAG_SHOW_CRED) && !resume) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
+		if (!p)
+			return 0;
+		fill_creds(p, task, v);
+	}
+#ifndef TD_NO_VMA
+	/* VMAs: of a process's leader in thread dumps, none without an mm
+	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
+	 * Only for a reader's request: the default answer has no VMA. */
+	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
+		struct mm_struct *mm = task->mm;
+
+		if (mm && !(task->flags & PF_KTHREAD)) {
+			u32 zero = 0;
+			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg && cfg->pw_page_offset;
+
+			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
+			case TD_VMA_RETRY:
+				return 1;
+			case TD_VMA_DONE:
+				break;
+			case TD_VMA_MORE:
+				req->cont_pid = pid;
+				req->cont_start = scratch->vma_next;
+				req->cont_state = TD_CONT_PENDING;
+				return 0;
+			default:
+				return 0;
+			}
+			off = scratch->vma_off;
+		}
+	}
+	if (resume)
+		req->cont_state = TD_CONT_NONE;	/* done */
+#endif
+	if (show & TASK_DIAG_SHOW_STAT) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
+		fill_stat(p, task, !thread_dump);
+	}
+
+	nlh->nlmsg_len = off;
+	msg->flags = 0;
+	/* the compiler knows off's bound; the verifier must see it checked,
+	 * in the 64-bit register that the helper gets */
+	len = off;
+	asm volatile("" : "+r"(len));
+	if (len > TD_BUF_SIZE)
+		return 0;
+	bpf_seq_write(seq, scratch->buf, len);
+	return 0;
+}
+
+
+static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_strategy)
+{
 	struct task_struct *task = ctx->task;
 	struct task_struct *reader;
 	struct td_request *req;
 	struct td_viewer me = {}, *v = &me;
-	struct td_nlmsghdr *nlh;
-	struct task_diag_msg *msg;
 	struct td_scratch *scratch;
 	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
-	u32 zero = 0, seqno = 0, pid, tgid, off, cont = TD_CONT_NONE;
-	u32 saved_cont_pid = 0, saved_cont_state = 0;
-	u64 key, len, gen, saved_cont_start = 0;
-	bool leader, thread_dump, resume;
-	void *p;
+	u32 zero = 0, seqno = 0, pid, tgid, cont = TD_CONT_NONE;
+	bool leader, resume;
+	u64 key;
+	int ret;
 
 	if (!task)
 		return 0;
@@ -1385,111 +1492,43 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	default:
 		return 0;
 	}
-	thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD || strategy == TASK_DIAG_DUMP_THREAD;
 
 	if (!may_read(v, task))
 		return 0;
 
 	/*
 	 * This CPU's scratch buffers (the message, the page walk's state) are
-	 * ours from here until the end.  Where a BPF program can be preempted
-	 * (preempt=full, lazy preemption, PREEMPT_RT) another reader's run may
-	 * take this CPU meanwhile and write them: then what we write may hold
-	 * its task's data, which our reader may not be allowed to see.  Each
-	 * run counts itself in at its start and out at its end; a run that
-	 * finds the count moved by someone else throws its output away and
-	 * has its task shown again (return 1: the iterator retries it), with
-	 * the request's continuation fields as they were.
+	 * ours from here until the end, under a per-CPU try-lock.  Where a BPF
+	 * program can be preempted (preempt=full, lazy preemption, PREEMPT_RT)
+	 * another reader's run may take this CPU while we are in the middle of
+	 * a message: without the lock it would write the same buffers, and one
+	 * of the two messages could carry the other's task, which its reader
+	 * may not be allowed to see.  A run that finds the lock taken builds an
+	 * answer without VMAs in the spare buffer, under its own lock; else it
+	 * writes nothing and has its task shown again (return 1: the iterator
+	 * retries it; as the first task of a read, the read fails with EAGAIN,
+	 * which our clients read again).  Where programs cannot be preempted
+	 * the first lock is always free.
 	 */
-	gen = __sync_fetch_and_add(&scratch->gen, 1) + 1;
-	if (req) {
-		saved_cont_pid = req->cont_pid;
-		saved_cont_start = req->cont_start;
-		saved_cont_state = req->cont_state;
+	if (claim_scratch(0)) {
+		ret = emit_task(ctx, task, v, req, scratch, show, strategy, seqno, pid, tgid,
+				leader, resume);
+		__sync_lock_test_and_set(&scratch->busy, 0);
+		return ret;
 	}
-
-	nlh = (void *)scratch->buf;
-	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
-	nlh->nlmsg_flags = NLM_F_MULTI;
-	nlh->nlmsg_seq = seqno;
-	nlh->nlmsg_pid = 0;
-	msg = (void *)(scratch->buf + NLMSG_HDRLEN);
-	msg->pid = pid;
-	msg->tgid = tgid;
-	msg->flags = 0;
-	off = NLMSG_HDRLEN + sizeof(*msg);
-
-	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
-		if (!p)
-			return 0;
-		__builtin_memset(p, 0, 48);	/* tail padding included */
-		fill_base(p, task, v, pid, tgid);
-	}
-	if ((show & TASK_DIAG_SHOW_CRED) && !resume) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
-		if (!p)
-			return 0;
-		fill_creds(p, task, v);
-	}
-#ifndef TD_NO_VMA
-	/* VMAs: of a process's leader in thread dumps, none without an mm
-	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
-	 * Only for a reader's request: the default answer has no VMA. */
-	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
-		struct mm_struct *mm = task->mm;
-
-		if (mm && !(task->flags & PF_KTHREAD)) {
-			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
-			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg && cfg->pw_page_offset;
-
-			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
-			case TD_VMA_RETRY:
-				return 1;
-			case TD_VMA_DONE:
-				break;
-			case TD_VMA_MORE:
-				req->cont_pid = pid;
-				req->cont_start = scratch->vma_next;
-				req->cont_state = TD_CONT_PENDING;
-				goto out;
-			default:
-				return 0;
-			}
-			off = scratch->vma_off;
-		}
-	}
-	if (resume)
-		req->cont_state = TD_CONT_NONE;	/* done */
-#endif
-	if (show & TASK_DIAG_SHOW_STAT) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
-		if (!p)
-			return 0;
-		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
-		fill_stat(p, task, !thread_dump);
-	}
-
-	nlh->nlmsg_len = off;
-	msg->flags = 0;
-	/* the compiler knows off's bound; the verifier must see it checked,
-	 * in the 64-bit register that the helper gets */
-	len = off;
-	asm volatile("" : "+r"(len));
-	if (len > TD_BUF_SIZE)
-		return 0;
-	bpf_seq_write(seq, scratch->buf, len);
-#ifndef TD_NO_VMA
-out:
-#endif
-	if (__sync_fetch_and_add(&scratch->gen, 1) == gen)
-		return 0;
-	if (req) {			/* shared: show the task again, as it was */
-		req->cont_pid = saved_cont_pid;
-		req->cont_start = saved_cont_start;
-		req->cont_state = saved_cont_state;
-	}
-	return 1;
+	if (show & TASK_DIAG_SHOW_VMA)
+		return 1;
+	scratch = claim_scratch(1);
+	if (!scratch)
+		scratch = claim_scratch(2);
+	if (!scratch)
+		scratch = claim_scratch(3);
+	if (!scratch)
+		return 1;
+	ret = emit_task(ctx, task, v, req, scratch, show, strategy, seqno, pid, tgid, leader,
+			resume);
+	__sync_lock_test_and_set(&scratch->busy, 0);
+	return ret;
 }
 
 SEC("iter/task")

@@ -41,14 +41,15 @@ def bpf():
     # machine where someone enabled the page walk gets it back afterwards.
     from task_diag.iterproto import VMA_STAT_SOURCES
     from task_diag.loader import load as loader, pagewalk
-    walked = loader.read_config()['vma_stat'] == VMA_STAT_SOURCES['pagewalk']
+    cfg = loader.read_config()
+    walked = bool(cfg) and cfg['vma_stat'] == VMA_STAT_SOURCES['pagewalk']
     if walked:
         pagewalk.disable()
     yield PIN_DIR
     if walked and not pins_loaded:
         try:
             pagewalk.enable(loader.kernel_features())
-        except pagewalk.Refused as e:
+        except Exception as e:         # the tests are over: say it, do not fail them
             print('tests: could not put VMA_STAT back on the page walk: %s' % e)
     if pins_loaded:
         subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--unload'],

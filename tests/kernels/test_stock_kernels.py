@@ -114,7 +114,7 @@ def test_readers_stay_apart_on_a_preemptible_kernel(kernel, tmp_path):
     """The same object on the stock kernel booted with preempt=full, where a
     BPF program can lose its CPU in the middle of a message: root and uid
     65534 readers racing on 2 CPUs get only whole messages of their own
-    tasks (tests/preempt_stress.c; without the programs' check, 10 s of
+    tasks (tests/preempt_stress.c; without the programs' lock, 10 s of
     this showed uid 65534 root's processes)."""
     tool = find_tool()
     need(tool is not None, 'stock-kernel-run not found (looked at %s)'

@@ -4,7 +4,7 @@ tests/kernels/test_stock_kernels.py starts it).
 
 The programs build each message in a per-CPU buffer.  Where a run can be
 preempted, another reader's run may write that buffer meanwhile; the
-programs notice (show_task(): scratch->gen) and show the task again.
+programs hold it under a per-CPU try-lock (show_task(), claim_scratch()).
 This loads the built object with task-diag-load, opens bpffs to everyone
 (the pins are 0444), runs tests/preempt_stress.c (root and uid 65534
 readers, 3 of each on 2 CPUs) and unloads.  The last line of stdout:
