@@ -670,7 +670,9 @@ static __always_inline u64 vma_flags(unsigned long f)
  * adjacent, even a thrashing cache resolves a file about once per process.
  *
  * A run of the program can be preempted by another run on the same CPU
- * (only migration is disabled), which may use the same slot.  So a slot has
+ * (only migration is disabled).  show_task() runs the VMA code under a
+ * per-CPU lock, so such a run does not reach this cache; the protocol
+ * below does not rely on that and stays as the cache's own defence.  A slot has
  * one writer at a time (writers, counted with atomic adds: a second writer
  * finds 2 and backs off), seq is odd while it writes, and a reader keeps a
  * copy only if seq was even and is unchanged after the copy (a seqcount;
@@ -719,8 +721,8 @@ struct {
  * td_put_vmas() before its first VMA; the slot's hash, whose input passes
  * through here to become numbers (the verifier allows no arithmetic on a
  * pointer, and what is loaded from a map is a number); escape()'s counters
- * for names not cached.  Another run preempting this one on the same CPU
- * may overwrite any of it: dump then holds another dump in progress, the
+ * for names not cached.  Used under show_task()'s per-CPU lock; were
+ * another run to overwrite it, dump would hold another dump in progress, the
  * hash picks another slot (checked like any), and the counters are those
  * of a name written into the shared scratch buffer, which such a run
  * overwrites anyway.  What is cached never depends on them.
@@ -1360,7 +1362,8 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 		if (mm && !(task->flags & PF_KTHREAD)) {
 			u32 zero = 0;
 			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
-			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg && cfg->pw_page_offset;
+			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
+					cfg->pw_page_offset && cfg->pw_vmemmap;
 
 			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
 			case TD_VMA_RETRY:
@@ -1503,30 +1506,33 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	 * another reader's run may take this CPU while we are in the middle of
 	 * a message: without the lock it would write the same buffers, and one
 	 * of the two messages could carry the other's task, which its reader
-	 * may not be allowed to see.  A run that finds the lock taken builds an
-	 * answer without VMAs in the spare buffer, under its own lock; else it
+	 * may not be allowed to see.  A run that asks for VMAs needs [0] (the
+	 * VMA code, td_put_vmas() and below, uses [0] and the page walk's and
+	 * the name cache's per-CPU state, all under [0]'s lock); one that does
+	 * not takes any free buffer, the spares first.  A run that finds none
 	 * writes nothing and has its task shown again (return 1: the iterator
 	 * retries it; as the first task of a read, the read fails with EAGAIN,
 	 * which our clients read again).  Where programs cannot be preempted
-	 * the first lock is always free.
+	 * the first buffer tried is always free.
 	 */
-	if (claim_scratch(0)) {
-		ret = emit_task(ctx, task, v, req, scratch, show, strategy, seqno, pid, tgid,
-				leader, resume);
-		__sync_lock_test_and_set(&scratch->busy, 0);
-		return ret;
+	if (show & TASK_DIAG_SHOW_VMA) {
+		scratch = claim_scratch(0);
+	} else {
+		/* the spares first: [0] stays free for the runs that need it */
+		scratch = claim_scratch(1);
+		if (!scratch)
+			scratch = claim_scratch(2);
+		if (!scratch)
+			scratch = claim_scratch(3);
+		if (!scratch)
+			scratch = claim_scratch(0);
+		show &= ~(u64)(TASK_DIAG_SHOW_VMA | TASK_DIAG_SHOW_VMA_STAT);
 	}
-	if (show & TASK_DIAG_SHOW_VMA)
-		return 1;
-	scratch = claim_scratch(1);
-	if (!scratch)
-		scratch = claim_scratch(2);
-	if (!scratch)
-		scratch = claim_scratch(3);
 	if (!scratch)
 		return 1;
 	ret = emit_task(ctx, task, v, req, scratch, show, strategy, seqno, pid, tgid, leader,
 			resume);
+	barrier();		/* every store to the buffers before the release */
 	__sync_lock_test_and_set(&scratch->busy, 0);
 	return ret;
 }
