@@ -32,6 +32,7 @@ from task_diag.kernel_fallback import maps as fb_maps
 
 # The sources under test: adding a backend is adding its name here.
 # 'bpf' takes VMA_STAT from smaps, 'pagewalk' from the BPF page walk.
+HERE = os.path.dirname(os.path.abspath(__file__))   # tests/arena.h, for the C below
 SOURCES = ['proc', 'bpf', 'pagewalk']
 
 MSG_MAX = 32768
@@ -93,13 +94,7 @@ VMAZOO_C = r'''#define _GNU_SOURCE
 #define PR_SET_VMA_ANON_NAME 0
 #endif
 
-#define PG 4096UL
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
+#include "arena.h"
 
 static char *map(size_t pages, int prot, int flags, int fd, off_t off)
 {
@@ -145,32 +140,6 @@ static void *idle(void *arg)
 	for (;;)
 		pause();
 	return NULL;
-}
-
-/*
- * Areas are placed one after the other in an address range reserved up
- * front, each followed by an unmapped page, so that neighbours never merge
- * and nothing else lands between them.
- */
-static char *arena, *cursor;
-static size_t arena_size = 64UL << 20;
-
-static char *place(size_t pages, int prot, int flags, int fd, off_t off)
-{
-	char *p = mmap(cursor, pages * PG, prot, flags | MAP_FIXED, fd, off);
-	if (p == MAP_FAILED)
-		die("mmap");
-	cursor += (pages + 1) * PG;
-	if (munmap(cursor - PG, PG))
-		die("munmap");
-	return p;
-}
-
-static void arena_open(void)
-{
-	arena = map(arena_size / PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	cursor = arena + PG;
-	munmap(arena, PG);
 }
 
 static void arena_align(size_t bytes)
@@ -447,7 +416,8 @@ def helper(tmp_path_factory):
     src, exe = str(d / 'vmazoo.c'), str(d / 'vmazoo')
     with open(src, 'w') as f:
         f.write(VMAZOO_C)
-    subprocess.run(['gcc', '-O1', '-Wall', '-Werror', '-pthread', '-o', exe, src], check=True)
+    subprocess.run(['gcc', '-O1', '-Wall', '-Werror', '-pthread', '-I', HERE, '-o', exe, src],
+                   check=True)
     return Helper(exe, str(d))
 
 

@@ -43,8 +43,10 @@ import task_diag
 from task_diag import wire
 
 from swap import swap  # noqa: F401  (the module-scoped fixture)
+from test_vma_fallback import as_maps, read_smaps
 
 SHOW = task_diag.SHOW_BASE | task_diag.SHOW_VMA | task_diag.SHOW_VMA_STAT
+HERE = os.path.dirname(os.path.abspath(__file__))   # tests/arena.h, for the C below
 PG = 4096
 MiB = 1 << 20
 MADV_PAGEOUT = 21
@@ -69,29 +71,7 @@ CHILD_C = r'''#define _GNU_SOURCE
 #ifndef MADV_PAGEOUT
 #define MADV_PAGEOUT 21
 #endif
-#define PG 4096UL
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-/* Areas are placed one after the other in a range reserved up front, each
- * followed by an unmapped page: neighbours never merge. */
-static char *arena, *cursor;
-static const size_t arena_size = 64UL << 20;
-
-static char *place(size_t pages, int prot, int flags, int fd, off_t off)
-{
-	char *p = mmap(cursor, pages * PG, prot, flags | MAP_FIXED, fd, off);
-	if (p == MAP_FAILED)
-		die("mmap");
-	cursor += (pages + 1) * PG;
-	if (munmap(cursor - PG, PG))
-		die("munmap");
-	return p;
-}
+#include "arena.h"
 
 /* written all over, not one value (zram keeps same-filled pages apart) */
 static void fill(char *p, size_t first, size_t n)
@@ -144,12 +124,7 @@ int main(void)
 	prctl(PR_SET_PDEATHSIG, SIGKILL);	/* the test gone, so are we */
 	if (getppid() == 1)
 		return 1;
-	arena = mmap(NULL, arena_size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		     -1, 0);
-	if (arena == MAP_FAILED)
-		die("mmap arena");
-	cursor = arena + PG;
-	munmap(arena, PG);
+	arena_open();
 
 	/* anon: 16 MiB private anonymous, all written, 12 MiB paged out */
 	a = place(4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -212,38 +187,6 @@ GOALS = {
     'memfd_cow': ((0, 128 * PG), lambda f: f['Anonymous'] == 128 * 4),
     'memfd_ro': (None, lambda f: True),
 }
-
-
-# --- /proc/PID/smaps, read here ------------------------------------------------
-
-def read_smaps(pid):
-    """[(header, {field: kB}, header line)]; header is (start, end, pgoff,
-    major, minor, inode, name bytes or None)."""
-    with open('/proc/%d/smaps' % pid, 'rb') as f:
-        data = f.read()
-    out = []
-    for line in data.split(b'\n'):
-        if not line:
-            continue
-        first = line.split(b' ', 1)[0]
-        if b'-' in first and not first.endswith(b':'):
-            parts = line.split(None, 5)
-            start, end = (int(x, 16) for x in parts[0].split(b'-'))
-            major, minor = (int(x, 16) for x in parts[3].split(b':'))
-            name = parts[5] if len(parts) > 5 else None
-            out.append(((start, end, int(parts[2], 16), major, minor, int(parts[4]), name),
-                        {}, line))
-            continue
-        key, _, value = line.partition(b':')
-        if value.endswith(b' kB'):
-            out[-1][1][key.decode()] = int(value[:-3])
-    return out
-
-
-def header_of(v):
-    """A wire.Vma as read_smaps() shows its header."""
-    name = None if v.name is None else v.name.encode('utf-8', 'surrogateescape')
-    return (v.start, v.end, v.pgoff, v.major, v.minor, v.inode, name)
 
 
 # --- the test process ------------------------------------------------------------
@@ -333,7 +276,7 @@ def child_exe(tmp_path_factory):
         f.write(CHILD_C)
     # static where it links: no shared library whose Pss moves as other
     # processes map and unmap it
-    cmd = ['gcc', '-O1', '-Wall', '-Werror', '-o', exe, src]
+    cmd = ['gcc', '-O1', '-Wall', '-Werror', '-I', HERE, '-o', exe, src]
     if subprocess.run(cmd + ['-static'], capture_output=True).returncode != 0:
         subprocess.run(cmd, check=True)
     return exe
@@ -399,9 +342,9 @@ def differences(proc, vmas, smaps, exact_pss):
     if len(vmas) != len(smaps):
         return ['%d VMAs, smaps has %d' % (len(vmas), len(smaps))]
     out = []
-    for v, (h, f, line) in zip(vmas, smaps):
-        if header_of(v) != h:
-            out.append('VMA %r, smaps %r' % (header_of(v), line))
+    for v, (h, f, lines) in zip(vmas, smaps):
+        if as_maps(v) != h:
+            out.append('VMA %r, smaps %r' % (as_maps(v), lines[0]))
             continue
         label = proc.label(h)
         if v.stat is None:
