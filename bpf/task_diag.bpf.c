@@ -1413,15 +1413,12 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	struct td_viewer me = {}, *v = &me;
 	struct td_scratch *scratch;
 	u64 show = TASK_DIAG_SHOW_BASE, strategy = default_strategy;
-	u32 zero = 0, seqno = 0, pid, tgid, cont = TD_CONT_NONE;
+	u32 seqno = 0, pid, tgid, cont = TD_CONT_NONE;
 	bool leader, resume;
 	u64 key;
 	int ret;
 
 	if (!task)
-		return 0;
-	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
-	if (!scratch)
 		return 0;
 	reader = bpf_get_current_task_btf();
 	key = reader_key(reader);
@@ -1439,6 +1436,8 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		}
 		if (strategy == TD_PROBE_CALIBRATE) {
 #ifndef TD_NO_VMA
+			u32 zero = 0;
+
 			if (task == reader)
 				req->found = td_pw_calibrate(bpf_map_lookup_elem(&td_config, &zero));
 #endif
