@@ -194,6 +194,27 @@ static __always_inline int pw_read8(u64 addr, u64 *v)
 
 /* ---- calibration -------------------------------------------------------- */
 
+#define PW_USER		(1ULL << 2)
+#define PW_HIGH_BITS	(0x7ffULL << 52)	/* software and protection-key bits */
+#define PW_PUD_RSVD	(((1ULL << 30) - 1) & ~((1ULL << 13) - 1))
+#define PW_PMD_RSVD	(((1ULL << 21) - 1) & ~((1ULL << 13) - 1))
+/* The lowest start KASLR gives the direct map (__PAGE_OFFSET_BASE_L4/L5):
+ * it only ever moves it up. */
+#define PW_DIRECT_MIN_L4	0xffff888000000000ULL
+#define PW_DIRECT_MIN_L5	0xff11000000000000ULL
+
+/* A leaf of the kernel's own mappings: present, not user, none of the
+ * software or protection-key bits the kernel sets only on user pages,
+ * and none of the bits a large page's entry reserves (@rsvd).  Calibration
+ * reads candidate page tables at guessed addresses, so most of what it
+ * reads is not a page table at all: these checks turn such garbage away
+ * (an 8-byte value that happens to be present and point the right way
+ * was seen here in about 3% of calibrations before they existed). */
+static __always_inline bool pw_kernel_leaf(u64 e, u64 rsvd)
+{
+	return (e & PW_PRESENT) && !(e & (PW_USER | PW_HIGH_BITS | rsvd));
+}
+
 /* Translates kernel address @va through the kernel half of the page
  * tables at @pgd (itself a direct-map address), taking @base as the
  * direct map's start; 0 and the physical address in *@phys on success. */
@@ -212,6 +233,8 @@ static __always_inline int pw_kernel_phys(u64 pgd, u64 base, u64 va, u32 levels,
 	if (pw_read8(base + t + ((va >> 30) & 511) * 8, &e) || !(e & PW_PRESENT))
 		return -1;
 	if (e & PW_PSE) {
+		if (!pw_kernel_leaf(e, PW_PUD_RSVD))
+			return -1;
 		*phys = (e & PW_PUD_PFN) | (va & (PW_GB - 1));
 		return 0;
 	}
@@ -219,32 +242,45 @@ static __always_inline int pw_kernel_phys(u64 pgd, u64 base, u64 va, u32 levels,
 	if (pw_read8(base + t + ((va >> 21) & 511) * 8, &e) || !(e & PW_PRESENT))
 		return -1;
 	if (e & PW_PSE) {
+		if (!pw_kernel_leaf(e, PW_PMD_RSVD))
+			return -1;
 		*phys = (e & PW_PMD_PFN) | (va & (PW_PMD_SIZE - 1));
 		return 0;
 	}
 	t = e & PW_PTE_PFN;
-	if (pw_read8(base + t + ((va >> 12) & 511) * 8, &e) || !(e & PW_PRESENT))
+	if (pw_read8(base + t + ((va >> 12) & 511) * 8, &e) || !pw_kernel_leaf(e, 0))
 		return -1;
 	*phys = (e & PW_PTE_PFN) | (va & 0xfff);
 	return 0;
 }
 
 struct td_pw_cal {
-	u64 pgd, found;
-	u32 levels;
+	u64 pgd, stack;		/* the two addresses a base must explain */
+	u64 lowest;		/* PW_DIRECT_MIN_*: no candidate below it */
+	u64 found, stack_phys;
+	u32 levels, matches;
 };
 
 /* Candidate @k: KASLR puts the direct map on a 1 GiB boundary at or below
  * pgd's address minus its physical address, so try base = pgd rounded
- * down - k GiB and keep the one under which pgd translates to itself. */
+ * down - k GiB.  A candidate matches when the pgd translates to itself
+ * under it and the kernel stack (vmalloc, a different walk) translates
+ * at all.  Every candidate is tried: calibration succeeds only when
+ * exactly one matches, so a garbage match cannot hide behind the true
+ * one or stand in for it. */
 static long pw_cal_cb(u64 k, struct td_pw_cal *c)
 {
-	u64 base = (c->pgd & ~(PW_GB - 1)) - k * PW_GB, phys;
+	u64 base = (c->pgd & ~(PW_GB - 1)) - k * PW_GB, phys, stack_phys;
 
-	if (pw_kernel_phys(c->pgd, base, c->pgd, c->levels, &phys) == 0 && base + phys == c->pgd) {
-		c->found = base;
+	if (base < c->lowest)
 		return 1;
-	}
+	if (pw_kernel_phys(c->pgd, base, c->pgd, c->levels, &phys) || base + phys != c->pgd)
+		return 0;
+	if (pw_kernel_phys(c->pgd, base, c->stack, c->levels, &stack_phys))
+		return 0;
+	c->found = base;
+	c->stack_phys = stack_phys;
+	c->matches++;
 	return 0;
 }
 
@@ -261,31 +297,32 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 	struct task_struct___pw *cur = (void *)bpf_get_current_task_btf();
 	struct td_pw_cal c = {};
 	struct vm_struct *area;
-	u64 stack, pages, page0, phys, vmemmap;
+	u64 pages, page0, vmemmap;
 
 	if (!cfg)
 		return -1;
 	c.pgd = (u64)BPF_CORE_READ(cur, mm, pgd);
 	if (!c.pgd)
 		return -2;
-	/* Under 4-level paging every kernel address is at or above
-	 * 0xffff800000000000; under 5-level the direct map is far below. */
-	c.levels = c.pgd < 0xffff000000000000ULL ? 5 : 4;
-	bpf_loop(1 << 16, pw_cal_cb, &c, 0);	/* up to 64 TiB of RAM */
-	if (!c.found)
-		return -3;
-	stack = (u64)BPF_CORE_READ(cur, stack);
+	c.stack = (u64)BPF_CORE_READ(cur, stack);
 	area = BPF_CORE_READ(cur, stack_vm_area);
 	if (!area)
 		return -4;		/* no CONFIG_VMAP_STACK */
 	pages = (u64)BPF_CORE_READ(area, pages);
 	if (!pages || pw_read8(pages, &page0))
 		return -5;
-	if (pw_kernel_phys(c.pgd, c.found, stack, c.levels, &phys))
-		return -6;
+	/* Under 4-level paging every kernel address is at or above
+	 * 0xffff800000000000; under 5-level the direct map is far below. */
+	c.levels = c.pgd < 0xffff000000000000ULL ? 5 : 4;
+	c.lowest = c.levels == 5 ? PW_DIRECT_MIN_L5 : PW_DIRECT_MIN_L4;
+	bpf_loop(1 << 16, pw_cal_cb, &c, 0);	/* up to 64 TiB of RAM */
+	if (!c.matches)
+		return -3;
+	if (c.matches > 1)
+		return -6;		/* more than one base explains them */
 	if (bpf_core_type_size(struct page) != 64)
 		return -7;		/* the walk reads 64-byte struct pages */
-	vmemmap = page0 - (phys >> 12) * 64;
+	vmemmap = page0 - (c.stack_phys >> 12) * 64;
 	if (vmemmap & (PW_GB - 1))
 		return -8;		/* KASLR aligns every region to 1 GiB */
 	cfg->pw_page_offset = c.found;

@@ -259,13 +259,27 @@ class ProbeProcesses:
 
 # --- calibration and the check ---------------------------------------------
 
+# td_pw_calibrate()'s failures, by the step it returns
+CALIBRATION_STEPS = {
+    0: 'the calibration pass did not run on our own task',
+    1: 'no td_config map',
+    2: 'our task has no page tables',
+    3: 'no direct-map base explains both our page tables and our kernel stack',
+    4: 'kernel stacks are not vmalloc\'ed (no CONFIG_VMAP_STACK)',
+    5: 'the kernel stack\'s first page is unreadable',
+    6: 'more than one direct-map base explains our page tables',
+    7: 'struct page is not 64 bytes',
+    8: 'the vmemmap base found is not 1 GiB aligned',
+}
+
+
 def calibrate(backend):
     """Runs the TD_PROBE_CALIBRATE pass over our own task; raises Refused."""
     got = backend.probe(PROBE_CALIBRATE, 0, tid=os.getpid())
     result = ctypes.c_int32(got[REQUEST.names.index('found')]).value if got else 0
     if result != 1:
-        raise Refused('calibration failed (step %d): the address-space bases were not found'
-                      % -result)
+        raise Refused('calibration failed (step %d): %s'
+                      % (-result, CALIBRATION_STEPS.get(-result, 'unknown step')))
 
 
 def _smaps_stats(pid):

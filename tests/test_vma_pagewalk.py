@@ -10,9 +10,7 @@ refused when its bases are wrong (plausible garbage, caught), reported by
 
 Every test loads into a pin directory of its own, as test_loader does.
 """
-import errno
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ import time
 import pytest
 
 from task_diag import wire
-from task_diag.iterproto import CONFIG, PIN_CONFIG, VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
+from task_diag.iterproto import PIN_CONFIG, VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
 from task_diag.loader import libbpf, pagewalk
 from task_diag.loader import load as loader
 from task_diag.loader.pinned import PinnedBackend
@@ -30,6 +28,7 @@ from test_loader import load, pin_dir, run   # noqa: F401  (pin_dir is a fixture
 SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
 CONT = wire.TASK_DIAG_FLAG_CONT
 REFUSED = 'task-diag-load: --vma-stat=pagewalk refused: '
+CALIBRATIONS = 200
 
 
 def vma_stat(pin_dir):
@@ -102,6 +101,34 @@ def corrupt(pin_dir, **fields):
         pagewalk.update_config(fd, **{k: cfg[k] + v for k, v in fields.items()})
     finally:
         os.close(fd)
+
+
+def test_calibration_finds_the_same_bases_from_any_process(walking):
+    """Calibration reads page tables at guessed addresses, where most of
+    what it reads is not a page table; before it checked entries and
+    required a single match, about 3% of fresh processes took garbage for
+    a match and failed (or could have found wrong bases).  Each forked
+    child has page tables and a kernel stack of its own: every one of
+    them must find the bases the loader found."""
+    want = loader.read_config(walking)
+    results = []
+    for _ in range(CALIBRATIONS):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                b = PinnedBackend(walking)
+                pagewalk.calibrate(b)
+                code = 0
+            except pagewalk.Refused as e:
+                os.write(2, (str(e) + '\n').encode())
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        cfg = loader.read_config(walking)
+        results.append((os.waitstatus_to_exitcode(status), cfg['pw_page_offset'],
+                        cfg['pw_vmemmap']))
+    assert set(results) == {(0, want['pw_page_offset'], want['pw_vmemmap'])}
 
 
 @pytest.mark.parametrize('fields', [
