@@ -255,7 +255,7 @@ static __always_inline int pw_kernel_phys(u64 pgd, u64 base, u64 va, u32 levels,
 }
 
 struct td_pw_cal {
-	u64 pgd, stack;		/* the two addresses a base must explain */
+	u64 pgd, task, stack;	/* the addresses a base must explain */
 	u64 lowest;		/* PW_DIRECT_MIN_*: no candidate below it */
 	u64 found, stack_phys;
 	u32 levels, matches;
@@ -263,9 +263,10 @@ struct td_pw_cal {
 
 /* Candidate @k: KASLR puts the direct map on a 1 GiB boundary at or below
  * pgd's address minus its physical address, so try base = pgd rounded
- * down - k GiB.  A candidate matches when the pgd translates to itself
- * under it and the kernel stack (vmalloc, a different walk) translates
- * at all.  Every candidate is tried: calibration succeeds only when
+ * down - k GiB.  A candidate matches when the pgd and the task_struct
+ * (both direct-map addresses, from different allocators) translate to
+ * themselves under it and the kernel stack (vmalloc, another walk)
+ * translates at all.  Every candidate is tried: calibration succeeds only when
  * exactly one matches, so a garbage match cannot hide behind the true
  * one or stand in for it. */
 static long pw_cal_cb(u64 k, struct td_pw_cal *c)
@@ -275,6 +276,8 @@ static long pw_cal_cb(u64 k, struct td_pw_cal *c)
 	if (base < c->lowest)
 		return 1;
 	if (pw_kernel_phys(c->pgd, base, c->pgd, c->levels, &phys) || base + phys != c->pgd)
+		return 0;
+	if (pw_kernel_phys(c->pgd, base, c->task, c->levels, &phys) || base + phys != c->task)
 		return 0;
 	if (pw_kernel_phys(c->pgd, base, c->stack, c->levels, &stack_phys))
 		return 0;
@@ -304,6 +307,7 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 	c.pgd = (u64)BPF_CORE_READ(cur, mm, pgd);
 	if (!c.pgd)
 		return -2;
+	c.task = bpf_get_current_task();	/* a number: BTF pointers take no shifts */
 	c.stack = (u64)BPF_CORE_READ(cur, stack);
 	area = BPF_CORE_READ(cur, stack_vm_area);
 	if (!area)

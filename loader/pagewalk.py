@@ -264,7 +264,7 @@ CALIBRATION_STEPS = {
     0: 'the calibration pass did not run on our own task',
     1: 'no td_config map',
     2: 'our task has no page tables',
-    3: 'no direct-map base explains both our page tables and our kernel stack',
+    3: 'no direct-map base explains our page tables, task_struct and kernel stack',
     4: 'kernel stacks are not vmalloc\'ed (no CONFIG_VMAP_STACK)',
     5: 'the kernel stack\'s first page is unreadable',
     6: 'more than one direct-map base explains our page tables',
