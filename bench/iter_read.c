@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * iter_read [-p] [-w] [PATH]: the C reader of a pinned task_diag iterator, i.e. a
+ * iter_read [-p] [-v] [-w] [PATH]: the C reader of a pinned task_diag iterator, i.e. a
  * DUMP_ALL through the pinned file alone, with no request written.  Opens
  * PATH (default /sys/fs/bpf/task_diag/all; .../all_threads for every
  * thread), read()s 160 KiB at a time until 0 and walks the netlink
  * messages by nlmsg_len.
  *   -p  also pull pid, ppid and comm out of each BASE attribute, the work
  *       proc_scan -p does on /proc/PID/stat
+ *   -v  also count the records of each VMA attribute (for an iterator that
+ *       writes VMAs: bench/vma_floor.bpf.c); adds "vmas V" to the line
  *   -w  a transaction on the transactional file instead (PATH, e.g.
  *       /run/task-diag): open it read-write and write one request
  *       {DUMP_ALL, SHOW_BASE} (the original tools' 44 bytes) before reading
@@ -59,21 +61,51 @@ static unsigned long parse_base(struct nlmsghdr *hdr)
 	return 0;
 }
 
+/* the records of the VMA attributes of @msg */
+static long count_vmas(struct nlmsghdr *hdr)
+{
+	char *pos = (char *)NLMSG_DATA(hdr) + sizeof(struct task_diag_msg);
+	char *end = (char *)hdr + hdr->nlmsg_len;
+	long n = 0;
+
+	while (pos + NLA_HDRLEN <= end) {
+		struct nlattr *na = (struct nlattr *)pos;
+		char *rec, *rend = pos + na->nla_len;
+
+		if (na->nla_len < NLA_HDRLEN || rend > end)
+			break;
+		if ((na->nla_type & NLA_TYPE_MASK) == TASK_DIAG_VMA) {
+			for (rec = pos + NLA_HDRLEN; rec + sizeof(struct task_diag_vma) <= rend; n++) {
+				struct task_diag_vma v;
+
+				memcpy(&v, rec, sizeof(v));
+				if (v.vma_len < sizeof(v))
+					break;
+				rec += v.vma_len;
+			}
+		}
+		pos += NLA_ALIGN(na->nla_len);
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	const char *path = "/sys/fs/bpf/task_diag/all";
-	long long tasks = 0, messages = 0, bytes = 0, wall0, cpu0;
+	long long tasks = 0, messages = 0, bytes = 0, vmas = 0, wall0, cpu0;
 	unsigned long checksum = 0;
-	int opt, parse = 0, transaction = 0, fd;
+	int opt, parse = 0, with_vmas = 0, transaction = 0, fd;
 	ssize_t n;
 
-	while ((opt = getopt(argc, argv, "pw")) != -1) {
+	while ((opt = getopt(argc, argv, "pvw")) != -1) {
 		if (opt == 'p') {
 			parse = 1;
+		} else if (opt == 'v') {
+			with_vmas = 1;
 		} else if (opt == 'w') {
 			transaction = 1;
 		} else {
-			fprintf(stderr, "usage: iter_read [-p] [-w] [PATH]\n");
+			fprintf(stderr, "usage: iter_read [-p] [-v] [-w] [PATH]\n");
 			return 2;
 		}
 	}
@@ -129,6 +161,8 @@ int main(int argc, char **argv)
 				tasks++;
 			if (parse)
 				checksum += parse_base(hdr);
+			if (with_vmas)
+				vmas += count_vmas(hdr);
 			pos += NLMSG_ALIGN(hdr->nlmsg_len);
 		}
 	}
@@ -137,7 +171,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(fd);
-	printf("tasks %lld messages %lld bytes %lld cpu_us %lld wall_us %lld checksum %lu\n",
+	printf("tasks %lld messages %lld bytes %lld cpu_us %lld wall_us %lld checksum %lu",
 	       tasks, messages, bytes, cpu_us() - cpu0, now_us() - wall0, checksum);
+	if (with_vmas)
+		printf(" vmas %lld", vmas);
+	printf("\n");
 	return 0;
 }

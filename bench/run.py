@@ -38,6 +38,12 @@ system, in the same round-robin runs:
   vma_read       C: {DUMP_ALL, SHOW_VMA} through the pinned path: the request
                  stored in the pinned map, the iterator read to the end, the
                  continuation passes of big tasks run (vma_read.c)
+  vma_floor      C: iter_read -v over bench/vma_floor.bpf.c, pinned for the
+                 benchmark only: the task iterator and the open-coded VMA
+                 iterator writing a 64-byte record per VMA (start, end, flags)
+                 and nothing else, the least a single-pass VMA dump can cost
+                 here (for the 1/3 target: how far below the maps reader the
+                 floor itself is)
   vma_iter       the same raw bytes in-process from Python (PinnedBackend.raw)
   vma_dump       list(task_diag.dump(DUMP_ALL, show=BASE|VMA, source='bpf')),
                  every VMA record touched
@@ -77,6 +83,7 @@ PY = sys.executable
 PIN_ALL = '/sys/fs/bpf/task_diag/all'
 PIN_THREADS = '/sys/fs/bpf/task_diag/all_threads'
 PIN_FLOOR = '/sys/fs/bpf/task_diag_bench_floor'     # iter_floor.bpf.o, during a run only
+PIN_VMA_FLOOR = '/sys/fs/bpf/task_diag_bench_vma_floor'     # vma_floor.bpf.o, the same
 FRONT = '/run/task-diag'
 FRONT_PIDFILE = '/run/task-diag.pid'
 PID_MAX = '/proc/sys/kernel/pid_max'
@@ -107,6 +114,8 @@ TARGETS = (
 # cpu_ms or wall_ms); "/SOURCE" keys for each VMA_STAT source
 VMA_RATIOS = {
     'maps_iter_cpu': ('maps_read', 'vma_read', 'cpu_ms'),
+    'maps_floor_cpu': ('maps_read', 'vma_floor', 'cpu_ms'),
+    'floor_iter_cpu': ('vma_read', 'vma_floor', 'cpu_ms'),
     'query_iter_cpu': ('procmap_query', 'vma_read', 'cpu_ms'),
     'maps_pyiter_cpu': ('maps_read', 'vma_iter', 'cpu_ms'),
     'maps_query_cpu': ('maps_read', 'procmap_query', 'cpu_ms'),
@@ -140,6 +149,8 @@ VMA_TARGETS = (
 # run is a reader that lost (or invented) some, and the ratios it is part
 # of are reported "invalid" instead of judged
 VMA_COUNT_TOLERANCE = 0.02
+# the readers that never get the gate VMA ([vsyscall]) maps shows: one less per mm
+NO_GATE = ('procmap_query', 'vma_floor')
 
 
 # --- building and running the tools -----------------------------------------
@@ -150,22 +161,27 @@ def build():
                         ('maps_scan', []), ('vma_read', ['-lbpf'])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
-    # the floor program, compiled as bpf/Makefile compiles ours
+    # the floor programs, compiled as bpf/Makefile compiles ours
     multiarch = subprocess.run(['gcc', '-print-multiarch'], stdout=subprocess.PIPE,
                                text=True).stdout.strip()
-    obj = os.path.join(BIN, 'iter_floor.bpf.o')
-    subprocess.run(['clang', '-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-Wall',
-                    '-Werror', '-I' + os.path.join(HERE, '..', 'bpf')] +
-                   (['-I/usr/include/' + multiarch] if multiarch else []) +
-                   ['-c', os.path.join(HERE, 'iter_floor.bpf.c'), '-o', obj], check=True)
-    subprocess.run(['llvm-strip', '-g', obj], check=True)
+    for name in ('iter_floor', 'vma_floor'):
+        obj = os.path.join(BIN, name + '.bpf.o')
+        subprocess.run(['clang', '-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-Wall',
+                        '-Werror', '-I' + os.path.join(HERE, '..', 'bpf')] +
+                       (['-I/usr/include/' + multiarch] if multiarch else []) +
+                       ['-c', os.path.join(HERE, name + '.bpf.c'), '-o', obj], check=True)
+        subprocess.run(['llvm-strip', '-g', obj], check=True)
 
 
 class FloorIterator:
-    """bench/bin/iter_floor.bpf.o loaded and its iterator pinned at
-    PIN_FLOOR for the time of the benchmark (a leftover of a killed run is
+    """bench/bin/NAME.bpf.o loaded and its iterator program PROG pinned at
+    PIN for the time of the benchmark (a leftover of a killed run is
     replaced); unpinned on exit, whatever happened.  If it cannot be
-    loaded, the benchmark goes on without iter_floor."""
+    loaded (vma_floor needs the open-coded VMA iterator), the benchmark
+    goes on without that method."""
+
+    def __init__(self, name, prog, pin):
+        self.name, self.prog, self.pin = name, prog, pin
 
     def __enter__(self):
         self.__exit__()
@@ -175,25 +191,26 @@ class FloorIterator:
             self.__exit__()
             if not isinstance(e, Exception):
                 raise
-            print('bench/run.py: no iter_floor: %s' % e, file=sys.stderr)
+            print('bench/run.py: no %s: %s' % (self.name, e), file=sys.stderr)
         return self
 
     def _pin(self):
         from task_diag.loader import libbpf
         L = libbpf.lib()
-        obj = L.bpf_object__open_file(os.path.join(BIN, 'iter_floor.bpf.o').encode(), None)
+        obj_name = self.name + '.bpf.o'
+        obj = L.bpf_object__open_file(os.path.join(BIN, obj_name).encode(), None)
         if not obj:
-            raise RuntimeError('cannot open iter_floor.bpf.o')
+            raise RuntimeError('cannot open ' + obj_name)
         try:
             with libbpf.quiet_libbpf() as log:
                 if L.bpf_object__load(obj) < 0:
-                    raise RuntimeError('iter_floor.bpf.o refused:\n' + '\n'.join(log.lines[-20:]))
+                    raise RuntimeError('%s refused:\n%s' % (obj_name, '\n'.join(log.lines[-20:])))
             link = L.bpf_program__attach_iter(
-                L.bpf_object__find_program_by_name(obj, b'td_floor'), None)
+                L.bpf_object__find_program_by_name(obj, self.prog.encode()), None)
             if not link:
-                raise RuntimeError('attaching iter_floor.bpf.o failed')
+                raise RuntimeError('attaching %s failed' % obj_name)
             try:
-                libbpf._check(L.bpf_link__pin(link, PIN_FLOOR.encode()), 'pinning the floor')
+                libbpf._check(L.bpf_link__pin(link, self.pin.encode()), 'pinning ' + self.name)
             finally:
                 L.bpf_link__destroy(link)       # the pin keeps it
         finally:
@@ -201,7 +218,7 @@ class FloorIterator:
 
     def __exit__(self, *exc):
         try:
-            os.unlink(PIN_FLOOR)
+            os.unlink(self.pin)
         except FileNotFoundError:
             pass
 
@@ -555,6 +572,9 @@ def vma_methods(sources):
         'vma_iter': (None, lambda r: py_worker('vma_iter', SHOW_VMA, *pin)),
         'vma_dump': (None, lambda r: py_worker('vma_dump', SHOW_BASE | SHOW_VMA, *pin)),
     }
+    if os.path.exists(PIN_VMA_FLOOR):
+        methods['vma_floor'] = (None, lambda r: c_tool(
+            [os.path.join(BIN, 'iter_read'), '-v', PIN_VMA_FLOOR]))
     for source in sources:
         if source == 'pagewalk':
             methods['vma_stat_read/' + source] = (source, lambda r: c_tool(
@@ -615,14 +635,14 @@ def vma_count_check(samples):
     smallest over the runs of the relative difference in the same run
     (processes that come and go make some runs differ, a broken reader
     differs in all).  procmap_query is compared with the lines less one
-    per mm: it never gets the gate VMA."""
+    per mm: it never gets the gate VMA, nor does vma_floor."""
     check = {}
     for name, runs in samples.items():
         if name == 'maps_read':
             continue
         offs = []
         for maps, other in zip(samples['maps_read'], runs):
-            lines = maps['vmas'] - (maps['mms'] if name == 'procmap_query' else 0)
+            lines = maps['vmas'] - (maps['mms'] if name in NO_GATE else 0)
             offs.append(abs(other['vmas'] - lines) / max(lines, 1))
         check[name] = min(offs)
     return check
@@ -703,8 +723,8 @@ def print_vma(vma):
         print('%-9s %-24s %s' % (lab, 'vma_stat_*/' + source, 'n/a: ' + why))
     check = vma['count_check']
     bad = [name for name, off in check.items() if off > VMA_COUNT_TOLERANCE]
-    print('VMA counts against maps_read lines of the same run (procmap_query: less one per\n'
-          'mm, the gate VMA it never gets), closest run: at most %.2f%% apart, %s: %s'
+    print('VMA counts against maps_read lines of the same run (procmap_query, vma_floor: less\n'
+          'one per mm, the gate VMA they never get), closest run: at most %.2f%% apart, %s: %s'
           % (100 * max(check.values()), 'vma_read %.2f%%' % (100 * check['vma_read']),
              'MISMATCH ' + ', '.join(bad) if bad else 'ok'))
 
@@ -791,7 +811,9 @@ def main():
     results = {'kernel': platform.release(), 'cpus': os.cpu_count(), 'runs': args.runs,
                'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'scales': []}
     smallest = min(scales) if scales else None
-    with Limits(max([n * t for n, t in scales] + [vma_nproc])), FloorIterator():
+    with Limits(max([n * t for n, t in scales] + [vma_nproc])), \
+            FloorIterator('iter_floor', 'td_floor', PIN_FLOOR), \
+            FloorIterator('vma_floor', 'td_vma_floor', PIN_VMA_FLOOR):
         for nproc, threads in scales:
             lab = label(nproc, threads)
             print('%s: starting the load, %d runs' % (lab, args.runs), flush=True)
