@@ -1150,6 +1150,34 @@ static __always_inline bool flush_msg(struct seq_file *seq, char *buf, u32 len32
 
 enum { TD_VMA_DONE, TD_VMA_MORE, TD_VMA_FAIL, TD_VMA_RETRY };
 
+/* What a VMA record takes on average, its name included (93 bytes over
+ * every VMA of this machine, where most names are libraries'); the
+ * statistics add TD_STAT_LEN. */
+#define TD_VMA_EST	96
+
+/*
+ * Whether the task's VMAs (of @mm, after the @off bytes of its message
+ * built so far) are likely to fit in what is left of the read's seq_file
+ * buffer.  Everything a run writes must fit there: a task that overflows
+ * it is thrown away and built again, as the first task of the next read.
+ * Ending the read before such a task (its run returns 1) saves building
+ * its VMAs twice, once for about every 30 KiB of output: a few percent of
+ * the CPU of a VMA dump, more with the page walk.  The estimate is from
+ * map_count; wrong either way it costs one of those two things, never
+ * output.  The first task of a read always goes on (the read would fail):
+ * what does not fit then is split with TD_CONT.
+ */
+static __always_inline bool vma_room(struct seq_file *seq, struct mm_struct *mm, u32 off,
+				     u32 with_stat)
+{
+	u64 used = seq->count, need;
+
+	if (!used)
+		return true;
+	need = off + (u64)(u32)mm->map_count * (TD_VMA_EST + (with_stat ? TD_STAT_LEN : 0));
+	return used + need <= seq->size;
+}
+
 /*
  * The task's VMAs from @start on, into the message open in the scratch
  * buffer (@off bytes long) and as many more messages as TD_BUDGET allows.
@@ -1365,6 +1393,8 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
 					cfg->pw_page_offset && cfg->pw_vmemmap;
 
+			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
+				return 1;
 			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
 			case TD_VMA_RETRY:
 				return 1;

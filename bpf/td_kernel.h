@@ -116,6 +116,7 @@ struct mm_struct {
 	struct user_namespace *user_ns;
 	unsigned long start_brk, brk, start_stack;
 	void *pgd;			/* pgd_t *: the page walk's root */
+	int map_count;			/* its VMAs */
 };
 
 /* ---- VMAs (only used by the object built with the VMA code) ---- */
@@ -225,6 +226,8 @@ struct task_struct___pre514 {
 
 struct seq_file {
 	char *buf;
+	unsigned long size;		/* of buf: 8 pages for BPF iterators */
+	unsigned long count;		/* bytes the read has in buf so far */
 };
 
 struct bpf_iter_meta {

@@ -177,7 +177,11 @@ def test_dumps_with_a_big_task(backend, tmp_path, strategy):
         pid = os.getpid() if strategy == wire.DUMP_CHILDREN else 0
         raw = backend.raw(strategy, pid, SHOW)
         check_messages(raw)
-        tasks = {t.pid: t for t in wire.iter_decode(raw)}
+        decoded = list(wire.iter_decode(raw))
+        tasks = {t.pid: t for t in decoded}
+        # Reads end before a task whose VMAs would not fit (or overflow
+        # and show it again): each task once, whole.
+        assert len(tasks) == len(decoded)
         assert p.pid in tasks
         assert vma_lines(tasks[p.pid].vmas) == maps_lines(p.pid)
         for t in tasks.values():
