@@ -138,7 +138,7 @@ int main(int argc, char **argv)
 			continue;
 		/* the rest of that task: passes over it alone, each going on
 		 * where the last stopped */
-		while (got.cont_state == TD_CONT_PENDING) {
+		while (got.cont_state == TD_CONT_PENDING || got.cont_state == TD_CONT_MORE) {
 			union bpf_iter_link_info li = { .task.tid = got.cont_pid };
 			LIBBPF_OPTS(bpf_link_create_opts, o, .iter_info = &li,
 				    .iter_info_len = sizeof(li));
@@ -159,7 +159,7 @@ int main(int argc, char **argv)
 			}
 			close(f);
 			if (bpf_map_lookup_elem(map, &key, &got) ||
-			    (got.cont_state == TD_CONT_PENDING && got.cont_start <= start))
+			    (got.cont_state == TD_CONT_MORE && got.cont_start <= start))
 				break;		/* gone, or no progress */
 		}
 		bpf_map_update_elem(map, &key, &req, 0);	/* cont_state NONE again */

@@ -1403,7 +1403,7 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			case TD_VMA_MORE:
 				req->cont_pid = pid;
 				req->cont_start = scratch->vma_next;
-				req->cont_state = TD_CONT_PENDING;
+				req->cont_state = resume ? TD_CONT_MORE : TD_CONT_PENDING;
 				return 0;
 			default:
 				return 0;
@@ -1412,7 +1412,7 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 		}
 	}
 	if (resume)
-		req->cont_state = TD_CONT_NONE;	/* done */
+		req->cont_state = TD_CONT_DONE;
 #endif
 	if (show & TASK_DIAG_SHOW_STAT) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));

@@ -57,9 +57,14 @@ struct td_request {
  * returns 1 for every other task (the read ends before it: the iterator
  * shows it again on the next read).  The reader then stores RESUME with
  * the same cont_pid and cont_start and reads a pass over that task (a
- * link filtered to it, or all tasks), whose program answers only the rest
- * of its VMAs (then STAT) and leaves NONE when done, PENDING with a new
- * cont_start when not; RESUME left as it was means the task is gone.
+ * link filtered to it, or, for a reader in another pid namespace, all
+ * tasks), whose program answers only the rest of its VMAs (then STAT) and
+ * leaves DONE when done, MORE with a new cont_start when not; RESUME left
+ * as it was means the task is gone.  In such a pass every other task
+ * writes nothing, before the task (RESUME) and after it (DONE, MORE: not
+ * PENDING, whose 1 would end each read of the pass before its first task,
+ * an EAGAIN the pass could never get past).  After the passes the reader
+ * stores its request again, with NONE.
  * A PENDING whose task's messages are not at the end of what the read
  * returned was discarded by an overflow of the seq buffer: the iterator
  * shows that task again, from its start.
@@ -67,6 +72,8 @@ struct td_request {
 #define TD_CONT_NONE	0
 #define TD_CONT_PENDING	1
 #define TD_CONT_RESUME	2
+#define TD_CONT_DONE	3
+#define TD_CONT_MORE	4
 
 /* dump_strategy values outside the UAPI's, that answer nothing: */
 #define TD_PROBE_FOUND	0xff	/* only set found/found_tgid */

@@ -17,7 +17,7 @@ import time
 
 from .. import wire
 from ..kernel_fallback import maps
-from ..iterproto import (CONFIG, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL,
+from ..iterproto import (CONFIG, CONT_DONE, CONT_MORE, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL,
                          PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS,
                          PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
@@ -485,10 +485,10 @@ class Stream:
                 got = b.get(self.key)
                 out.append(data)
                 state = got[_F['cont_state']] if got else CONT_RESUME
-                if state == CONT_PENDING and got[_F['cont_start']] > start:
+                if state == CONT_MORE and got[_F['cont_start']] > start:
                     start = got[_F['cont_start']]
                     continue
-                if state != CONT_NONE:
+                if state != CONT_DONE:
                     # the task is gone (or stuck): end its messages
                     out.append(wire.encode_message(pid, tgid, [], self.fields[_F['seq']]))
                 return b''.join(out)

@@ -40,7 +40,7 @@ PROBE_VIEWER = 0xfe             # only: fill td_request.viewer from the task vis
 PROBE_CALIBRATE = 0xfd          # only: find td_config.pw_* from the reader's own task
 
 # td_request.cont_state (td_iter.h)
-CONT_NONE, CONT_PENDING, CONT_RESUME = 0, 1, 2
+CONT_NONE, CONT_PENDING, CONT_RESUME, CONT_DONE, CONT_MORE = 0, 1, 2, 3, 4
 
 # Pinned objects, under the bpffs directory (spec section 5).
 PIN_DIR = '/sys/fs/bpf/task_diag'

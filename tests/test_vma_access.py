@@ -112,3 +112,61 @@ def test_pid_namespace_reader_gets_walked_stats(front, source):
     assert len(common) >= 0.9 * len(own) and all(walked[k] for k in common)
     differ = [k for k in common if walked[k][:9] != own[k][:9]]
     assert len(differ) <= 3, differ
+
+
+# In a new pid namespace: a stopped child with more mappings than one
+# program run writes, then two sleepers with higher pids; a DUMP_ALL of
+# BASE|VMA through the file: every pid it got, in order, and the child's
+# VMAs against its maps.
+BIG_READER = r'''
+import json, os, signal, subprocess, sys
+from task_diag import wire
+path = sys.argv[1]
+big = subprocess.Popen([sys.executable, '-c', """
+import mmap, sys
+keep = [mmap.mmap(-1, 4096, prot=mmap.PROT_READ | (mmap.PROT_WRITE if i % 2 else 0))
+        for i in range(20000)]
+print('ready', flush=True)
+sys.stdin.read()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+assert big.stdout.readline() == b'ready\n'
+os.kill(big.pid, signal.SIGSTOP)
+sleepers = [subprocess.Popen(['sleep', '60']) for _ in range(2)]
+try:
+    show = wire.SHOW_BASE | wire.SHOW_VMA
+    fd = os.open(path, os.O_RDWR)
+    os.write(fd, wire.encode_request(wire.DUMP_ALL, 0, show))
+    chunks = []
+    while True:
+        c = os.read(fd, 1 << 20)
+        if not c:
+            break
+        chunks.append(c)
+    tasks = list(wire.decode(b''.join(chunks), show))
+    with open('/proc/%d/maps' % big.pid) as f:
+        maps = [line.split()[0] for line in f]
+    vmas = {t.pid: ['%x-%x' % (v.start, v.end) for v in t.vmas or []] for t in tasks}
+    print(json.dumps({'big': big.pid, 'sleepers': [p.pid for p in sleepers],
+                      'pids': [t.pid for t in tasks], 'ok': vmas.get(big.pid) == maps,
+                      'maps': len(maps), 'got': len(vmas.get(big.pid, []))}))
+finally:
+    for p in sleepers + [big]:
+        p.kill()
+        p.wait()
+'''
+
+
+def test_pid_namespace_reader_with_a_big_task(front):
+    """A reader in another pid namespace gets its continuation passes over
+    every task (no per-task link in its namespace): the tasks after the
+    big one come once (not again from the pass that finished it), and the
+    passes end (before, each read of a pass after the first failed with
+    EAGAIN: the reader got EAGAIN)."""
+    need(shutil.which('unshare'), 'unshare is needed')
+    r = subprocess.run(['unshare', '--pid', '--fork', '--mount-proc', PY, '-c', BIG_READER,
+                        front], capture_output=True, text=True, timeout=120, cwd='/')
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert len(got['pids']) == len(set(got['pids'])), got['pids']
+    assert got['big'] in got['pids'] and set(got['sleepers']) <= set(got['pids'])
+    assert got['ok'] and got['maps'] > 20000, (got['got'], got['maps'])
