@@ -256,8 +256,9 @@ static __always_inline int pw_kernel_phys(u64 pgd, u64 base, u64 va, u32 levels,
 
 struct td_pw_cal {
 	u64 pgd, task, stack;	/* the addresses a base must explain */
+	u64 page0;		/* the stack's first struct page */
 	u64 lowest;		/* PW_DIRECT_MIN_*: no candidate below it */
-	u64 found, stack_phys;
+	u64 found, vmemmap;
 	u32 levels, matches;
 };
 
@@ -265,13 +266,14 @@ struct td_pw_cal {
  * pgd's address minus its physical address, so try base = pgd rounded
  * down - k GiB.  A candidate matches when the pgd and the task_struct
  * (both direct-map addresses, from different allocators) translate to
- * themselves under it and the kernel stack (vmalloc, another walk)
- * translates at all.  Every candidate is tried: calibration succeeds only when
+ * themselves under it, and the kernel stack (vmalloc, another walk)
+ * translates to the frame of its first struct page: the vmemmap base
+ * that pair gives must be 1 GiB aligned, as KASLR aligns it.  Every candidate is tried: calibration succeeds only when
  * exactly one matches, so a garbage match cannot hide behind the true
  * one or stand in for it. */
 static long pw_cal_cb(u64 k, struct td_pw_cal *c)
 {
-	u64 base = (c->pgd & ~(PW_GB - 1)) - k * PW_GB, phys, stack_phys;
+	u64 base = (c->pgd & ~(PW_GB - 1)) - k * PW_GB, phys, stack_phys, vmemmap;
 
 	if (base < c->lowest)
 		return 1;
@@ -281,8 +283,11 @@ static long pw_cal_cb(u64 k, struct td_pw_cal *c)
 		return 0;
 	if (pw_kernel_phys(c->pgd, base, c->stack, c->levels, &stack_phys))
 		return 0;
+	vmemmap = c->page0 - (stack_phys >> 12) * 64;
+	if (vmemmap & (PW_GB - 1))
+		return 0;
 	c->found = base;
-	c->stack_phys = stack_phys;
+	c->vmemmap = vmemmap;
 	c->matches++;
 	return 0;
 }
@@ -300,7 +305,7 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 	struct task_struct___pw *cur = (void *)bpf_get_current_task_btf();
 	struct td_pw_cal c = {};
 	struct vm_struct *area;
-	u64 pages, page0, vmemmap;
+	u64 pages;
 
 	if (!cfg)
 		return -1;
@@ -313,8 +318,10 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 	if (!area)
 		return -4;		/* no CONFIG_VMAP_STACK */
 	pages = (u64)BPF_CORE_READ(area, pages);
-	if (!pages || pw_read8(pages, &page0))
+	if (!pages || pw_read8(pages, &c.page0))
 		return -5;
+	if (bpf_core_type_size(struct page) != 64)
+		return -7;		/* the walk reads 64-byte struct pages */
 	/* Under 4-level paging every kernel address is at or above
 	 * 0xffff800000000000; under 5-level the direct map is far below. */
 	c.levels = c.pgd < 0xffff000000000000ULL ? 5 : 4;
@@ -324,13 +331,8 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 		return -3;
 	if (c.matches > 1)
 		return -6;		/* more than one base explains them */
-	if (bpf_core_type_size(struct page) != 64)
-		return -7;		/* the walk reads 64-byte struct pages */
-	vmemmap = page0 - (c.stack_phys >> 12) * 64;
-	if (vmemmap & (PW_GB - 1))
-		return -8;		/* KASLR aligns every region to 1 GiB */
 	cfg->pw_page_offset = c.found;
-	cfg->pw_vmemmap = vmemmap;
+	cfg->pw_vmemmap = c.vmemmap;
 	cfg->pw_levels = c.levels;
 	return 1;
 }

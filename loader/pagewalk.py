@@ -266,10 +266,9 @@ CALIBRATION_STEPS = {
     2: 'our task has no page tables',
     3: 'no direct-map base explains our page tables, task_struct and kernel stack',
     4: 'kernel stacks are not vmalloc\'ed (no CONFIG_VMAP_STACK)',
-    5: 'the kernel stack\'s first page is unreadable',
-    6: 'more than one direct-map base explains our page tables',
+    5: 'the kernel stack\'s page array is missing or unreadable',
+    6: 'more than one direct-map base explains our page tables, task_struct and stack',
     7: 'struct page is not 64 bytes',
-    8: 'the vmemmap base found is not 1 GiB aligned',
 }
 
 
