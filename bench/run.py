@@ -732,8 +732,10 @@ def print_vma(vma):
     r = vma['ratios']
     for key, (num, den, field) in VMA_RATIOS.items():
         value = r.get(key)
+        lost = any(check.get(name, 0) > VMA_COUNT_TOLERANCE for name in (num, den))
         print('%-9s %-42s %-5s %8s' % (lab, '%s / %s' % (num, den), field.split('_')[0],
-                                       'n/a' if value is None else '%.2fx' % value))
+                                       'n/a' if value is None else
+                                       'invalid' if lost else '%.2fx' % value))
 
 
 def judge(results):

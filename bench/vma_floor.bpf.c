@@ -10,8 +10,9 @@
  * kernel's task iterator, its VMA iterator and a bpf_seq_write per 240
  * VMAs: the least a single-pass VMA dump can cost here, measured in the
  * same runs as the maps reader and the real one.  A process with more
- * than 480 VMAs gets its first 480 (the real program goes on in another
- * run; the benchmark's count check shows what the floor left out).  One per-CPU buffer, no
+ * than 480 VMAs gets its first 480, and one whose mm is busy none (the
+ * real program goes on in another run, or shows the task again; the
+ * benchmark's count check shows what the floor left out).  One per-CPU buffer, no
  * lock: fine for a benchmark on a kernel without preemption, not for
  * readers in general.  Never pinned outside a benchmark.  Needs the
  * open-coded VMA iterator (6.7+); the benchmark goes on without it.
@@ -55,8 +56,9 @@ struct {
 	__type(value, struct tdf_buf);
 } tdf_buf SEC(".maps");
 
-/* Writes the message holding b->n records; the next one continues it. */
-static __always_inline void tdf_flush(struct seq_file *seq, struct tdf_buf *b)
+/* Writes the message holding b->n records, flagged CONT when the task's
+ * next message continues it. */
+static __always_inline void tdf_flush(struct seq_file *seq, struct tdf_buf *b, bool cont)
 {
 	__u64 len = TDF_HDR + (__u64)b->n * sizeof(struct task_diag_vma);
 
@@ -66,8 +68,8 @@ static __always_inline void tdf_flush(struct seq_file *seq, struct tdf_buf *b)
 		return;
 	b->nlmsg_len = len;
 	b->nla_len = len - TDF_HDR + 4;
+	b->msg.flags = cont ? TASK_DIAG_FLAG_CONT : 0;
 	bpf_seq_write(seq, b, len);
-	b->msg.flags = TASK_DIAG_FLAG_CONT;
 }
 
 SEC("iter/task")
@@ -81,6 +83,18 @@ int td_vma_floor(struct bpf_iter__task *ctx)
 
 	if (!task || task->group_leader != task)
 		return 0;
+	/* What this run writes must fit the rest of the read's 32 KiB: when
+	 * it would not, end the read before the task (it comes first in the
+	 * next), as task_diag's vma_room() does, instead of walking it twice. */
+	if (task->mm && ctx->meta->seq->count) {
+		__u64 vmas = (__u32)task->mm->map_count;
+
+		if (vmas > TDF_MESSAGES * TDF_RECORDS)
+			vmas = TDF_MESSAGES * TDF_RECORDS;
+		if (ctx->meta->seq->count + TDF_MESSAGES * TDF_HDR +
+		    vmas * sizeof(struct task_diag_vma) > ctx->meta->seq->size)
+			return 1;
+	}
 	b = bpf_map_lookup_elem(&tdf_buf, &zero);
 	if (!b)
 		return 0;
@@ -98,7 +112,7 @@ int td_vma_floor(struct bpf_iter__task *ctx)
 		if (b->n >= TDF_RECORDS) {
 			if (++messages >= TDF_MESSAGES)
 				break;
-			tdf_flush(ctx->meta->seq, b);
+			tdf_flush(ctx->meta->seq, b, true);
 		}
 		n = b->n;
 		if (n >= TDF_RECORDS)
@@ -111,6 +125,6 @@ int td_vma_floor(struct bpf_iter__task *ctx)
 		b->n = n + 1;
 	}
 	bpf_iter_task_vma_destroy(&it);
-	tdf_flush(ctx->meta->seq, b);
+	tdf_flush(ctx->meta->seq, b, false);
 	return 0;
 }
