@@ -12,20 +12,13 @@
 #include <linux/types.h>
 #include <bpf/bpf_helpers.h>
 #include "task_diag.h"
+#include "floor.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* nlmsghdr + task_diag_msg + nlattr + task_diag_base: 76 bytes, as the
- * BASE answer of bpf/task_diag.bpf.c */
+/* head + task_diag_base: 76 bytes, as the BASE answer of bpf/task_diag.bpf.c */
 struct tdf_msg {
-	__u32 nlmsg_len;
-	__u16 nlmsg_type;
-	__u16 nlmsg_flags;
-	__u32 nlmsg_seq;
-	__u32 nlmsg_pid;
-	struct task_diag_msg msg;
-	__u16 nla_len;
-	__u16 nla_type;
+	struct tdf_head h;
 	struct task_diag_base base;
 };
 
@@ -37,15 +30,9 @@ int td_floor(struct bpf_iter__task *ctx)
 
 	if (!task || task->group_leader != task)
 		return 0;
-	m.nlmsg_len = sizeof(m);
-	m.nlmsg_type = TASK_DIAG_CMD_GET;
-	m.nlmsg_flags = 2;			/* NLM_F_MULTI */
-	m.msg.pid = task->pid;
-	m.msg.tgid = task->tgid;
-	m.nla_len = 4 + sizeof(m.base);
-	m.nla_type = TASK_DIAG_BASE;
-	m.base.pid = m.msg.pid;
-	m.base.tgid = m.msg.tgid;
+	tdf_head_init(&m.h, task, TASK_DIAG_BASE, sizeof(m.base));
+	m.base.pid = m.h.msg.pid;
+	m.base.tgid = m.h.msg.tgid;
 	bpf_seq_write(ctx->meta->seq, &m, sizeof(m));
 	return 0;
 }

@@ -22,6 +22,7 @@
 #include <bpf/bpf_helpers.h>
 #include <stddef.h>
 #include "task_diag.h"
+#include "floor.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -30,19 +31,12 @@ extern int bpf_iter_task_vma_new(struct bpf_iter_task_vma *it, struct task_struc
 extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *it) __ksym;
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
-#define TDF_HDR		(16 + sizeof(struct task_diag_msg) + 4)	/* nlmsghdr, msg, nlattr */
+#define TDF_HDR		sizeof(struct tdf_head)
 #define TDF_RECORDS	240					/* 15360 bytes of records */
 #define TDF_MESSAGES	2	/* a run's output must fit the iterator's 32 KiB buffer */
 
 struct tdf_buf {
-	__u32 nlmsg_len;
-	__u16 nlmsg_type;
-	__u16 nlmsg_flags;
-	__u32 nlmsg_seq;
-	__u32 nlmsg_pid;
-	struct task_diag_msg msg;
-	__u16 nla_len;
-	__u16 nla_type;
+	struct tdf_head h;
 	struct task_diag_vma vma[TDF_RECORDS];
 	__u32 n;			/* records in vma[]: kept here, not in a
 					 * register, so that the verifier's loop
@@ -66,9 +60,9 @@ static __always_inline void tdf_flush(struct seq_file *seq, struct tdf_buf *b, b
 	asm volatile("" : "+r"(len));	/* check the value passed, as is */
 	if (len > offsetof(struct tdf_buf, n))
 		return;
-	b->nlmsg_len = len;
-	b->nla_len = len - TDF_HDR + 4;
-	b->msg.flags = cont ? TASK_DIAG_FLAG_CONT : 0;
+	b->h.nlmsg_len = len;
+	b->h.nla_len = len - TDF_HDR + 4;
+	b->h.msg.flags = cont ? TASK_DIAG_FLAG_CONT : 0;
 	bpf_seq_write(seq, b, len);
 }
 
@@ -98,12 +92,7 @@ int td_vma_floor(struct bpf_iter__task *ctx)
 	b = bpf_map_lookup_elem(&tdf_buf, &zero);
 	if (!b)
 		return 0;
-	b->nlmsg_type = TASK_DIAG_CMD_GET;
-	b->nlmsg_flags = 2;			/* NLM_F_MULTI */
-	b->msg.pid = task->pid;
-	b->msg.tgid = task->tgid;
-	b->msg.flags = 0;
-	b->nla_type = TASK_DIAG_VMA;
+	tdf_head_init(&b->h, task, TASK_DIAG_VMA, 0);	/* lengths: tdf_flush() */
 	b->n = 0;
 	bpf_iter_task_vma_new(&it, task, 0);
 	while ((vma = bpf_iter_task_vma_next(&it))) {
