@@ -268,9 +268,10 @@ struct td_pw_cal {
  * (both direct-map addresses, from different allocators) translate to
  * themselves under it, and the kernel stack (vmalloc, another walk)
  * translates to the frame of its first struct page: the vmemmap base
- * that pair gives must be 1 GiB aligned, as KASLR aligns it.  Every candidate is tried: calibration succeeds only when
- * exactly one matches, so a garbage match cannot hide behind the true
- * one or stand in for it. */
+ * that pair gives must be 1 GiB aligned, as KASLR aligns it.  Every
+ * candidate is tried: calibration succeeds only when exactly one
+ * matches, so a garbage match cannot hide behind the true one or stand
+ * in for it. */
 static long pw_cal_cb(u64 k, struct td_pw_cal *c)
 {
 	u64 base = (c->pgd & ~(PW_GB - 1)) - k * PW_GB, phys, stack_phys, vmemmap;

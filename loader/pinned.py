@@ -17,8 +17,8 @@ import time
 
 from .. import wire
 from ..kernel_fallback import maps
-from ..iterproto import (CONFIG, CONT_DONE, CONT_MORE, CONT_NONE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER, PIN_ALL,
-                         PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS,
+from ..iterproto import (CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER,
+                         PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS,
                          PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
