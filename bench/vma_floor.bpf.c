@@ -12,10 +12,10 @@
  * same runs as the maps reader and the real one.  A process with more
  * than 480 VMAs gets its first 480, and one whose mm is busy none (the
  * real program goes on in another run, or shows the task again; the
- * benchmark's count check shows what the floor left out).  One per-CPU buffer, no
- * lock: fine for a benchmark on a kernel without preemption, not for
- * readers in general.  Never pinned outside a benchmark.  Needs the
- * open-coded VMA iterator (6.7+); the benchmark goes on without it.
+ * benchmark's count check shows what the floor left out).  One per-CPU
+ * buffer, no lock: fine for a benchmark on a kernel without preemption,
+ * not for readers in general.  Never pinned outside a benchmark.  Needs
+ * the open-coded VMA iterator (6.7+); the benchmark goes on without it.
  */
 #include "td_kernel.h"
 #include <linux/types.h>
