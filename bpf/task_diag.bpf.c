@@ -592,6 +592,7 @@ extern struct vm_area_struct *bpf_iter_task_vma_next(struct bpf_iter_task_vma *i
 extern void bpf_iter_task_vma_destroy(struct bpf_iter_task_vma *it) __ksym;
 
 #include "td_pagewalk.h"
+#include "td_dwalk.h"
 
 /*
  * The kernel's VM_* bits (include/linux/mm.h, the same values from 5.15
@@ -731,6 +732,7 @@ struct td_name_work {
 	u64 dump;
 	u64 h[3];
 	struct td_esc_state esc;
+	u32 inexact;	/* a name of this run's task could not be resolved exactly */
 };
 
 struct {
@@ -751,8 +753,37 @@ static __always_inline void name_cache_dump(u64 session_id)
 {
 	struct td_name_work *w = name_work();
 
-	if (w)
+	if (w) {
 		w->dump = session_id;
+		w->inexact = 0;
+	}
+}
+
+/* Whether a name of the task being written could not be resolved exactly
+ * (then its messages get TD_MSG_F_VMA_FROM_PROC). */
+static __always_inline bool names_inexact(void)
+{
+	struct td_name_work *w = name_work();
+
+	return w && w->inexact;
+}
+
+/*
+ * d_path() of @file's path into @dst (room: @size, a power of two): with
+ * bpf_d_path() where the verifier trusts vm_file (TD_NAME_DPATH, the
+ * richest tier) and the path is f_path; otherwise by td_walk_name().
+ * Returns the length with the NUL, or a negative error.
+ */
+static __always_inline long name_path(char *dst, u32 size, struct file *file)
+{
+	u64 mnt, dentry;
+
+#ifdef TD_NAME_DPATH
+	if (!td_backing(file))
+		return bpf_d_path(&file->f_path, dst, size);
+#endif
+	td_user_path(file, &mnt, &dentry);
+	return td_walk_into(dst, size, mnt, dentry);
 }
 
 /*
@@ -856,13 +887,21 @@ static __always_inline void copy_name(char *dst, const char *src, u32 len)
 	__builtin_memcpy(dst + 128, src + 128, 128);
 }
 
-/* A name not cached: d_path() into the record, as before the cache. */
+/* A name not cached: d_path() into the record, as before the cache.
+ * One that cannot be had exactly (an error, or longer than a record
+ * holds) marks the task for /proc/PID/maps. */
 static __always_inline int name_direct(char *dst, struct file *file)
 {
 	struct td_name_work *w = name_work();
-	long n = bpf_d_path(&file->f_path, dst, TD_NAME_MAX);
+	long n = name_path(dst, TD_NAME_MAX, file);
+	int len;
 
-	return w ? escape_full(&w->esc, dst, n) : 0;
+	if (!w)
+		return 0;
+	len = escape_full(&w->esc, dst, n);
+	if (!len)
+		w->inexact = 1;
+	return len;
 }
 
 /* Resolves the name into the slot @s, if no one else is writing it. */
@@ -892,7 +931,7 @@ static __always_inline int name_fill(char *dst, struct file *file, struct td_nam
 		s->hash_len = d->d_name.hash_len;
 		s->unlinked = d->d_parent == d || !d->d_hash.pprev;	/* d_unlinked() */
 		barrier();
-		n = bpf_d_path(&file->f_path, s->name, TD_NC_NAME);
+		n = name_path(s->name, TD_NC_NAME, file);
 		len = escape_slot(&s->esc, s->name, n);
 		/* -ENAMETOOLONG, or no room for the escapes: too long for a
 		 * slot.  Another error: not cached. */
@@ -926,7 +965,8 @@ static __always_inline int file_name(char *dst, struct file *file)
 	u64 dump, seq, l;
 	u32 idx;
 
-	if (!w || !fs || (dop && dop->d_dname))
+	/* d_dname names and overlayfs' backing files: not cached */
+	if (!w || !fs || (dop && dop->d_dname) || td_backing(file))
 		return name_direct(dst, file);
 	dump = w->dump;
 	if (!dump)
@@ -1084,13 +1124,22 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, 
 		/* plain loads through the trusted vma: a probe-read helper
 		 * call each would cost more than the rest of the record */
 		struct inode *inode = file->f_inode;
-		u32 dev = inode->i_sb->s_dev;
+		u32 dev;
 
 		rec->pgoff = (u64)vma->vm_pgoff << PAGE_SHIFT;
+		if (td_backing(file)) {
+			/* file_user_inode(): overlayfs' inode, as maps shows */
+			inode = BPF_CORE_READ((struct backing_file *)file, user_path.dentry, d_inode);
+			dev = BPF_CORE_READ(inode, i_sb, s_dev);
+			rec->inode = BPF_CORE_READ(inode, i_ino);
+			rec->generation = BPF_CORE_READ(inode, i_generation);
+		} else {
+			dev = inode->i_sb->s_dev;
+			rec->inode = inode->i_ino;
+			rec->generation = inode->i_generation;
+		}
 		rec->major = dev >> 20;
 		rec->minor = dev & 0xfffff;
-		rec->inode = inode->i_ino;
-		rec->generation = inode->i_generation;
 	}
 	if (with_stat)
 		slen = TD_STAT_LEN;	/* filled by td_vma_stat() */
@@ -1141,7 +1190,8 @@ static __always_inline bool flush_msg(struct seq_file *seq, char *buf, u32 len32
 	u64 len = len32;
 
 	nlh->nlmsg_len = len;
-	msg->flags = cont ? TASK_DIAG_FLAG_CONT : 0;
+	msg->flags = (cont ? TASK_DIAG_FLAG_CONT : 0) |
+		     (names_inexact() ? TD_MSG_F_VMA_FROM_PROC : 0);
 	asm volatile("" : "+r"(len));
 	if (len > TD_BUF_SIZE)
 		return false;
@@ -1352,7 +1402,7 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			   strategy == TASK_DIAG_DUMP_THREAD;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
-	u32 off;
+	u32 off, flags = 0;
 	u64 len;
 	void *p;
 
@@ -1367,6 +1417,15 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 	msg->flags = 0;
 	off = NLMSG_HDRLEN + sizeof(*msg);
 
+	if (req && req->host_pid_ns && !resume) {
+		u32 *host = put_attr(scratch->buf, &off, TD_ATTR_HOST_PID, 2 * sizeof(u32));
+
+		if (!host)
+			return 0;
+		host[0] = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
+		host[1] = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
+				    req->host_pid_ns_level);
+	}
 	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
 		if (!p)
@@ -1393,9 +1452,16 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
 					cfg->pw_page_offset && cfg->pw_vmemmap;
 
+			int vmas;
+
 			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
 				return 1;
-			switch (td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat)) {
+			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
+			if (vmas != TD_VMA_RETRY && names_inexact()) {
+				flags = TD_MSG_F_VMA_FROM_PROC;
+				req->from_proc = 1;
+			}
+			switch (vmas) {
 			case TD_VMA_RETRY:
 				return 1;
 			case TD_VMA_DONE:
@@ -1423,7 +1489,7 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 	}
 
 	nlh->nlmsg_len = off;
-	msg->flags = 0;
+	msg->flags = flags;
 	/* the compiler knows off's bound; the verifier must see it checked,
 	 * in the 64-bit register that the helper gets */
 	len = off;

@@ -49,7 +49,27 @@ struct td_request {
 	__u64 cont_start;	/* the next vm_start to answer */
 	__u32 cont_pid;		/* the task, numbered in the viewer's pid namespace */
 	__u32 cont_state;	/* TD_CONT_* */
+	/* Set by a driver whose pid numbers are not the viewer's (a reader
+	 * in another pid namespace): each task's first message then carries
+	 * TD_ATTR_HOST_PID, its numbers in this namespace, so that the
+	 * driver can find the task in its own /proc.  0: none. */
+	__u64 host_pid_ns;	/* struct pid_namespace *, the driver's */
+	__u32 host_pid_ns_level;
+	__u32 from_proc;	/* set by the program: a message of this read has
+				 * TD_MSG_F_VMA_FROM_PROC */
 };
+
+/*
+ * Between the programs and their drivers only, never shown to a reader:
+ * the drivers strip both.
+ *  - TD_MSG_F_VMA_FROM_PROC, in task_diag_msg.flags: a VMA name of this
+ *    task could not be resolved exactly in BPF (td_dwalk.h); the driver
+ *    answers the task's VMAs from its /proc/PID/maps instead.
+ *  - TD_ATTR_HOST_PID: { tid, tgid } of the task in the driver's pid
+ *    namespace (td_request.host_pid_ns).
+ */
+#define TD_MSG_F_VMA_FROM_PROC	0x80000000U
+#define TD_ATTR_HOST_PID	0x3f00
 
 /*
  * cont_state.  A run that stops inside a task's VMAs (its last message so
@@ -101,7 +121,14 @@ struct td_config {
 	__u32 pw_max_swapfiles;	/* MAX_SWAPFILES */
 	__u32 pw_hwpoison_num;	/* SWP_HWPOISON_NUM */
 	__u32 vma_stat;		/* TD_VMA_STAT_* */
+	__u32 tier;		/* TD_TIER_*: which object the loader loaded */
+	__u32 tier_forced;	/* 1: by task-diag-load --tier */
 };
+
+/* td_config.tier (loader/load.py, TIERS) */
+#define TD_TIER_DPATH	1	/* task_diag.bpf.o: VMA names by bpf_d_path() */
+#define TD_TIER_WALK	2	/* task_diag.walk.bpf.o: VMA names by a dentry walk */
+#define TD_TIER_NOVMA	3	/* task_diag.novma.bpf.o: no VMA groups in BPF */
 
 #define TD_VMA_STAT_SMAPS	0	/* from /proc/PID/smaps, by the reader's driver */
 #define TD_VMA_STAT_PAGEWALK	1	/* by the programs (td_pagewalk.h) */

@@ -133,8 +133,18 @@ struct inode {
 	struct super_block *i_sb;
 };
 
-struct vfsmount;
 struct dentry;
+
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+
+/* fs/mount.h: the vfsmount is embedded; container_of() with CO-RE. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
 
 struct path {
 	struct vfsmount *mnt;
@@ -147,6 +157,15 @@ struct file {
 	struct path f_path;
 	struct inode *f_inode;
 	struct address_space *f_mapping;
+	unsigned int f_mode;		/* fmode_t */
+};
+
+/* fs/file_table.c (6.6+): overlayfs maps a backing file whose f_path is
+ * the real file; /proc/PID/maps shows user_path (file_user_path()).
+ * user_path sits in an anonymous union on recent kernels. */
+struct backing_file {
+	struct file file;
+	struct path user_path;
 };
 
 struct vm_area_struct;

@@ -76,6 +76,7 @@ def _declare(L):
         'bpf_map__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_program__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_program__fd': (c_int, [c_void_p]),
+        'bpf_program__set_log_buf': (c_int, [c_void_p, c_void_p, ctypes.c_size_t]),
         'bpf_program__attach_iter': (c_void_p, [c_void_p, ctypes.POINTER(bpf_iter_attach_opts)]),
         'bpf_link__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_link__destroy': (c_int, [c_void_p]),

@@ -4,6 +4,12 @@ transactional file /run/task-diag.
     sudo task-diag-load            load, pin, start the front (again: nothing changes)
     sudo task-diag-load --unload   stop the front, remove every pin
     task-diag-load --status        what is loaded, from where, on which kernel
+    sudo task-diag-load --tier T   load tier T (dpath, walk, novma) or fail
+
+Which object is loaded is decided on the running kernel, never on the one
+the objects were built on (TIERS): the richest tier whose prerequisites the
+kernel's BTF shows is tried first, and a tier the verifier refuses is left
+for the next one; the refusal's last verifier lines go to VERIFIER_LOG.
 
 Pins, under /sys/fs/bpf/task_diag/: all and all_threads (iterator links,
 0444, safe for anyone to read: the program applies the reader's
@@ -23,7 +29,8 @@ import time
 
 from ..fuse_front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
-                         PIN_REQUESTS, PINS, VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
+                         PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
+                         VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
 from . import libbpf, pagewalk
 
 BPFFS = '/sys/fs/bpf'
@@ -40,6 +47,8 @@ FEATURES = (
     ('open_coded_vma_iter', 'bpf_iter_task_vma_new', BTF_KIND_FUNC,
      'open-coded bpf_iter_task_vma (6.7)'),
     ('task_from_pid', 'bpf_task_from_pid', BTF_KIND_FUNC, 'bpf_task_from_pid kfunc (6.2)'),
+    ('trusted_vm_file', 'vm_area_struct__safe_trusted_or_null', BTF_KIND_STRUCT,
+     'verifier trusts vm_area_struct.vm_file (late 2025)'),
 )
 
 
@@ -47,15 +56,46 @@ class Refusal(Exception):
     """A prerequisite is missing: one line that says which."""
 
 
+class Tier:
+    """One built object: @needs are FEATURES the kernel's BTF must show
+    for it to be tried; @costs says what a kernel loses without it."""
+
+    def __init__(self, name, number, obj, needs, costs):
+        self.name, self.number, self.obj, self.needs, self.costs = name, number, obj, needs, costs
+
+    def path(self):
+        from .. import bpf
+        return os.path.join(os.path.dirname(bpf.__file__), self.obj)
+
+    def missing(self, features):
+        """The first of our needs the kernel lacks, or None."""
+        return next((n for n in self.needs if not features.get(n)), None)
+
+
+# Richest first (bpf/Makefile builds each object).
+TIERS = (
+    Tier('dpath', TIER_DPATH, 'task_diag.bpf.o', ('open_coded_vma_iter', 'trusted_vm_file'),
+         'VMA names: dentry walk, not bpf_d_path (a name the walk cannot resolve exactly '
+         'sends its task to /proc/PID/maps)'),
+    Tier('walk', TIER_WALK, 'task_diag.walk.bpf.o', ('open_coded_vma_iter',),
+         'VMA, VMA_STAT: from /proc/PID/maps and smaps, read by the driver; no page walk'),
+    Tier('novma', TIER_NOVMA, 'task_diag.novma.bpf.o', ('task_iter',), ''),
+)
+TIER_BY_NAME = {t.name: t for t in TIERS}
+TIER_BY_NUMBER = {t.number: t for t in TIERS}
+VERIFIER_LOG = '/run/task-diag-verifier.log'
+
+
+class Rejected(OSError):
+    """The kernel refused to load an object (the verifier, most often)."""
+
+
 def object_path(features=None):
-    """The built object shipped in the package (task_diag.bpf) for this
-    kernel: task_diag.bpf.o, or task_diag.novma.bpf.o (no VMA code, which
-    needs the open-coded VMA iterator of 6.7) on older kernels."""
-    from .. import bpf
+    """The object of the richest tier the kernel's BTF allows: the first
+    one task-diag-load tries."""
     if features is None:
         features = kernel_features()
-    name = 'task_diag.bpf.o' if features.get('open_coded_vma_iter') else 'task_diag.novma.bpf.o'
-    return os.path.join(os.path.dirname(bpf.__file__), name)
+    return next((t.path() for t in TIERS if not t.missing(features)), TIERS[-1].path())
 
 
 def kernel_features():
@@ -98,10 +138,24 @@ def check_prerequisites():
         raise Refusal('kernel %s is too old for BPF task iterators (need 5.8 or later)'
                       % os.uname().release)
     ensure_bpffs()
-    obj = object_path(features)
-    if not os.path.exists(obj):
-        raise Refusal('%s is missing: build it with make -C bpf (needs clang)' % obj)
-    return obj, features
+    return features
+
+
+def tiers_to_try(features, forced=None):
+    """[(tier, None or why it is skipped)], richest first; only @forced
+    (a tier name) when given, whatever the kernel shows."""
+    out = []
+    for t in TIERS:
+        if forced and t.name != forced:
+            continue
+        lack = None if forced else t.missing(features)
+        why = None
+        if lack:
+            why = 'not on this kernel: %s' % dict((f[0], f[3]) for f in FEATURES)[lack]
+        elif not os.path.exists(t.path()):
+            why = '%s is missing: build it with make -C bpf (needs clang)' % t.path()
+        out.append((t, why))
+    return out
 
 
 def read_config(pin_dir=PIN_DIR):
@@ -156,9 +210,14 @@ def _gate_area():
     return 0, 0, 0
 
 
-def load(obj_path, pin_dir=PIN_DIR):
+LOG_BUF = 4 << 20      # the verifier's log of a refused program: its tail
+                        # (the kernel keeps the tail of a log that overflows, 6.4 on)
+
+
+def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
     """Loads @obj_path and pins it under @pin_dir.  On any error every pin
-    made so far is removed and the object closed."""
+    made so far is removed and the object closed; Rejected when the kernel
+    refused the object (its .log: the verifier's last lines)."""
     L = libbpf.lib()
     with open(obj_path, 'rb') as f:
         digest = hashlib.sha256(f.read()).digest()
@@ -169,11 +228,20 @@ def load(obj_path, pin_dir=PIN_DIR):
             obj = L.bpf_object__open_file(os.fsencode(obj_path), None)
             if not obj:
                 raise OSError(ctypes.get_errno(), 'cannot open %s' % obj_path)
+            # our own log buffers: libbpf fills them only when a load fails
+            bufs = {}
+            for name in (b'td_all', b'td_all_threads'):
+                bufs[name] = ctypes.create_string_buffer(LOG_BUF)
+                L.bpf_program__set_log_buf(L.bpf_object__find_program_by_name(obj, name),
+                                           bufs[name], LOG_BUF)
             ret = L.bpf_object__load(obj)
             if ret < 0:
-                tail = '\n'.join(log.lines[-25:])
-                raise OSError(-ret, 'the kernel refused the program (%s):\n%s'
-                              % (os.strerror(-ret), tail))
+                verifier = next((b.value for b in bufs.values() if b.value), b'')
+                lines = verifier.decode(errors='replace').rstrip().split('\n')
+                e = Rejected(-ret, 'the kernel refused %s (%s)' % (os.path.basename(obj_path),
+                                                                 os.strerror(-ret)))
+                e.log = '\n'.join(log.lines[-10:] + lines[-40:])
+                raise e
         for prog_name, pin in (('td_all', PIN_ALL), ('td_all_threads', PIN_ALL_THREADS)):
             prog = L.bpf_object__find_program_by_name(obj, prog_name.encode())
             link = L.bpf_program__attach_iter(prog, None)
@@ -199,6 +267,8 @@ def load(obj_path, pin_dir=PIN_DIR):
                           (_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
                            int(time.time()), digest)))
         fields.update(zip(('gate_start', 'gate_end', 'gate_flags'), _gate_area()))
+        fields['tier'] = tier
+        fields['tier_forced'] = int(forced)
         value = CONFIG.pack(*(fields[n] for n in CONFIG.names))
         libbpf.map_update(L.bpf_map__fd(cfg), (0).to_bytes(4, 'little'), value)
     except BaseException:
@@ -208,6 +278,65 @@ def load(obj_path, pin_dir=PIN_DIR):
         if obj:
             L.bpf_object__close(obj)
     return digest
+
+
+def load_tier(features, pin_dir=PIN_DIR, forced=None, out=sys.stdout):
+    """Loads the richest tier that the kernel verifies (only @forced, when
+    given) and pins it; returns the Tier.  A refused richer tier is never
+    fatal while a poorer one loads: its verifier lines go to VERIFIER_LOG."""
+    refused = []
+    for tier, why in tiers_to_try(features, forced):
+        if why:
+            if forced:
+                raise Refusal('tier %s: %s' % (tier.name, why))
+            continue
+        try:
+            load(tier.path(), pin_dir, tier.number, forced=bool(forced))
+            return tier
+        except Rejected as e:
+            refused.append('== %s: %s\n%s\n' % (tier.name, e.strerror, e.log))
+            _write_verifier_log(refused)
+            print('task-diag-load: tier %s refused by the verifier (%s; its log: %s)%s'
+                  % (tier.name, os.strerror(e.errno), VERIFIER_LOG,
+                     '' if forced else '; trying the next'), file=out)
+            if forced:
+                raise
+    raise Refusal('no tier loads on kernel %s (logs: %s)' % (os.uname().release, VERIFIER_LOG))
+
+
+def _write_verifier_log(entries):
+    try:
+        with open(VERIFIER_LOG, 'w') as f:
+            f.write('kernel %s, %s\n' % (os.uname().release, time.strftime('%Y-%m-%d %H:%M:%S')))
+            f.writelines(entries)
+    except OSError:
+        pass
+
+
+def loaded_tier(cfg):
+    """The Tier a td_config says is loaded (configs before tiers: dpath)."""
+    return TIER_BY_NUMBER.get(cfg['tier'], TIERS[0])
+
+
+def _sha256(path):
+    try:
+        with open(path, 'rb') as f:
+            return hashlib.sha256(f.read()).digest()
+    except OSError:
+        return None
+
+
+def up_to_date(pin_dir=PIN_DIR, forced=None):
+    """Whether what is pinned is whole and what task-diag-load would load
+    now: the same object file, the tier asked for (the richest that
+    loaded, when not forced)."""
+    cfg = read_config(pin_dir)
+    if not cfg or len(pinned(pin_dir)) != len(PINS):
+        return False
+    tier = loaded_tier(cfg)
+    if cfg['obj_sha256'] != _sha256(tier.path()):
+        return False
+    return tier.name == forced if forced else not cfg['tier_forced']
 
 
 # --- the front: /run/task-diag ------------------------------------------
@@ -355,11 +484,18 @@ def status(pin_dir=PIN_DIR, out=sys.stdout):
         st = os.stat(os.path.join(pin_dir, name))
         print('  %-12s %04o' % (name, st.st_mode & 0o7777), file=out)
     if cfg:
-        obj = object_path()
-        current = None
-        if os.path.exists(obj):
-            with open(obj, 'rb') as f:
-                current = hashlib.sha256(f.read()).digest()
+        tier = loaded_tier(cfg)
+        obj = tier.path()
+        print('  tier: %s%s' % (tier.name, ' (forced by --tier)' if cfg['tier_forced'] else ''),
+              file=out)
+        for richer in TIERS[:TIERS.index(tier)]:
+            lack = richer.missing(features)
+            why = ('not on this kernel: %s' % dict((f[0], f[3]) for f in FEATURES)[lack] if lack
+                   else 'forced' if cfg['tier_forced']
+                   else 'refused by the verifier at load, log: %s' % VERIFIER_LOG)
+            print('    without %s (%s): %s' % (richer.name, why, TIERS[TIERS.index(richer)].costs),
+                  file=out)
+        current = _sha256(obj)
         print('  object: %s (sha256 %s%s)' % (obj, cfg['obj_sha256'].hex()[:16],
               '' if current == cfg['obj_sha256'] else ', differs from the file now'), file=out)
         print('  loaded at: %s' % time.strftime('%Y-%m-%d %H:%M:%S',
@@ -387,6 +523,8 @@ def main(argv=None):
                     help='where VMA_STAT comes from: smaps (the default at load) or '
                          'pagewalk (a BPF page-table walk, x86-64, enabled only after '
                          'a check against smaps)')
+    ap.add_argument('--tier', choices=[t.name for t in TIERS],
+                    help='load this tier or fail (default: the richest the kernel verifies)')
     ap.add_argument('--pin-dir', default=PIN_DIR, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -404,19 +542,16 @@ def main(argv=None):
             else:
                 print('task-diag: nothing was loaded')
             return 0
-        obj, features = check_prerequisites()
-        with open(obj, 'rb') as f:
-            digest = hashlib.sha256(f.read()).digest()
-        cfg = read_config(args.pin_dir)
-        fresh = not (len(pinned(args.pin_dir)) == len(PINS) and cfg
-                     and cfg['obj_sha256'] == digest)
+        features = check_prerequisites()
+        fresh = not up_to_date(args.pin_dir, args.tier)
         if fresh:
             if args.pin_dir == PIN_DIR:
                 stop_front()            # it holds the old programs
             if pinned(args.pin_dir) or os.path.isdir(args.pin_dir):
                 unload(args.pin_dir)    # another build, or a partial load: replace it
-            load(obj, args.pin_dir)
-            print('task-diag: loaded %s, pinned under %s' % (os.path.basename(obj), args.pin_dir))
+            tier = load_tier(features, args.pin_dir, args.tier)
+            print('task-diag: loaded tier %s (%s), pinned under %s'
+                  % (tier.name, tier.obj, args.pin_dir))
         started = False
         if args.no_front and args.pin_dir == PIN_DIR and not front_pid() and fuse_mounted():
             stop_front()                # a stale mount: whoever starts the front next needs it gone

@@ -29,7 +29,7 @@ import tempfile
 import time
 
 from .. import wire
-from ..iterproto import (CONFIG, PIN_CONFIG, PIN_DIR, PROBE_CALIBRATE, REQUEST,
+from ..iterproto import (TIER_NOVMA, CONFIG, PIN_CONFIG, PIN_DIR, PROBE_CALIBRATE, REQUEST,
                          VMA_STAT_PAGEWALK, VMA_STAT_SMAPS)
 from ..kernel_fallback.maps import read_vmas
 from . import libbpf
@@ -345,6 +345,8 @@ def enable(features, pin_dir=PIN_DIR):
     fd = _config_fd(pin_dir)
     try:
         cfg = read_config(fd)
+        if cfg['tier'] == TIER_NOVMA:
+            raise Refused('the tier loaded (novma) has no VMA code to walk from')
         if cfg['vma_stat'] == VMA_STAT_PAGEWALK and cfg['pw_page_offset']:
             # Checked again while on: the bases stay as they are (they are
             # fixed at boot, and calibration finds them again), so that a

@@ -17,9 +17,10 @@ import time
 
 from .. import wire
 from ..kernel_fallback import maps
-from ..iterproto import (CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME, EMPTY_VIEWER,
-                         PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS,
-                         PROBE_FOUND, PROBE_VIEWER, REQUEST, VIEWER, VMA_STAT_PAGEWALK)
+from ..iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
+                         EMPTY_VIEWER, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG,
+                         PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST,
+                         TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
 STALE_CHECK_S = 0.05   # PinnedBackend.stale()
@@ -64,18 +65,17 @@ def _last_message(buf):
     return last
 
 
-_vma_supported = None
-
-
-def vma_supported():
-    """Whether the loaded object answers SHOW_VMA: the loader loads the
-    object with the VMA code exactly when the kernel has the open-coded
-    VMA iterator (load.object_path())."""
-    global _vma_supported
-    if _vma_supported is None:
-        from .load import kernel_features
-        _vma_supported = bool(kernel_features().get('open_coded_vma_iter'))
-    return _vma_supported
+def vma_supported(pin_dir=PIN_DIR):
+    """Whether the loaded programs write VMA records themselves (a tier
+    with the VMA code); without, VMAs come from /proc/PID/maps."""
+    try:
+        b = PinnedBackend(pin_dir)
+    except OSError:
+        return False
+    try:
+        return b.has_vma()
+    finally:
+        b.close()
 
 
 def _thread_start_ticks():
@@ -113,6 +113,7 @@ class PinnedBackend:
             raise
         self._local = threading.local()
         self._own_pid_ns = None
+        self._has_vma = None
         self._checked, self._stale = time.monotonic(), False
 
     def _get(self, name):
@@ -154,6 +155,12 @@ class PinnedBackend:
         value = bytearray(CONFIG.size)
         libbpf.map_lookup(self.config_map, (0).to_bytes(4, 'little'), _cbuf(value))
         return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
+
+    def has_vma(self):
+        """Whether our programs write VMA records (the tier loaded)."""
+        if self._has_vma is None:
+            self._has_vma = self.config()['tier'] != TIER_NOVMA
+        return self._has_vma
 
     # -- the request map, keyed by the calling thread ----------------------
 
@@ -228,15 +235,20 @@ class PinnedBackend:
             raise OSError(errno.ESRCH, 'no process %d' % pid)
         return viewer
 
+    def own_pid_ns(self):
+        """(struct pid_namespace * as a number, level) of our pid namespace."""
+        if self._own_pid_ns is None:
+            own = VIEWER.struct.unpack(self.viewer_of(os.getpid()))
+            self._own_pid_ns = (own[VIEWER.names.index('pid_ns')],
+                                own[VIEWER.names.index('pid_ns_level')])
+        return self._own_pid_ns
+
     def same_pid_ns(self, viewer):
         """Whether @viewer numbers pids as we do (then the kernel's per-link
         filter, which takes our numbers, can serve ONE and THREAD)."""
         if viewer == EMPTY_VIEWER:
             return True
-        if self._own_pid_ns is None:
-            own = self.viewer_of(os.getpid())
-            self._own_pid_ns = VIEWER.struct.unpack(own)[VIEWER.names.index('pid_ns')]
-        return VIEWER.struct.unpack(viewer)[VIEWER.names.index('pid_ns')] == self._own_pid_ns
+        return VIEWER.struct.unpack(viewer)[VIEWER.names.index('pid_ns')] == self.own_pid_ns()[0]
 
     # -- one transaction ----------------------------------------------------
 
@@ -301,30 +313,35 @@ class Stream:
     def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER, vma_stat=None):
         if strategy not in wire.STRATEGIES:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-        # VMA_STAT has two sources (task-diag-load --vma-stat).  pagewalk:
-        # the programs write the statistics with each VMA.  smaps: the
-        # programs answer BASE, CRED and STAT, and so decide who sees which
-        # task; each task's VMAs and their statistics are then read from
-        # its /proc/PID/smaps, the kernel's own numbers.  That needs our pid
-        # numbers to be the viewer's, to find the task in our /proc.
-        self.smaps = bool(show & wire.SHOW_VMA and show & wire.SHOW_VMA_STAT)
-        if self.smaps:
+        # Where VMA records come from.  The programs write them, with their
+        # statistics when VMA_STAT comes from the page walk (task-diag-load
+        # --vma-stat=pagewalk).  Otherwise (VMA_STAT from smaps, or a tier
+        # without the VMA code) the programs answer BASE, CRED and STAT, and
+        # so decide who sees which task, and each task's VMAs are read here
+        # from its /proc/PID/smaps or maps, the kernel's own numbers: the
+        # proc_vmas case.  A task whose names the programs could not
+        # resolve exactly comes with MSG_F_VMA_FROM_PROC and is answered
+        # the same way.  To find the tasks of a reader of another pid
+        # namespace in our /proc, the programs add ATTR_HOST_PID.
+        want_vma = bool(show & wire.SHOW_VMA)
+        self.with_stat = bool(want_vma and show & wire.SHOW_VMA_STAT)
+        self.proc_vmas = want_vma and not backend.has_vma()
+        if self.with_stat and not self.proc_vmas:
             if vma_stat is None:
                 vma_stat = backend.vma_stat_source()
-            self.smaps = vma_stat != VMA_STAT_PAGEWALK
-        if self.smaps:
-            if not backend.same_pid_ns(viewer):
-                raise OSError(errno.EOPNOTSUPP,
-                              'TASK_DIAG_SHOW_VMA_STAT: not for a reader in another pid namespace')
+            self.proc_vmas = vma_stat != VMA_STAT_PAGEWALK
+        if self.proc_vmas:
             show &= ~(wire.SHOW_VMA | wire.SHOW_VMA_STAT)
-        if show & wire.SHOW_VMA and not vma_supported():
-            raise OSError(errno.EOPNOTSUPP,
-                          'TASK_DIAG_SHOW_VMA: this kernel lacks the open-coded VMA iterator')
         self.b = backend
         self.strategy = strategy
         self.pid = pid
         self.show = show
         self.fields = _request(strategy, pid, show, seq, viewer)
+        self.host = want_vma and not backend.same_pid_ns(viewer)
+        if self.host:
+            self.fields[_F['host_pid_ns']], self.fields[_F['host_pid_ns_level']] = \
+                backend.own_pid_ns()
+        self.tasks_from_proc = 0     # tasks marked MSG_F_VMA_FROM_PROC (tests look)
         self.pending = b''
         self.fd = -1
         self.started = False
@@ -407,13 +424,19 @@ class Stream:
                     if self.key is None:
                         self._put()
                     chunk = _read(self.fd)
+                from_proc = False
                 if chunk and self.show & wire.SHOW_VMA:
-                    more = self._continuation(chunk)
+                    got = self.b.get(self.key)
+                    from_proc = bool(got and got[_F['from_proc']])
+                    more = self._continuation(chunk, got)
                     if more is not None:
-                        chunk += more
+                        chunk, passes_from_proc = chunk + more[0], more[1]
+                        from_proc = from_proc or passes_from_proc
                         self._put()     # the passes left their own request
-                if chunk and self.smaps:
-                    chunk = self._with_smaps(chunk)
+                    elif from_proc:
+                        self._put()     # from_proc clear for the next read
+                if chunk and (self.proc_vmas or self.host or from_proc):
+                    chunk = self._vmas_from_proc(chunk)
                 if not chunk:
                     self.close()
                     break
@@ -430,31 +453,52 @@ class Stream:
                 self.key = None
         return b''.join(pieces)
 
-    def _with_smaps(self, chunk):
-        """@chunk's messages with each task's VMA records and statistics
-        from its smaps, split as the fallback splits them (VMAs for
-        thread-group leaders only in thread dumps; none without an mm)."""
+    def _vmas_from_proc(self, chunk):
+        """@chunk's messages with the VMA records of each task that needs
+        them (every task in the proc_vmas case, else those marked
+        MSG_F_VMA_FROM_PROC) from its /proc/PID/smaps or maps, split as the
+        fallback splits them (VMAs for thread-group leaders only in thread
+        dumps; none without an mm), and without ATTR_HOST_PID."""
         leaders_only = self.strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
-        out, off = [], 0
-        for hdr, (pid, tgid, _), attrs in wire.iter_messages(chunk):
-            end = off + ((hdr[0] + 3) & ~3)
-            records = None
-            if not leaders_only or pid == tgid:
-                records = maps.vma_records('/proc/%d' % pid, with_stat=True)
-            if records:
-                head = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != wire.TASK_DIAG_STAT]
-                tail = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t == wire.TASK_DIAG_STAT]
-                out.extend(maps.task_messages(pid, tgid, head, records, tail, hdr[3]))
-            else:
-                out.append(chunk[off:end])
-            off = end
+        out, group = [], []
+        for msg in wire.iter_messages(chunk):
+            group.append(msg)
+            if not msg[1][2] & wire.TASK_DIAG_FLAG_CONT:
+                out.extend(self._task_from_proc(chunk, group, leaders_only))
+                group = []
+        if group:                       # cannot be: a read ends with a task's end
+            out.extend(self._task_from_proc(chunk, group, leaders_only))
         return b''.join(out)
 
-    def _continuation(self, chunk):
+    def _task_from_proc(self, chunk, group, leaders_only):
+        """The messages of one task, @group: [iter_messages() items]."""
+        hdr, (pid, tgid, _), attrs = group[0]
+        host = pid
+        head = []
+        for t, a, b in attrs:
+            if t == ATTR_HOST_PID:
+                host = int.from_bytes(chunk[a:a + 4], 'little')
+            elif t not in (wire.TASK_DIAG_VMA, wire.TASK_DIAG_STAT):
+                head.append((t, bytes(chunk[a:b])))
+        tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t == wire.TASK_DIAG_STAT]
+        marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
+        self.tasks_from_proc += marked
+        if (self.proc_vmas or marked) and (not leaders_only or pid == tgid):
+            records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat) if host else None
+            return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
+        # the programs' VMA records, as they are, only without ATTR_HOST_PID
+        out = []
+        for i, (hdr, (pid, tgid, flags), attrs) in enumerate(group):
+            kept = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != ATTR_HOST_PID]
+            out.append(wire.encode_message(pid, tgid, kept, hdr[3],
+                                           flags & ~MSG_F_VMA_FROM_PROC))
+        return out
+
+    def _continuation(self, chunk, got):
         """The rest of the task that @chunk ends inside, if any: passes over
         that task alone, each a program run that goes on where the last
-        stopped, until one ends the task.  None when there was none."""
-        got = self.b.get(self.key) if self.key is not None else None
+        stopped, until one ends the task.  None when there was none, else
+        (bytes, whether a pass marked MSG_F_VMA_FROM_PROC)."""
         if not got or got[_F['cont_state']] != CONT_PENDING:
             return None
         pid, start = got[_F['cont_pid']], got[_F['cont_start']]
@@ -468,7 +512,7 @@ class Stream:
         b = self.b
         viewer = self.fields[_F['viewer']]
         link = b.filtered_link(tid=pid) if b.same_pid_ns(viewer) else None
-        out = []
+        out, from_proc = [], False
         try:
             while True:
                 fields = list(self.fields)
@@ -484,6 +528,7 @@ class Stream:
                     data = b.read_link(b.link_all)
                 got = b.get(self.key)
                 out.append(data)
+                from_proc = from_proc or bool(got and got[_F['from_proc']])
                 state = got[_F['cont_state']] if got else CONT_RESUME
                 if state == CONT_MORE and got[_F['cont_start']] > start:
                     start = got[_F['cont_start']]
@@ -491,7 +536,7 @@ class Stream:
                 if state != CONT_DONE:
                     # the task is gone (or stuck): end its messages
                     out.append(wire.encode_message(pid, tgid, [], self.fields[_F['seq']]))
-                return b''.join(out)
+                return b''.join(out), from_proc
         finally:
             if link is not None:
                 os.close(link)

@@ -18,7 +18,13 @@ REQUEST = Layout('td_request', (
     ('viewer', '%ds' % VIEWER.size),   # struct td_viewer, filled by a TD_PROBE_VIEWER pass
     ('cont_start', 'Q'),        # a task's VMAs split over program runs (td_iter.h)
     ('cont_pid', 'I'), ('cont_state', 'I'),
+    ('host_pid_ns', 'Q'), ('host_pid_ns_level', 'I'),   # TD_ATTR_HOST_PID wanted
+    ('from_proc', 'I'),         # set by the program: TD_MSG_F_VMA_FROM_PROC in this read
 ))
+
+# Between the programs and their drivers only (td_iter.h); drivers strip both.
+MSG_F_VMA_FROM_PROC = 0x80000000    # task_diag_msg.flags: read this task's VMAs from /proc
+ATTR_HOST_PID = 0x3f00              # {tid, tgid} in the driver's pid namespace
 EMPTY_VIEWER = bytes(VIEWER.size)
 
 CONFIG = Layout('td_config', (
@@ -28,7 +34,12 @@ CONFIG = Layout('td_config', (
     ('pw_page_offset', 'Q'), ('pw_vmemmap', 'Q'), ('pw_bad', 'Q'),
     ('pw_levels', 'I'), ('pw_max_swapfiles', 'I'), ('pw_hwpoison_num', 'I'),
     ('vma_stat', 'I'),
+    ('tier', 'I'),              # TIER_*: the object loaded
+    ('tier_forced', 'I'),       # 1: by task-diag-load --tier
 ))
+
+# td_config.tier: the objects, richest first (bpf/Makefile, loader/load.py)
+TIER_DPATH, TIER_WALK, TIER_NOVMA = 1, 2, 3
 
 # td_config.vma_stat: where VMA_STAT's numbers come from
 VMA_STAT_SMAPS, VMA_STAT_PAGEWALK = 0, 1

@@ -6,7 +6,7 @@
  * until one returns 0.
  *
  *   td_dump [-f FILE] [-s all|one|all_thread|children|thread|N] [-p PID]
- *           [-g base,cred,stat|MASK] [-q SEQ] [-b READBUF] [-n REQUESTS]
+ *           [-g base,cred,vma,vma_stat,stat|MASK] [-q SEQ] [-b READBUF] [-n REQUESTS] [-m]
  *
  *   -f  the transactional file (default /run/task-diag)
  *   -s  the dump strategy, by name or number (default all)
@@ -15,9 +15,12 @@
  *   -q  nlmsg_seq of the request (default 1); request i (from 0) uses SEQ + i
  *   -b  the read() buffer (default 160 KiB, what the original tools used)
  *   -n  how many requests, one after the other, on the same descriptor
+ *   -m  print each VMA record too (before its task's line), as a line of
+ *       /proc/PID/maps after "vma PID ", and its statistics, if any, in kB
+ *       as smaps names them after "vma_stat PID "
  *
  * Prints one line per task (after merging TASK_DIAG_FLAG_CONT messages):
- *   pid=P tgid=T [base.F=V ...] [cred.F=V ...] [stat.F=V ...]
+ *   pid=P tgid=T [base.F=V ...] [cred.F=V ...] [vma.count=N] [stat.F=V ...]
  * with the field names of the spec (caps as one 64-bit hex number, comm
  * with bytes outside [!-~] and '\' escaped as \xNN), then after each
  * request's end:
@@ -95,7 +98,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) framing(const char *
 static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: td_dump [-f FILE] [-s all|one|all_thread|children|thread|N] "
-		"[-p PID] [-g base,cred,stat|MASK] [-q SEQ] [-b READBUF] [-n REQUESTS]\n");
+		"[-p PID] [-g base,cred,vma,vma_stat,stat|MASK] [-q SEQ] [-b READBUF] "
+		"[-n REQUESTS] [-m]\n");
 	exit(64);
 }
 
@@ -143,6 +147,10 @@ static unsigned long long parse_groups(const char *s)
 			show |= TASK_DIAG_SHOW_CRED;
 		else if (!strcmp(tok, "stat"))
 			show |= TASK_DIAG_SHOW_STAT;
+		else if (!strcmp(tok, "vma"))
+			show |= TASK_DIAG_SHOW_VMA;
+		else if (!strcmp(tok, "vma_stat"))
+			show |= TASK_DIAG_SHOW_VMA | TASK_DIAG_SHOW_VMA_STAT;
 		else
 			usage();
 	}
@@ -159,7 +167,10 @@ struct task {
 	struct task_diag_base base;
 	struct task_diag_creds cred;
 	struct task_diag_stat stat;
+	long long vmas;			/* VMA records, over all its messages */
 };
+
+static int print_vmas;			/* -m */
 
 static __u64 caps(struct task_diag_caps c)
 {
@@ -191,6 +202,8 @@ static void print_task(const struct task *t)
 		       b->tgid, b->pid, b->ppid, b->tpid, b->sid, b->pgid, b->state);
 		print_comm(b->comm);
 	}
+	if (t->have[TASK_DIAG_VMA] || t->vmas)
+		printf(" vma.count=%lld", t->vmas);
 	if (t->have[TASK_DIAG_CRED]) {
 		const struct task_diag_creds *c = &t->cred;
 
@@ -293,6 +306,62 @@ static int remember(__u32 pid)
 
 /* --- one message ----------------------------------------------------------- */
 
+/* The records of one VMA attribute: checked, counted, printed with -m. */
+static void vma_records(struct task *t, char *data, size_t len, __u64 show)
+{
+	char *p = data, *end = data + len;
+
+	while (p < end) {
+		struct task_diag_vma v;
+		const char *name;
+
+		if ((size_t)(end - p) < sizeof(v))
+			framing("task %u: a VMA record cut short", t->pid);
+		memcpy(&v, p, sizeof(v));
+		if (v.vma_len < sizeof(v) || v.vma_len > end - p ||
+		    (v.name_len && (v.name_off < sizeof(v) ||
+				    v.name_off + v.name_len > v.vma_len ||
+				    p[v.name_off + v.name_len - 1])) ||
+		    (v.stat_len && (v.stat_off < sizeof(v) ||
+				    v.stat_off + v.stat_len > v.vma_len)))
+			framing("task %u: a bad VMA record", t->pid);
+		if (!(show & TASK_DIAG_SHOW_VMA_STAT) != !v.stat_len)
+			framing("task %u: VMA statistics %s", t->pid,
+				v.stat_len ? "not requested, sent" : "requested, not sent");
+		t->vmas++;
+		if (print_vmas) {
+			name = v.name_len ? p + v.name_off : "";
+			printf("vma %u %llx-%llx %c%c%c%c %08llx %02x:%02x %llu%s%s\n", t->pid,
+			       (unsigned long long)v.start, (unsigned long long)v.end,
+			       v.vm_flags & TASK_DIAG_VMA_F_READ ? 'r' : '-',
+			       v.vm_flags & TASK_DIAG_VMA_F_WRITE ? 'w' : '-',
+			       v.vm_flags & TASK_DIAG_VMA_F_EXEC ? 'x' : '-',
+			       v.vm_flags & TASK_DIAG_VMA_F_MAYSHARE ? 's' : 'p',
+			       (unsigned long long)v.pgoff, v.major, v.minor,
+			       (unsigned long long)v.inode, *name ? " " : "", name);
+			if (v.stat_len >= sizeof(struct task_diag_vma_stat)) {
+				struct task_diag_vma_stat st;
+
+				memcpy(&st, p + v.stat_off, sizeof(st));
+				printf("vma_stat %u Rss=%llu Pss=%llu Shared_Clean=%llu "
+				       "Shared_Dirty=%llu Private_Clean=%llu Private_Dirty=%llu "
+				       "Referenced=%llu Anonymous=%llu AnonHugePages=%llu Swap=%llu\n",
+				       t->pid, (unsigned long long)st.resident >> 10,
+				       (unsigned long long)st.pss >> 22,
+				       (unsigned long long)st.shared_clean >> 10,
+				       (unsigned long long)st.shared_dirty >> 10,
+				       (unsigned long long)st.private_clean >> 10,
+				       (unsigned long long)st.private_dirty >> 10,
+				       (unsigned long long)st.referenced >> 10,
+				       (unsigned long long)st.anonymous >> 10,
+				       (unsigned long long)st.anonymous_thp >> 10,
+				       (unsigned long long)st.swap >> 10);
+			}
+		}
+		p += v.vma_len;
+	}
+}
+
 static void message(struct task *t, struct nlmsghdr *hdr, __u32 seq, __u64 show,
 		    long long at)
 {
@@ -360,6 +429,9 @@ static void message(struct task *t, struct nlmsghdr *hdr, __u32 seq, __u64 show,
 			if (len < sizeof(t->stat))
 				framing("task %u: STAT of %zu bytes", t->pid, len);
 			memcpy(&t->stat, data, sizeof(t->stat));
+			break;
+		case TASK_DIAG_VMA:
+			vma_records(t, data, len, show);
 			break;
 		}
 		pos += NLA_ALIGN(na->nla_len);
@@ -453,7 +525,7 @@ int main(int argc, char **argv)
 	char *buf;
 	int opt, fd;
 
-	while ((opt = getopt(argc, argv, "f:s:p:g:q:b:n:")) != -1) {
+	while ((opt = getopt(argc, argv, "f:s:p:g:q:b:n:m")) != -1) {
 		switch (opt) {
 		case 'f': path = optarg; break;
 		case 's': strategy = parse_strategy(optarg); break;
@@ -462,6 +534,7 @@ int main(int argc, char **argv)
 		case 'q': seq = number(optarg); break;
 		case 'b': bufsize = number(optarg); break;
 		case 'n': requests = number(optarg); break;
+		case 'm': print_vmas = 1; break;
 		default: usage();
 		}
 	}

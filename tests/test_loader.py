@@ -7,6 +7,7 @@ directory is removed whatever happens.  With --pin-dir other than the
 default the loader starts no front (/run/task-diag).
 """
 import hashlib
+import io
 import json
 import os
 import re
@@ -219,13 +220,25 @@ def test_non_root_is_refused(pin_dir, args):
 
 
 def _features_expected():
-    """{feature: whether this kernel has it}, from the version each needs."""
+    """{feature: whether this kernel has it}, from the version each needs;
+    the trusted vm_file, which no version tells (a late-2025 verifier change,
+    backported or not), from bpftool's dump of the kernel's BTF."""
     release = tuple(int(x) for x in re.match(r'(\d+)\.(\d+)', os.uname().release).groups())
     out = {}
     for name, _, _, what in loader.FEATURES:
+        if name == 'trusted_vm_file':
+            out[name] = btf_has('vm_area_struct__safe_trusted_or_null')
+            continue
         need_version = tuple(int(x) for x in re.search(r'\((\d+)\.(\d+)\)', what).groups())
         out[name] = release >= need_version
     return out
+
+
+def btf_has(type_name):
+    """Whether bpftool finds @type_name among the kernel's BTF types."""
+    r = subprocess.run(['bpftool', 'btf', 'dump', 'file', '/sys/kernel/btf/vmlinux',
+                        'format', 'raw'], capture_output=True, text=True, check=True)
+    return "'%s'" % type_name in r.stdout
 
 
 def _status(pin_dir, user=None):
@@ -360,3 +373,102 @@ def test_pin_dir_is_hidden_from_help():
     assert r.returncode == 0
     assert '--unload' in r.stdout and '--status' in r.stdout
     assert '--pin-dir' not in r.stdout
+
+
+# --- tiers: what verifies on this kernel, each one forced --------------------------------
+
+def _tier_possible(tier):
+    """Whether this kernel can load @tier, by the independent oracle: the
+    version for the VMA iterator, bpftool's BTF dump for the trusted vm_file."""
+    have = _features_expected()
+    return all(have[n] for n in tier.needs)
+
+
+TINY = r'''
+import mmap, os, sys
+f = open(sys.argv[1], 'wb+'); f.write(b'x' * 8192); f.flush()
+m = mmap.mmap(f.fileno(), 8192)
+os.unlink(sys.argv[1])
+print('ready', flush=True)
+sys.stdin.read()
+'''
+
+
+def _answers(pin_dir, tmp_path):
+    """The tier under @pin_dir answers: BASE of this process, VMAs of a
+    child equal to its maps (through whatever source the tier has)."""
+    from task_diag.loader.pinned import PinnedBackend
+    from helpers_vma import maps_lines, vma_lines
+    b = PinnedBackend(pin_dir)
+    child = subprocess.Popen([sys.executable, '-c', TINY, str(tmp_path / 'mapped')],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline() == b'ready\n'
+        (me,) = wire.iter_decode(b.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_BASE))
+        assert (me.pid, me.base.ppid) == (os.getpid(), os.getppid())
+        (task,) = wire.iter_decode(b.raw(wire.DUMP_ONE, child.pid,
+                                         wire.SHOW_BASE | wire.SHOW_VMA))
+        lines = maps_lines(child.pid)
+        assert any(n.endswith('/mapped (deleted)') for _, n in lines)
+        assert vma_lines(task.vmas) == lines
+        return b.has_vma()
+    finally:
+        child.kill()
+        child.wait()
+        b.close()
+
+
+@pytest.mark.parametrize('name', [t.name for t in loader.TIERS])
+def test_each_tier_forced(pin_dir, tmp_path, name):
+    tier = loader.TIER_BY_NAME[name]
+    r = run(pin_dir, '--tier', name, '--no-front')
+    if not _tier_possible(tier):
+        # refused by the verifier, not by a guess: the log says so
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert 'tier %s refused by the verifier' % name in r.stdout, r.stdout
+        assert loader.VERIFIER_LOG in r.stdout
+        with open(loader.VERIFIER_LOG) as f:
+            log = f.read()
+        assert '== %s:' % name in log and os.uname().release in log
+        assert 'R1 type=untrusted_ptr' in log or 'processed' in log, log[-2000:]
+        assert not os.path.exists(pin_dir) or not os.listdir(pin_dir)
+        return
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'loaded tier %s (%s)' % (name, tier.obj) in r.stdout
+    status = _status(pin_dir).stdout
+    assert '  tier: %s (forced by --tier)' % name in status, status
+    assert loader.read_config(pin_dir)['tier'] == tier.number
+    assert _answers(pin_dir, tmp_path) == (tier.number != loader.TIER_NOVMA)
+    # again: the same tier forced is already loaded; the default then replaces it
+    assert 'already loaded' in run(pin_dir, '--tier', name, '--no-front').stdout
+    assert 'loaded tier' in run(pin_dir, '--no-front').stdout
+
+
+def test_default_tier_is_the_richest_that_verifies(pin_dir, tmp_path):
+    richest = next(t for t in loader.TIERS if _tier_possible(t))
+    load(pin_dir)
+    status = _status(pin_dir).stdout
+    assert '  tier: %s\n' % richest.name in status, status
+    for t in loader.TIERS[:loader.TIERS.index(richest)]:
+        assert '    without %s (' % t.name in status
+    _answers(pin_dir, tmp_path)
+
+
+def test_a_refused_tier_falls_back(pin_dir, tmp_path):
+    """Told that every feature is there, the loader tries the richest tier;
+    where the verifier refuses it, the next one loads and the refusal is
+    logged, never fatal."""
+    features = dict(loader.kernel_features(), trusted_vm_file=True)
+    out = io.StringIO()
+    tier = loader.load_tier(features, pin_dir, out=out)
+    try:
+        if _tier_possible(loader.TIERS[0]):
+            assert tier is loader.TIERS[0] and out.getvalue() == ''
+        else:
+            assert tier.name == 'walk', out.getvalue()
+            assert 'tier dpath refused by the verifier' in out.getvalue()
+            with open(loader.VERIFIER_LOG) as f:
+                assert 'bpf_d_path' in f.read()
+            _answers(pin_dir, tmp_path)
+    finally:
+        loader.unload(pin_dir)

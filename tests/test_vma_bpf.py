@@ -21,6 +21,7 @@ from task_diag import wire
 from task_diag.loader.pinned import PinnedBackend, vma_supported
 
 from conftest import need
+from helpers_vma import maps_lines, vma_lines
 
 SHOW = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_VMA | wire.SHOW_STAT
 MAX_MSG = 32 * 1024
@@ -89,31 +90,6 @@ def spawn(tmp_path, n=0):
 def finish(p):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-
-
-def maps_lines(pid):
-    with open('/proc/%d/maps' % pid, 'rb') as f:
-        lines = f.read().decode('utf-8', 'surrogateescape').splitlines()
-    out = []
-    for line in lines:
-        f = line.split(None, 5)
-        name = f[5] if len(f) > 5 else ''
-        out.append((' '.join(f[:5]), name))
-    return out
-
-
-def vma_lines(vmas):
-    out = []
-    for v in vmas:
-        perms = ''.join(c if v.vm_flags & wire.VMA_F[n] else '-'
-                        for c, n in (('r', 'READ'), ('w', 'WRITE'), ('x', 'EXEC')))
-        perms += 's' if v.vm_flags & wire.VMA_F['MAYSHARE'] else 'p'
-        name = v.name
-        if isinstance(name, bytes):
-            name = name.rstrip(b'\0').decode('utf-8', 'surrogateescape')
-        out.append(('%x-%x %s %08x %02x:%02x %d' % (v.start, v.end, perms, v.pgoff, v.major,
-                                                   v.minor, v.inode), name or ''))
-    return out
 
 
 def messages(raw):
