@@ -344,18 +344,33 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
 PIDFILE = '/run/task-diag.pid'
 LOGFILE = '/run/task-diag.log'
 MNT_DETACH = 2
+DAEMON = 'task_diag.fuse_front.daemon'
 
 
-def front_pid():
-    """The pid of a live front daemon, or None."""
+def pidfile(path=MOUNTPOINT):
+    """The pid file of the front on @path: one per mount point, so that a
+    front started on another path never stops, or is taken for, the real
+    one."""
+    if os.path.abspath(path) == MOUNTPOINT:
+        return PIDFILE
+    return '/run/task-diag-%s.pid' % hashlib.sha256(os.fsencode(os.path.abspath(path))
+                                                     ).hexdigest()[:16]
+
+
+def front_pid(path=MOUNTPOINT):
+    """The pid of a live front daemon serving @path, or None: the pid file's
+    process must be our daemon, started for that mount point."""
     try:
-        with open(PIDFILE) as f:
+        with open(pidfile(path)) as f:
             pid = int(f.read())
         with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            if b'task_diag.fuse_front.daemon' in f.read():
-                return pid
+            argv = f.read().split(b'\0')
     except (OSError, ValueError):
-        pass
+        return None
+    want = os.fsencode(os.path.abspath(path))
+    if DAEMON.encode() in argv and any(a == b'--mountpoint' and b == want
+                                       for a, b in zip(argv, argv[1:])):
+        return pid
     return None
 
 
@@ -389,12 +404,12 @@ def stop_front(path=MOUNTPOINT):
     """Stops the daemon and removes its mount, including a stale one left
     by a daemon that died; returns whether anything was there."""
     found = False
-    pid = front_pid()
+    pid = front_pid(path)
     if pid:
         found = True
         os.kill(pid, signal.SIGTERM)
         for _ in range(100):
-            if front_pid() != pid:
+            if front_pid(path) != pid:
                 break
             time.sleep(0.05)
         else:
@@ -404,15 +419,14 @@ def stop_front(path=MOUNTPOINT):
         _umount(path)
     if os.path.isfile(path) and not fuse_mounted(path) and os.path.getsize(path) == 0:
         os.unlink(path)                 # the empty mountpoint: nothing may mistake it for the front
-    for name in (PIDFILE,):
-        try:
-            os.unlink(name)
-        except FileNotFoundError:
-            pass
+    try:
+        os.unlink(pidfile(path))
+    except FileNotFoundError:
+        pass
     return found
 
 
-def _front_outdated():
+def _front_outdated(path=MOUNTPOINT):
     """Whether the code the daemon runs changed after it started (its pid
     file is written at its start): then it is restarted, so that loading
     again after an upgrade does not leave the old daemon serving."""
@@ -422,7 +436,7 @@ def _front_outdated():
             for n in os.listdir(os.path.dirname(fuse_front.__file__)) if n.endswith('.py')]
     code += [pinned.__file__, iterproto.__file__, wire.__file__, libbpf.__file__]
     try:
-        started = os.stat(PIDFILE).st_mtime
+        started = os.stat(pidfile(path)).st_mtime
         return max(os.stat(f).st_mtime for f in code) > started
     except OSError:
         return True
@@ -431,16 +445,19 @@ def _front_outdated():
 def start_front(pin_dir=PIN_DIR, path=MOUNTPOINT):
     """Starts the daemon unless one answers already; waits until the file
     answers.  A stale mount (its daemon killed) is removed first."""
-    if front_pid() and front_answers(path) and not _front_outdated():
+    path = os.path.abspath(path)
+    if front_pid(path) and front_answers(path) and not _front_outdated(path):
         return False
     stop_front(path)
     log = open(LOGFILE, 'ab')
+    # -I: the daemon runs as root; without it the directory the admin
+    # stands in (and PYTHONPATH) would come first on its sys.path, and a
+    # module planted there would run as root.  From / besides.
     proc = subprocess.Popen(
-        [sys.executable, '-m', 'task_diag.fuse_front.daemon', '--mountpoint', path,
-         '--pin-dir', pin_dir],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+        [sys.executable, '-I', '-m', DAEMON, '--mountpoint', path, '--pin-dir', pin_dir],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd='/')
     log.close()
-    with open(PIDFILE, 'w') as f:
+    with open(pidfile(path), 'w') as f:
         f.write('%d\n' % proc.pid)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:

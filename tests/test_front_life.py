@@ -111,3 +111,41 @@ def test_unload_stops_and_unmounts(td, restore):
     assert '%s answers' % FRONT in r.stdout, r.stdout
     assert daemon_pid() not in (None, pid)
     assert len(fuse_mounts()) == 1
+
+
+PLANT = '''
+import os
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ran-as-%d' % os.getuid()),
+     'w').close()
+raise ImportError('planted')
+'''
+
+
+def test_a_module_planted_where_root_stands_does_not_run(front, tmp_path):
+    """task-diag-load run from a directory where anyone can write: the
+    daemon (root) must not import a module planted there (it starts with
+    python -I, from /).  And a front on another mount point has its own pid
+    file: stopping it leaves the real one running."""
+    plant = tmp_path / 'plant'
+    plant.mkdir()
+    os.chmod(plant, 0o1777)
+    for name in ('mfusepy.py', 'fuse.py', 'errno.py'):   # what the daemon imports first
+        (plant / name).write_text(PLANT)
+    other = str(tmp_path / 'other-front')
+    real = loader.front_pid()
+    assert real
+    code = ('import os, sys; from task_diag.loader import load; os.chdir(sys.argv[1]); '
+            'load.start_front(path=sys.argv[2])')
+    r = subprocess.run([PY, '-c', code, str(plant), other], capture_output=True, text=True,
+                       timeout=60, cwd=str(plant), env=dict(os.environ, PYTHONPATH=str(plant)))
+    try:
+        assert r.returncode == 0, r.stderr
+        assert not [p.name for p in plant.iterdir() if p.name.startswith('ran-as-')]
+        assert loader.front_answers(other, timeout=5)
+        ours = loader.front_pid(other)
+        assert ours and ours != real
+        assert loader.pidfile(other) != loader.PIDFILE
+    finally:
+        loader.stop_front(other)
+    assert loader.front_pid() == real and loader.front_answers(timeout=5)
+    assert not os.path.exists(loader.pidfile(other))
