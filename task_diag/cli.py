@@ -15,6 +15,16 @@ GROUPS = {'base': wire.SHOW_BASE, 'cred': wire.SHOW_CRED, 'stat': wire.SHOW_STAT
 STRATEGIES = {name: value for value, name in wire.STRATEGY_NAMES.items()}
 
 
+def printable(name):
+    """@name as ps prints it: a character that is not printable (a control
+    such as ESC, which would drive the terminal, or a byte that is not
+    UTF-8, decoded as a surrogate escape) becomes '?', as procps'
+    escape_str() does."""
+    if name.isprintable():
+        return name
+    return ''.join(c if c.isprintable() else '?' for c in name)
+
+
 def cmd_ps(args):
     strategy = wire.DUMP_ALL_THREAD if args.threads else wire.DUMP_ALL
     tasks = api.dump(strategy, show=wire.SHOW_BASE, source=args.source)
@@ -25,7 +35,7 @@ def cmd_ps(args):
         stat = b.state_letter + ('s' if b.sid == b.tgid else '')
         ids = (b.tgid, b.pid, b.ppid, b.pgid, b.sid) if args.threads else \
             (b.tgid, b.ppid, b.pgid, b.sid)
-        rows.append([str(i) for i in ids] + [stat, b.comm])
+        rows.append([str(i) for i in ids] + [stat, printable(b.comm)])
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
     out = sys.stdout
     header = ' '.join(c.rjust(w) for c, w in zip(cols, widths)) + ' STAT COMMAND'
