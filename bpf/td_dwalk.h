@@ -46,9 +46,6 @@
 
 extern const void simple_dname __ksym __weak;
 extern const void anon_inodefs_dname __ksym __weak;
-extern u32 LINUX_KERNEL_VERSION __kconfig;
-
-#define TD_KVER(a, b, c) (((a) << 16) + ((b) << 8) + (c))
 
 enum { TD_WALK_ON, TD_WALK_DONE, TD_WALK_ESCAPED, TD_WALK_LONG };
 
@@ -256,18 +253,36 @@ static __always_inline long td_walk_into(char *dst, u32 size, u64 vfsmnt, u64 de
 }
 
 /*
- * The path /proc/PID/maps names for @file (file_user_path()): a backing
- * file's user_path (overlayfs, 6.6+), else f_path.  FMODE_BACKING moved
- * from bit 25 to bit 24 in 6.14 (the fsnotify pre-content change).
+ * Whether @file is a backing file (fs/file_table.c, 6.6 on), for which
+ * /proc/PID/maps names user_path and its inode (file_user_path(),
+ * file_user_inode()), not f_path: what overlayfs, and FUSE passthrough,
+ * map.  FMODE_BACKING is not one bit across kernels (bit 25, then 24 from
+ * the fsnotify pre-content change, which stable kernels took at various
+ * points: Debian's 6.12.118 has 24), and the bit next to it meant other
+ * things (FMODE_DIO_PARALLEL_WRITE, FMODE_NONOTIFY).  So either bit only
+ * makes the file a candidate, and it is one if what sits at user_path
+ * names a dentry of an overlayfs or FUSE inode other than f_path's: memory
+ * past a struct file that is not a backing_file (read with probes, which
+ * cannot fault) does not pass for that.
  */
+#define TD_FMODE_BACKING_BITS	(3U << 24)
+#define OVERLAYFS_SUPER_MAGIC	0x794c7630
+#define FUSE_SUPER_MAGIC	0x65735546
+
 static __always_inline bool td_backing(struct file *file)
 {
-	u32 bit;
+	struct backing_file *bf = (void *)file;
+	struct dentry *ud;
+	unsigned long magic;
 
-	if (!bpf_core_type_exists(struct backing_file))
+	if (!bpf_core_type_exists(struct backing_file) ||
+	    !(BPF_CORE_READ(file, f_mode) & TD_FMODE_BACKING_BITS))
 		return false;
-	bit = LINUX_KERNEL_VERSION >= TD_KVER(6, 14, 0) ? 1U << 24 : 1U << 25;
-	return BPF_CORE_READ(file, f_mode) & bit;
+	ud = BPF_CORE_READ(bf, user_path.dentry);
+	if (!ud || ud == BPF_CORE_READ(file, f_path.dentry))
+		return false;
+	magic = BPF_CORE_READ(ud, d_inode, i_sb, s_magic);
+	return magic == OVERLAYFS_SUPER_MAGIC || magic == FUSE_SUPER_MAGIC;
 }
 
 static __always_inline void td_user_path(struct file *file, u64 *mnt, u64 *dentry)

@@ -280,10 +280,11 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
     return digest
 
 
-def load_tier(features, pin_dir=PIN_DIR, forced=None, out=sys.stdout):
+def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
     """Loads the richest tier that the kernel verifies (only @forced, when
     given) and pins it; returns the Tier.  A refused richer tier is never
     fatal while a poorer one loads: its verifier lines go to VERIFIER_LOG."""
+    out = out or sys.stdout
     refused = []
     for tier, why in tiers_to_try(features, forced):
         if why:
@@ -476,7 +477,8 @@ def start_front(pin_dir=PIN_DIR, path=MOUNTPOINT):
     raise OSError(0, 'the front on %s did not answer%s' % (path, ': ' + tail if tail else ''))
 
 
-def status(pin_dir=PIN_DIR, out=sys.stdout):
+def status(pin_dir=PIN_DIR, out=None):
+    out = out or sys.stdout
     names = pinned(pin_dir)
     cfg = read_config(pin_dir) if names else None
     features = kernel_features()

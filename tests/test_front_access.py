@@ -28,6 +28,7 @@ from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_t
 from test_front import family, fd, front, td  # noqa: F401 (fixtures)
 
 NOBODY = 65534
+HERE = os.path.dirname(os.path.abspath(__file__))
 CLONE_NEWUSER = 0x10000000
 
 
@@ -315,3 +316,91 @@ def test_first_reader_is_whom_it_answers_for(fd, family, tools):
     # root, reading the same request on another descriptor, sees everything
     _, mine = transact(fd, request(wire.DUMP_ALL_THREAD, 0, BASE, 11))
     assert set(family.tids) <= {t.pid for t in mine}
+
+
+# --- the original selftests (_run.sh) in a new pid and mount namespace -----------------
+
+SELFTEST = r'''
+import json, os, subprocess, sys
+td, fork, names, tmp = sys.argv[1:5]
+def run(*args):
+    p = subprocess.run([td] + [str(a) for a in args], capture_output=True, text=True,
+                       errors='surrogateescape')
+    return [p.returncode, p.stdout, p.stderr]
+def start(*args):
+    p = subprocess.Popen(list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().startswith('ready')
+    return p
+load = start(fork, '1000', '10')                # 1000 processes x 10 threads
+one = start(fork, '1', '1234')                  # a process of 1234 threads
+one_child = int(open('/proc/%d/task/%d/children' % (one.pid, one.pid)).read().split()[0])
+work = start(sys.executable, names, tmp)        # every kind of VMA name
+out = {'me': os.getpid(), 'fork': load.pid, 'one': one_child, 'work': work.pid,
+       'all': run('-s', 'all', '-g', 'base,vma'),                      # all --maps
+       'All': run('-s', 'all_thread', '-g', 'base,cred,vma_stat'),     # All --smaps --cred
+       'children': run('-s', 'children', '-p', load.pid),
+       'one_cred': run('-s', 'one', '-p', 1, '-g', 'base,cred'),
+       'thread': run('-s', 'thread', '-p', one_child, '-g', 'base,cred,vma_stat'),
+       'maps': run('-s', 'one', '-p', work.pid, '-g', 'vma', '-m'),
+       'want': open('/proc/%d/maps' % work.pid, 'rb').read().decode('utf-8', 'surrogateescape')}
+for p in (load, one, work):
+    p.terminate() if p is not work else p.kill()
+    p.wait()
+print(json.dumps(out))
+'''
+
+
+@pytest.fixture(scope='module')
+def fork_tool(tmp_path_factory):
+    """bench/fork.c, the original selftests' load generator, built."""
+    need(shutil.which('gcc'), 'gcc is needed to build bench/fork.c')
+    exe = str(tmp_path_factory.mktemp('fork') / 'fork')
+    subprocess.run(['gcc', '-O2', '-Wall', '-Werror', '-pthread', '-o', exe,
+                    os.path.join(os.path.dirname(HERE), 'bench', 'fork.c')], check=True)
+    return exe
+
+
+def test_original_selftests_in_a_pid_namespace(td, front, tools, fork_tool, tmp_path):
+    """What the original's run.sh did (unshare -p -f -m --mount-proc, then
+    task_diag_all all --maps, All --smaps --cred, children, one --cred, and
+    thread --maps --cred --smaps of a 1234-thread process), with td_dump on
+    /run/task-diag and the default load: every task, every thread, no error;
+    and the VMA lines of a process with every kind of name equal to its maps
+    as read in that namespace."""
+    os.chmod(tmp_path, 0o755)
+    r = subprocess.run(['unshare', '-p', '-f', '-m', '--mount-proc', PY, '-c', SELFTEST, td,
+                        fork_tool, os.path.join(HERE, 'helpers_names.py'), str(tmp_path)],
+                       capture_output=True, text=True, timeout=300, cwd='/')
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got['me'] == 1
+    results = {}
+    for name in ('all', 'All', 'children', 'one_cred', 'thread', 'maps'):
+        rc, out, err = got[name]
+        assert (rc, err) == (0, ''), (name, err)
+        results[name] = out
+    tasks = lambda name: parse_td('\n'.join(  # noqa: E731 (td_dump's task lines only)
+        line for line in results[name].splitlines() if not line.startswith('vma')))[0]
+    forks = [t for t in tasks('all') if t['base.comm'] == 'fork']
+    assert len(forks) == 1000 + 1 + 2            # the load, its parent, one's parent and child
+    assert all(t['vma.count'] > 5 for t in forks)
+    threads = [t for t in tasks('All') if t['base.comm'] == 'fork']
+    assert len(threads) == 1000 * 10 + 1 + 1 + 1234
+    assert all(('vma.count' in t) == (t['pid'] == t['tgid']) for t in threads)
+    assert all(t['vma.count'] > 5 for t in threads if t['pid'] == t['tgid'])
+    children = tasks('children')
+    assert len(children) == 1000 and all(t['base.ppid'] == got['fork'] for t in children)
+    (init,) = tasks('one_cred')
+    assert init['pid'] == 1 and init['cred.uid'] == 0
+    thread = tasks('thread')
+    assert len(thread) == 1234 and {t['tgid'] for t in thread} == {got['one']}
+    stats = [line for line in results['All'].splitlines() if line.startswith('vma_stat ')]
+    assert not stats                              # no -m there; the counts say enough
+    lines = [line.split(' ', 2)[2] for line in results['maps'].splitlines()
+             if line.startswith('vma ')]
+    want = got['want'].splitlines()
+    # maps pads the inode column to align names; td_dump prints one space
+    assert [' '.join(line.split(None, 5)) for line in lines] == \
+           [' '.join(line.split(None, 5)) for line in want]
+    assert any('/ovl/merged/from lower' in line for line in lines)
+

@@ -11,8 +11,21 @@ PID 1, ourselves) the fields that cannot change between two calls must
 match.  It also reads the pinned iterator files directly, as root and as an
 unprivileged user, then unloads and checks that nothing is left pinned.
 
+Besides: the tier loaded must be the richest whose prerequisites the
+kernel's BTF shows (loader.TIERS, Tier.missing()); `task-diag ps` must
+list the processes of /proc, with the test tasks' columns as their
+/proc/PID/stat says; VMA must equal /proc/PID/maps for the test tasks and
+VMA_STAT smaps for the stopped one (on every tier: where the programs have
+no VMA code, the driver reads maps and smaps itself); and a protocol round
+through /run/task-diag (the FUSE front, started here) with the C client
+tests/td_dump.c, which the host builds (tests/bin/td_dump, or --td-dump
+PATH): its tasks against /proc and the BPF answers, its -m VMA lines
+against maps and smaps.
+
+    vm_check.py [--force] [--td-dump PATH]
+
 The last line of stdout is the summary the host test parses:
-    TASK_DIAG_VM_CHECK ok kernel=6.1.0-56-amd64 checks=123 mismatches=0 seconds=12.3
+    TASK_DIAG_VM_CHECK ok kernel=6.1.0-56-amd64 checks=123 mismatches=0 seconds=12.3 tier=novma
 (`FAIL` instead of `ok` on any mismatch; exit status 1, or 2 when the
 program does not load at all).  Python is 20-40x slower under TCG: keep
 this file small.
@@ -21,6 +34,7 @@ import ctypes
 import errno
 import io
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,11 +58,22 @@ if os.environ.get('STOCK_KERNEL_RUN_GUEST') != '1' and '--force' not in sys.argv
                      '(STOCK_KERNEL_RUN_GUEST is not 1; --force overrides)\n')
     sys.exit(2)
 
+import subprocess                                           # noqa: E402
+
 import task_diag                                            # noqa: E402
-from task_diag import wire                                  # noqa: E402
+from task_diag import cli, wire                             # noqa: E402
+from task_diag.fuse_front.client import MOUNTPOINT, fuse_mounted  # noqa: E402
 from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PIN_DIR  # noqa: E402
+from task_diag.kernel_fallback.maps import read_vmas        # noqa: E402
 from task_diag.kernel_fallback.procfs import ProcBackend    # noqa: E402
 from task_diag.loader import load as loader                 # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers_vma
+from helpers_vma import maps_lines, parse_maps, vma_lines  # noqa: E402
+
+TD_DUMP = (sys.argv[sys.argv.index('--td-dump') + 1] if '--td-dump' in sys.argv[:-1]
+           else os.path.join(os.path.dirname(HERE), 'bin', 'td_dump'))
 
 SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
 libc = ctypes.CDLL(None, use_errno=True)
@@ -504,6 +529,338 @@ def run_checks(pids):
                     % (label, seen, reader, pids['td-user']))
 
 
+# --- the tier, task-diag ps, VMA and VMA_STAT, the front -----------------------
+
+def check_tier(status_text):
+    """The tier loaded against the richest whose prerequisites the kernel's
+    BTF shows; both where the config and where --status say it.  The
+    name, for the summary."""
+    global checks
+    features = loader.kernel_features()
+    cfg = loader.read_config(PIN_DIR)
+    got = loader.loaded_tier(cfg)
+    want = next((t for t in loader.TIERS if not t.missing(features)), None)
+    say('tier %s, expected %s (kernel features: %s)' % (
+        got.name, want and want.name, ', '.join(sorted(f for f, v in features.items() if v))))
+    checks += 1
+    if got is not want or cfg['tier_forced']:
+        log = ''
+        try:
+            with open(loader.VERIFIER_LOG) as f:
+                log = '\n    ' + '\n    '.join(f.read().strip().splitlines()[-15:])
+        except OSError:
+            pass
+        problem('tier %s%s loaded, expected %s (the richest this kernel has the '
+                'prerequisites of)%s' % (got.name, ' (forced)' if cfg['tier_forced'] else '',
+                                         want and want.name, log))
+    shown = [line.split(':', 1)[1].split()[0] for line in status_text.splitlines()
+             if line.startswith('  tier:')]
+    checks += 1
+    if shown != [got.name]:
+        problem('task-diag-load --status shows tier %s, the config %s' % (shown, got.name))
+    return got.name
+
+
+def proc_pids():
+    return {int(p) for p in os.listdir('/proc') if p.isdigit()}
+
+
+def proc_stat(pid):
+    """(comm, state letter, ppid, pgrp, session) of /proc/PID/stat."""
+    with open('/proc/%d/stat' % pid, 'rb') as f:
+        data = f.read()
+    close = data.rindex(b')')
+    rest = data[close + 2:].split()
+    return (data[data.index(b'(') + 1:close].decode('utf-8', 'surrogateescape'),
+            rest[0].decode(), int(rest[1]), int(rest[2]), int(rest[3]))
+
+
+def check_pid_set(label, printed, before, after, extra=()):
+    """@printed: the pids an answer listed; every process of /proc that
+    lived through it must be there, and nothing else but @extra."""
+    global checks
+    checks += 1
+    stable = before & after
+    missing = stable - printed
+    unknown = printed - before - after - set(extra)
+    if missing or unknown:
+        problem('%s: pids not as in /proc: missing %s, not in /proc %s'
+                % (label, sorted(missing), sorted(unknown)))
+
+
+def check_ps(pids):
+    """`task-diag ps` (cli.main in-process: a second interpreter costs
+    seconds here) against /proc."""
+    global checks
+    out = io.StringIO()
+    before = proc_pids()
+    with redirect_stdout(out):
+        rc = cli.main(['--source', 'bpf', 'ps'])
+    after = proc_pids()
+    lines = out.getvalue().splitlines()
+    checks += 1
+    if rc != 0 or not lines or lines[0].split() != ['PID', 'PPID', 'PGID', 'SID', 'STAT',
+                                                     'COMMAND']:
+        problem('task-diag ps: exit %s, output %r' % (rc, out.getvalue()[:500]))
+        return
+    rows = {}
+    for line in lines[1:]:
+        f = line.split(None, 5)
+        rows[int(f[0])] = (f[5] if len(f) > 5 else '', f[4], int(f[1]), int(f[2]), int(f[3]))
+    say('task-diag ps: %d processes' % len(rows))
+    check_pid_set('task-diag ps', set(rows), before, after)
+    for name, pid in sorted(pids.items()):
+        checks += 1
+        comm, state, ppid, pgrp, sid = proc_stat(pid)
+        want = (comm, state + ('s' if sid == pid else ''), ppid, pgrp, sid)
+        if rows.get(pid) != want:
+            problem('task-diag ps: %s (%d) shows COMMAND STAT PPID PGID SID %s, /proc/%d/stat %s'
+                    % (name, pid, rows.get(pid), pid, want))
+
+
+def vma_key(v):
+    """What maps and smaps show of a VMA: not the generation."""
+    name = v.name.decode('utf-8', 'surrogateescape') if isinstance(v.name, bytes) else v.name
+    return (v.start, v.end, v.vm_flags, v.pgoff, v.major, v.minor, v.inode, name or '', v.stat)
+
+
+def check_vmas(pids):
+    """VMA of the test tasks (all stopped or asleep) against their maps, in
+    one CHILDREN request, and against the /proc backend's answer.  VMA_STAT
+    of the stopped one against its smaps (retried: the Pss of shared pages
+    moves as other processes map them), and byte for byte against the
+    /proc backend's (VMA_STAT comes from smaps after a load, on every tier,
+    split as the /proc backend splits it)."""
+    global checks
+    me = os.getpid()
+    show = wire.SHOW_BASE | wire.SHOW_VMA
+    bpf, proc, _ = both(wire.DUMP_CHILDREN, me, show)
+    # Not byte for byte: the programs split a task's VMAs into messages of
+    # their 16 KiB buffer, the /proc backend into 32 KiB ones (both
+    # TASK_DIAG_FLAG_CONT, both right); and /proc has no i_generation.
+    tasks = {t.pid: t for t in wire.decode(bpf, show)}
+    ptasks = {t.pid: t for t in wire.decode(proc, show)}
+    for name, pid in sorted(pids.items()):
+        checks += 1
+        tb, tp = tasks.get(pid), ptasks.get(pid)
+        if tb is None or tp is None or tb.base != tp.base:
+            problem('CHILDREN of the reader base|vma: %s (%d) differs (bpf, proc): %s, %s'
+                    % (name, pid, tb and tb.base, tp and tp.base))
+            continue
+        vb, vp = ([v._replace(generation=0) for v in t.vmas or []] for t in (tb, tp))
+        if vb != vp:
+            lb, lp = vma_lines(vb), vma_lines(vp)
+            problem('CHILDREN of the reader base|vma: the VMAs of %s (%d) differ (bpf, '
+                    'proc): %s' % (name, pid, maps_diff(lb, lp) if lb != lp else
+                                   [(b, p) for b, p in zip(vb, vp) if b != p][:2]))
+    for name, pid in sorted(pids.items()):
+        checks += 1
+        want = maps_lines(pid)
+        got = vma_lines(tasks[pid].vmas or []) if pid in tasks else None
+        if got != want:
+            problem('VMA of %s (%d) differs from its maps: %s' % (
+                name, pid, maps_diff(got or [], want)))
+    stopped = pids['td-stopped']
+    show = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+    for attempt in range(5):
+        before = [vma_key(v) for v in read_vmas('/proc/%d' % stopped, with_stat=True)]
+        bpf = task_diag.raw(wire.DUMP_ONE, stopped, show, source='bpf')
+        proc = task_diag.raw(wire.DUMP_ONE, stopped, show, source='proc')
+        smaps = [vma_key(v) for v in read_vmas('/proc/%d' % stopped, with_stat=True)]
+        got = [vma_key(v) for v in wire.decode(bpf, show)[0].vmas or []]
+        if before == smaps and got == smaps and bpf == proc:
+            break
+    say('VMA_STAT of td-stopped: %d VMAs, Rss %d kB (attempt %d)' % (
+        len(got), sum(v[-1].resident for v in got if v[-1]) >> 10, attempt + 1))
+    checks += 1
+    if got != smaps or not smaps:
+        diff = [(g, w) for g, w in zip(got, smaps) if g != w][:2]
+        problem('VMA_STAT of td-stopped differs from its smaps: %d VMAs against %d; first '
+                'differences (bpf, smaps): %s' % (len(got), len(smaps), diff))
+    checks += 1
+    if bpf != proc:
+        problem('VMA_STAT of td-stopped: bpf and proc answers differ (%d vs %d bytes)'
+                % (len(bpf), len(proc)))
+
+
+def td_fields(task):
+    """A wire.Task as the dict td_dump prints."""
+    out = {'pid': task.pid, 'tgid': task.tgid}
+    for group, value in (('base', task.base), ('cred', task.cred), ('stat', task.stat)):
+        if value is not None:
+            out.update(('%s.%s' % (group, k), v) for k, v in value._asdict().items())
+    return out
+
+
+def td_parse(text):
+    """td_dump's task lines as dicts; its vma and vma_stat lines; its ends."""
+    tasks, vmas, stats, ends = [], [], [], []
+    for line in text.splitlines():
+        if line.startswith('vma '):
+            vmas.append(line.split(' ', 2)[2])
+        elif line.startswith('vma_stat '):
+            stats.append(line.split(' ', 2)[2])
+        elif line.startswith('end '):
+            ends.append(dict(w.split('=', 1) for w in line.split()[1:]))
+        else:
+            task = {}
+            for word in line.split(' '):
+                k, v = word.split('=', 1)
+                task[k] = (re.sub(rb'\\x([0-9a-f]{2})', lambda m: bytes([int(m[1], 16)]),
+                                  v.encode()).decode('utf-8', 'surrogateescape')
+                           if k == 'base.comm' else int(v, 0))
+            tasks.append(task)
+    return tasks, vmas, stats, ends
+
+
+SMAPS_KB = ('Rss', 'Pss', 'Shared_Clean', 'Shared_Dirty', 'Private_Clean', 'Private_Dirty',
+            'Referenced', 'Anonymous', 'AnonHugePages', 'Swap')
+
+
+def smaps_kb(pid):
+    """What td_dump -m prints after "vma_stat PID " for each VMA of @pid,
+    from its smaps, as lines without Pss (see td_stats())."""
+    out, cur = [], None
+    with open('/proc/%d/smaps' % pid) as f:
+        for line in f:
+            key, _, rest = line.partition(':')
+            if ' ' not in key and key in SMAPS_KB:
+                cur[key] = rest.split()[0]
+            elif '-' in line.split(' ', 1)[0] and not line.startswith('VmFlags'):
+                cur = {}
+                out.append(cur)
+    return [' '.join('%s=%s' % (k, d.get(k, '0')) for k in SMAPS_KB if k != 'Pss')
+            for d in out]
+
+
+def td_stats(lines):
+    """td_dump's vma_stat lines without Pss: td_dump itself maps libc, and
+    the front serves it, so the Pss of the pages they share with the task
+    is another while it runs (the in-process check compares Pss, with no
+    process of ours running meanwhile)."""
+    return [' '.join(w for w in line.split() if not w.startswith('Pss=')) for line in lines]
+
+
+def run_td(*args):
+    """(td_dump's pid, exit status, stdout, stderr)."""
+    p = subprocess.Popen([TD_DUMP] + [str(a) for a in args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    return p.pid, p.returncode, out, err
+
+
+def start_front():
+    """/dev/fuse, then task-diag-load again, this time with its front;
+    whether /run/task-diag answers."""
+    global checks
+    checks += 1
+    if not os.path.exists('/dev/fuse'):
+        r = subprocess.run(['modprobe', 'fuse'], capture_output=True, text=True)
+        if not os.path.exists('/dev/fuse'):
+            problem('no /dev/fuse in the VM, modprobe fuse: exit %d %s; /proc/filesystems '
+                    'has fuse: %s' % (r.returncode, r.stderr.strip(),
+                                      'fuse' in open('/proc/filesystems').read()))
+            return False
+    t = time.monotonic()
+    rc, out = loader_main()
+    sys.stdout.write(out)
+    if rc != 0 or not loader.front_answers(MOUNTPOINT, timeout=5):
+        log = ''
+        try:
+            with open(loader.LOGFILE, 'rb') as f:
+                log = f.read()[-1500:].decode(errors='replace')
+        except OSError:
+            pass
+        problem('the front did not start: task-diag-load exit %d; mounted %s; its log:\n%s'
+                % (rc, fuse_mounted(MOUNTPOINT), log))
+        return False
+    say('front on %s answers after %.1f s (pid %s)' % (MOUNTPOINT, time.monotonic() - t,
+                                                       loader.front_pid()))
+    return True
+
+
+def check_front(pids):
+    """A protocol round through /run/task-diag with the C client."""
+    global checks
+    checks += 1
+    if not (os.path.isfile(TD_DUMP) and os.access(TD_DUMP, os.X_OK)):
+        problem('%s is missing: the host builds it (gcc -O2 -Wall -Wextra -Werror -o '
+                'tests/bin/td_dump tests/td_dump.c)' % TD_DUMP)
+        return
+    if not start_front():
+        return
+    me = os.getpid()
+    leaders = set(pids.values())
+
+    # ALL, BASE|CRED|STAT: the processes of /proc, the test tasks as BPF sees them.
+    before = proc_pids()
+    td_pid, rc, out, err = run_td('-s', 'all', '-g', 'base,cred,stat', '-q', 7)
+    after = proc_pids()
+    bpf = {t.pid: td_fields(t) for t in task_diag.dump(wire.DUMP_CHILDREN, me, SHOW3,
+                                                       source='bpf')}
+    checks += 1
+    if rc != 0 or err:
+        problem('td_dump -s all: exit %d, stderr %r' % (rc, err))
+        return
+    tasks, _, _, ends = td_parse(out)
+    say('td_dump -s all through %s: %d tasks, %s' % (MOUNTPOINT, len(tasks), ends))
+    seen = {t['pid']: t for t in tasks}
+    check_pid_set('td_dump -s all', set(seen), before, after, extra={td_pid})
+    checks += 1
+    if td_pid not in seen or seen[td_pid].get('base.comm') != 'td_dump' or len(ends) != 1 \
+            or int(ends[0].get('tasks', -1)) != len(tasks) or ends[0].get('seq') != '7':
+        problem('td_dump -s all: itself (%d) %s, end lines %s, %d tasks'
+                % (td_pid, seen.get(td_pid), ends, len(tasks)))
+    for name, pid in sorted(pids.items()):
+        checks += 1
+        if seen.get(pid) != bpf.get(pid):
+            problem('td_dump -s all: %s (%d) differs from the BPF answer\n    td_dump: %s\n'
+                    '    bpf:     %s' % (name, pid, seen.get(pid), bpf.get(pid)))
+    checks += 1
+    if leaders - set(seen):
+        problem('td_dump -s all: test tasks %s missing' % sorted(leaders - set(seen)))
+
+    # ONE of the stopped task, VMA (the programs' records, where the tier
+    # has VMA code) and VMA|VMA_STAT (the driver's, from smaps, unless the
+    # page walk is on): its maps, and its smaps in kB.
+    stopped = pids['td-stopped']
+    for groups in ('vma', 'vma,vma_stat'):
+        label = 'td_dump -s one -p %d -g %s -m' % (stopped, groups)
+        for attempt in range(5):
+            smaps = smaps_kb(stopped)
+            _, rc, out, err = run_td('-s', 'one', '-p', stopped, '-g', groups, '-m')
+            tasks, vmas, stats, ends = td_parse(out)
+            stats = td_stats(stats)
+            if rc == 0 and not err and stats == (smaps if ',' in groups else []) and \
+                    smaps == smaps_kb(stopped):
+                break
+        checks += 1
+        if rc != 0 or err or [t['pid'] for t in tasks] != [stopped] or \
+                tasks[0].get('vma.count') != len(vmas):
+            problem('%s: exit %d, stderr %r, tasks %s, %d vma lines'
+                    % (label, rc, err, tasks, len(vmas)))
+            continue
+        say('%s: %d VMAs (attempt %d)' % (label, len(vmas), attempt + 1))
+        checks += 1
+        got, want = parse_maps('\n'.join(vmas).encode('utf-8', 'surrogateescape')), \
+            maps_lines(stopped)
+        if got != want:
+            problem('%s: VMA lines differ from /proc/%d/maps: %s' % (
+                label, stopped, maps_diff(got, want)))
+        if ',' in groups:
+            checks += 1
+            if stats != smaps:
+                problem('%s: vma_stat lines differ from /proc/%d/smaps: first: %s'
+                        % (label, stopped, [(g, w) for g, w in zip(stats, smaps) if g != w][:3]))
+
+
+def maps_diff(got, want):
+    """What differs between two lists of maps lines (helpers_vma), short."""
+    diff = [(g, w) for g, w in zip(got, want) if g != w]
+    return '%d lines against %d, %d differ; the first (got, maps): %s' % (
+        len(got), len(want), len(diff), diff[:2])
+
+
 def loader_main(*args):
     """task-diag-load @args in-process (a second interpreter costs seconds
     here); (exit status, its stdout and stderr)."""
@@ -525,46 +882,58 @@ def load():
         rc, out = loader_main()
     sys.stdout.write(out)
     if rc != 0:
-        return False
+        return None
     status = io.StringIO()
-    with redirect_stdout(status):
-        loader.main(['--status'])
+    loader.status(PIN_DIR, out=status)      # what task-diag-load --status prints
     sys.stdout.write(status.getvalue())
-    return True
+    return status.getvalue()
 
 
 def main():
+    global checks
     kernel = os.uname().release
     say('kernel %s, python %s' % (kernel, sys.version.split()[0]))
     if os.path.exists(PIN_DIR):
         say('%s was pinned before the check: unloading it first' % PIN_DIR)
         loader.unload(PIN_DIR)
-    if not load():
+    status_text = load()
+    if status_text is None:
         say('%s FAIL kernel=%s checks=0 mismatches=1 seconds=%.1f reason=load-failed'
             % (TAG, kernel, time.monotonic() - T0))
         return 2
-    pids = {}
+    pids, tier = {}, '?'
     try:
+        tier = check_tier(status_text)
         pids = make_tree()
         say('tree ready after %.1f s' % (time.monotonic() - T0))
         run_checks(pids)
+        check_ps(pids)
+        check_vmas(pids)
+        say('in-process checks done after %.1f s' % (time.monotonic() - T0))
+        check_front(pids)
     except Exception:
         problem('the check crashed:\n' + traceback.format_exc())
     finally:
         kill_tree(pids)
+        front = loader.front_pid()
         rc, out = loader_main('--unload')
         sys.stdout.write(out)
         if rc != 0:
             problem('task-diag-load --unload failed (exit %s)' % rc)
+        checks += bool(front)
+        if front and ('front stopped' not in out or loader.front_pid()
+                      or fuse_mounted(MOUNTPOINT)):
+            problem('task-diag-load --unload left the front (pid %d) running or mounted'
+                    % front)
     if os.path.exists(PIN_DIR) or loader.pinned(PIN_DIR):
         problem('%s is still there after task-diag-load --unload' % PIN_DIR)
     with open('/proc/self/mounts') as f:
         left = [line.strip() for line in f if 'task-diag' in line or 'task_diag' in line]
     if left:
         problem('still mounted after task-diag-load --unload: %s' % left)
-    say('%s %s kernel=%s checks=%d mismatches=%d seconds=%.1f' % (
+    say('%s %s kernel=%s checks=%d mismatches=%d seconds=%.1f tier=%s' % (
         TAG, 'FAIL' if problems else 'ok', kernel, checks, len(problems),
-        time.monotonic() - T0))
+        time.monotonic() - T0, tier))
     return 1 if problems else 0
 
 
