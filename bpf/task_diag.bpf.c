@@ -315,6 +315,9 @@ static __always_inline void fill_viewer(struct td_viewer *v, struct task_struct 
 	v->fsgid = cred->fsgid.val;
 	v->euid = cred->euid.val;
 	v->valid = 1;
+	v->start = task->group_leader->start_boottime;
+	v->exec_id = task->group_leader->self_exec_id;
+	v->tgid = task->tgid;
 }
 
 /*
@@ -1561,7 +1564,9 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		if (!resume)		/* shown again after an overflow: afresh */
 			req->cont_state = TD_CONT_NONE;
 	}
-	if (req && pid == req->pid && !resume) {
+	/* found: only a task the viewer may see, so that a hidden pid
+	 * answers ESRCH as a missing one does (hidepid=invisible) */
+	if (req && pid == req->pid && !resume && may_read(v, task)) {
 		req->found = 1;
 		req->found_tgid = tgid;
 	}

@@ -32,6 +32,12 @@ struct td_viewer {
 	__u32 user_ns_level;	/* user_ns->level: 0 is init_user_ns */
 	__u32 pid_ns_level;	/* pid_ns->level */
 	__u32 valid;		/* 1 once filled: use this, not current */
+	/* Which process, as it is now: a driver that answers for it (the
+	 * FUSE front) tells it from a process that got its pid later, or from
+	 * itself after an execve(), by these; never by the pointers above. */
+	__u64 start;		/* its leader's start_boottime */
+	__u64 exec_id;		/* its leader's self_exec_id */
+	__u32 tgid;		/* in the initial pid namespace */
 };
 
 struct td_request {

@@ -222,6 +222,7 @@ struct task_struct {
 	unsigned int ptrace;
 	unsigned int flags;
 	u64 start_boottime;
+	u64 self_exec_id;		/* u64 since 5.7; counts execve()s */
 	struct task_struct *real_parent;
 	struct task_struct *parent;
 	struct task_struct *group_leader;

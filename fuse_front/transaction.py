@@ -9,6 +9,8 @@ Errors, as the spec's table:
   first read(): no task pid                      ESRCH
   read() with no request pending                 0
   read() by other credentials than the first     EPERM (the dump goes on)
+  read() by another process after the first reader exited or exec'd
+                                                 EPERM (the dump ends)
   read() by a caller outside our pid namespace   EPERM
   read() buffer < 16 KiB that cannot hold the next message  EINVAL
 Any other error ends the transaction; the descriptor then takes a new
@@ -16,6 +18,8 @@ request.
 """
 import collections
 import errno
+import os
+import select
 import threading
 
 from .. import wire
@@ -43,7 +47,8 @@ class Transaction:
         self.request = None             # the bytes written, until the dump ends
         self.started = False            # the first read() has opened the stream
         self.stream = None              # None again once the iterator is exhausted
-        self.reader = None              # (pid, viewer) of the first read()
+        self.reader = None              # the viewer of the first read()
+        self.first = None               # _FirstReader of the first read()
         # What the stream gave beyond the last read: pieces of whole
         # messages each, as Stream.read() hands them out.
         self.pieces = collections.deque()
@@ -60,7 +65,9 @@ class Transaction:
     def _end(self):
         if self.stream is not None:
             self.stream.close()
-        self.request = self.stream = self.reader = None
+        if self.first is not None:
+            self.first.close()
+        self.request = self.stream = self.reader = self.first = None
         self.started = False
         self.pieces.clear()
 
@@ -96,19 +103,12 @@ class Transaction:
             if strategy not in wire.STRATEGIES:
                 raise OSError(errno.EINVAL, 'unknown dump strategy %d' % strategy)
             viewer = self.engine.viewer_of(caller_pid)
-            self.reader = (caller_pid, viewer)
+            self.first = _FirstReader(caller_pid, viewer)
+            self.reader = viewer
             self.stream = self.engine.stream(strategy, pid, show, hdr[3], viewer)
             self.started = True
-        elif caller_pid != self.reader[0]:
-            # Another process reads on: only if it holds the same credentials
-            # and namespaces as the one that started the dump.  Not the
-            # whole viewer: it names the thread group too, which refused
-            # every other process, a forked child with the very same ids
-            # included.  The rest of the dump is still answered for the
-            # first reader's viewer.
-            if (_credentials(self.engine.viewer_of(caller_pid))
-                    != _credentials(self.reader[1])):
-                raise _NotYours(errno.EPERM, 'the dump was started by other credentials')
+        else:
+            self._check_reader(caller_pid)
         # Whole pieces while they fit, then the whole messages of the next
         # that fit: only that piece is walked message by message (walking
         # every message in Python cost 4 ms of the 22 ms a 20k-task dump
@@ -144,19 +144,91 @@ class Transaction:
             raise OSError(errno.EOVERFLOW, 'a message larger than the read buffer')
         return out[0] if len(out) == 1 else b''.join(out)
 
+    def _check_reader(self, caller_pid):
+        """Whoever reads on must hold the credentials and namespaces the dump
+        answers for, now (a process can change them without a new pid: a
+        setuid binary it execs, setresuid(), setns()).  Not the whole viewer:
+        it names the thread group too, which refused every other process, a
+        forked child with the very same ids included.  Another process than
+        the first reader (by pid, start time and execve count, never by a
+        pid alone, which a new process may get) reads on only while the
+        first lives, unchanged: the dump is answered for the first reader's
+        viewer, whose pointers (its signal_struct: "same thread group" in
+        the programs) are only sound while it lives."""
+        fresh = self.engine.viewer_of(caller_pid)
+        if _credentials(fresh) != _credentials(self.reader):
+            raise _NotYours(errno.EPERM, 'the dump was started by other credentials')
+        if _who(fresh) == _who(self.reader):
+            return
+        if not self.first.unchanged(self.engine):
+            self._end()
+            raise OSError(errno.EPERM, 'the process that started the dump exited or '
+                                       'executed another program')
+
     def close(self):
         with self.lock:
             self._end()
 
 
-_SIGNAL = slice(VIEWER.offsets()['signal'], VIEWER.offsets()['signal'] + 8)
+class _FirstReader:
+    """The process of the first read(): a pidfd, which tells when it exits
+    whatever pid a new process gets, and its viewer, which says whether it
+    exec'd since."""
+
+    def __init__(self, caller_pid, viewer):
+        self.viewer = viewer
+        self.pid = caller_pid
+        self.fd = -1
+        try:
+            self.pid = _tgid(caller_pid)
+            self.fd = os.pidfd_open(self.pid)
+        except (OSError, AttributeError, ValueError):
+            pass                        # a test's engine, or gone already: unchanged() says no
+
+    def unchanged(self, engine):
+        if self.fd < 0 or len(self.viewer) != VIEWER.size:
+            return len(self.viewer) != VIEWER.size      # a test's engine without processes
+        if select.select([self.fd], [], [], 0)[0]:
+            return False                # exited
+        try:
+            now = engine.viewer_of(self.pid)
+        except OSError:
+            return False
+        return _who(now) == _who(self.viewer)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _tgid(pid):
+    """The process of thread @pid (a pid of our namespace)."""
+    with open('/proc/%d/status' % pid, 'rb') as f:
+        for line in f:
+            if line.startswith(b'Tgid:'):
+                return int(line.split()[1])
+    raise ValueError('no Tgid for %d' % pid)
+
+
+_OFF = VIEWER.offsets()
+_SIGNAL = slice(_OFF['signal'], _OFF['signal'] + 8)
+_WHO = slice(_OFF['start'], VIEWER.size)           # start, exec_id, tgid (td_iter.h)
 
 
 def _credentials(viewer):
-    """@viewer (a td_viewer) without td_viewer.signal, its thread group."""
+    """@viewer (a td_viewer) without what names the process: its thread
+    group (signal) and who it is (start, exec_id, tgid)."""
     if len(viewer) != VIEWER.size:
         return viewer           # not a td_viewer (a test's engine): compare it whole
-    return viewer[:_SIGNAL.start] + bytes(8) + viewer[_SIGNAL.stop:]
+    return viewer[:_SIGNAL.start] + bytes(8) + viewer[_SIGNAL.stop:_WHO.start]
+
+
+def _who(viewer):
+    """Which process @viewer is: its leader's start, its execve count, its tgid."""
+    if len(viewer) != VIEWER.size:
+        return viewer
+    return viewer[_WHO]
 
 
 def _whole_messages(buf, size):

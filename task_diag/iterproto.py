@@ -7,6 +7,8 @@ VIEWER_FIELDS = (
     ('cap_effective', 'Q'), ('user_ns', 'Q'), ('pid_ns', 'Q'), ('signal', 'Q'),
     ('fsuid', 'I'), ('fsgid', 'I'), ('euid', 'I'), ('user_ns_level', 'I'),
     ('pid_ns_level', 'I'), ('valid', 'I'),
+    # which process (td_iter.h): compared by drivers, never the pointers
+    ('start', 'Q'), ('exec_id', 'Q'), ('tgid', 'I'), ('_pad', '4x'),
 )
 VIEWER = Layout('td_viewer', VIEWER_FIELDS)
 

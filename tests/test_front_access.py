@@ -23,7 +23,7 @@ import pytest
 from task_diag import wire
 from conftest import need
 from nsutil import Procs
-from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_td,
+from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_td, td_errno, td_ok,
                         request, transact)
 from test_front import family, fd, front, td  # noqa: F401 (fixtures)
 
@@ -404,3 +404,101 @@ def test_original_selftests_in_a_pid_namespace(td, front, tools, fork_tool, tmp_
            [' '.join(line.split(None, 5)) for line in want]
     assert any('/ovl/merged/from lower' in line for line in lines)
 
+
+def test_a_hidden_pid_answers_as_a_missing_one(td, front, tools):
+    """ONE, THREAD and CHILDREN of a pid the reader may not see give ESRCH,
+    as for a pid that does not exist (hidepid=invisible): that it exists is
+    itself something /proc would not tell."""
+    with Procs() as procs:
+        hidden = procs.sleeper()                    # root's
+        mine = procs.sleeper(setpriv(NOBODY))
+        missing = 4194304 - 3
+        for strategy in ('one', 'thread', 'children'):
+            for pid in (hidden.pid, missing):
+                assert td_errno(td, '-s', strategy, '-p', pid,
+                                prefix=setpriv(NOBODY)) == errno.ESRCH, (strategy, pid)
+            # and a pid it may see is answered
+            tasks, _ = td_ok(td, '-s', 'one' if strategy == 'children' else strategy, '-p',
+                             mine.pid, prefix=setpriv(NOBODY))
+            assert [t['pid'] for t in tasks] == [mine.pid]
+
+
+# --- a dump handed over: its first reader gone, its pid given to another ----------------
+
+HANDOVER = r'''
+import json, os, sys
+from task_diag import wire
+path, uid, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fd = os.open(path, os.O_RDWR)
+os.write(fd, wire.encode_request(wire.DUMP_ALL, 0, wire.SHOW_BASE))
+
+def child(body):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body()
+        finally:
+            os._exit(0)
+    return pid
+
+def first_read():
+    os.read(fd, 16 * 1024)          # the dump now answers for root
+    if mode == 'exec':
+        os.execv('/bin/sleep', ['sleep', '30'])
+r = child(first_read)
+if mode == 'exec':
+    import time
+    while open('/proc/%d/comm' % r).read().strip() != 'sleep':
+        time.sleep(0.01)
+else:
+    os.waitpid(r, 0)
+
+rd, wr = os.pipe()
+def finish():
+    try:
+        if uid:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+        data = b''.join(iter(lambda: os.read(fd, 1 << 20), b''))
+        out = {'err': 0, 'pids': [t.pid for t in wire.decode(data, wire.SHOW_BASE)]}
+    except OSError as e:
+        out = {'err': e.errno, 'pids': []}
+    os.write(wr, json.dumps(out).encode())
+for attempt in range(200):          # the reader's pid to the next process, as an attacker would
+    if mode != 'exec':
+        with open('/proc/sys/kernel/ns_last_pid', 'w') as f:
+            f.write(str(r - 1))
+    c = os.fork()
+    if c == 0:
+        if mode == 'exec' or os.getpid() == r:
+            finish()
+        os._exit(0)
+    os.waitpid(c, 0)
+    if mode == 'exec' or c == r:
+        break
+else:
+    sys.exit('could not get pid %d again' % r)
+os.close(wr)
+got = json.loads(os.read(rd, 1 << 20))
+if mode == 'exec':
+    os.kill(r, 9)
+    os.waitpid(r, 0)
+got['reused'] = mode == 'exec' or c == r
+print(json.dumps(got))
+'''
+
+
+@pytest.mark.parametrize('uid,mode', [(NOBODY, 'exit'), (0, 'exit'), (0, 'exec')],
+                         ids=['nobody-gets-the-pid', 'root-gets-the-pid', 'first-reader-execs'])
+def test_dump_of_a_reader_gone_is_not_finished_by_another(front, uid, mode):
+    """A request read first by a root process, which then exits (its pid
+    given to the next process, forced through ns_last_pid) or execs another
+    program: whoever reads on, other credentials or the same, gets EPERM
+    and none of the answer, which stays root's."""
+    r = subprocess.run([PY, '-c', HANDOVER, front, str(uid), mode], capture_output=True,
+                       text=True, timeout=120, cwd='/')
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got['reused']
+    assert (got['err'], got['pids']) == (errno.EPERM, [])
