@@ -60,7 +60,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* Room kept in each message for what may close it: the STAT attribute. */
 #define TD_GATE_LEN	(64 + 12)	/* the [vsyscall] record: struct, name, pad */
 #define TD_STAT_LEN	80		/* struct task_diag_vma_stat */
-#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN + TD_STAT_LEN)
+/* what a task's last message needs after its VMAs: STAT, the gate area's
+ * record, and TD_ATTR_HOST_PID (td_iter.h) */
+#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN + TD_STAT_LEN + NLA_HDRLEN + 16)
 #define TD_MSG_HDR	(NLMSG_HDRLEN + 12)	/* nlmsghdr + task_diag_msg */
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -1384,6 +1386,21 @@ static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 
 /* td_scratch[@key] of this CPU, if no other run is using it: then ours
  * until we clear its busy (show_task()). */
+/* TD_ATTR_HOST_PID of @task (td_iter.h); false when it does not fit. */
+static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct *task,
+					 struct td_request *req)
+{
+	struct td_host_pid *host = put_attr(buf, off, TD_ATTR_HOST_PID, sizeof(*host));
+
+	if (!host)
+		return false;
+	host->tid = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
+	host->tgid = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
+			       req->host_pid_ns_level);
+	host->start = task->start_boottime / NSEC_PER_TICK;
+	return true;
+}
+
 static __always_inline struct td_scratch *claim_scratch(u32 key)
 {
 	struct td_scratch *s = bpf_map_lookup_elem(&td_scratch, &key);
@@ -1420,15 +1437,9 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 	msg->flags = 0;
 	off = NLMSG_HDRLEN + sizeof(*msg);
 
-	if (req && req->host_pid_ns && !resume) {
-		u32 *host = put_attr(scratch->buf, &off, TD_ATTR_HOST_PID, 2 * sizeof(u32));
-
-		if (!host)
-			return 0;
-		host[0] = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
-		host[1] = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
-				    req->host_pid_ns_level);
-	}
+	if (req && req->host_pid_ns && (req->flags & TD_REQ_HOST_EACH) && !resume &&
+	    !put_host_pid(scratch->buf, &off, task, req))
+		return 0;
 	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
 		if (!p)
@@ -1460,7 +1471,9 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
 				return 1;
 			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
-			if (vmas != TD_VMA_RETRY && names_inexact()) {
+			/* a name not exact in this run, or in an earlier run of
+			 * this task (the driver passes from_proc on) */
+			if (vmas != TD_VMA_RETRY && (names_inexact() || (resume && req->from_proc))) {
 				flags = TD_MSG_F_VMA_FROM_PROC;
 				req->from_proc = 1;
 			}
@@ -1490,6 +1503,10 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
 		fill_stat(p, task, !thread_dump);
 	}
+	/* where the driver finds a task whose VMAs it reads from /proc */
+	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&
+	    !put_host_pid(scratch->buf, &off, task, req))
+		return 0;
 
 	nlh->nlmsg_len = off;
 	msg->flags = flags;

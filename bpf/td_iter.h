@@ -55,15 +55,21 @@ struct td_request {
 	__u64 cont_start;	/* the next vm_start to answer */
 	__u32 cont_pid;		/* the task, numbered in the viewer's pid namespace */
 	__u32 cont_state;	/* TD_CONT_* */
-	/* Set by a driver whose pid numbers are not the viewer's (a reader
-	 * in another pid namespace): each task's first message then carries
-	 * TD_ATTR_HOST_PID, its numbers in this namespace, so that the
-	 * driver can find the task in its own /proc.  0: none. */
+	/* Set by a driver that may read a task's VMAs from its /proc (the
+	 * smaps source, a tier without VMA code, a name the programs cannot
+	 * resolve): its pid namespace, in which TD_ATTR_HOST_PID numbers the
+	 * task, so that the driver finds it in its own /proc.  0: none. */
 	__u64 host_pid_ns;	/* struct pid_namespace *, the driver's */
 	__u32 host_pid_ns_level;
 	__u32 from_proc;	/* set by the program: a message of this read has
 				 * TD_MSG_F_VMA_FROM_PROC */
+	__u32 flags;		/* TD_REQ_*, set by the driver */
 };
+
+/* td_request.flags */
+#define TD_REQ_HOST_EACH	1	/* TD_ATTR_HOST_PID in every task's first
+					 * message, not only in those marked
+					 * TD_MSG_F_VMA_FROM_PROC (at their end) */
 
 /*
  * Between the programs and their drivers only, never shown to a reader:
@@ -76,6 +82,12 @@ struct td_request {
  */
 #define TD_MSG_F_VMA_FROM_PROC	0x80000000U
 #define TD_ATTR_HOST_PID	0x3f00
+
+struct td_host_pid {
+	__u32 tid, tgid;	/* in the driver's pid namespace */
+	__u64 start;		/* clock ticks after boot, as field 22 of its
+				 * /proc/PID/stat: tells a reused pid */
+};
 
 /*
  * cont_state.  A run that stops inside a task's VMAs (its last message so

@@ -18,7 +18,7 @@ import time
 from .. import wire
 from ..kernel_fallback import maps
 from ..iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
-                         EMPTY_VIEWER, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG,
+                         EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, REQ_HOST_EACH, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG,
                          PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST,
                          TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
@@ -76,6 +76,43 @@ def vma_supported(pin_dir=PIN_DIR):
         return b.has_vma()
     finally:
         b.close()
+
+
+CAP_SYS_PTRACE = 19
+_V = {name: i for i, name in enumerate(VIEWER.names)}
+
+
+def _sees_all(viewer):
+    """Whether @viewer passes every visibility test: ourselves (root), or
+    CAP_SYS_PTRACE in the initial user namespace."""
+    if viewer == EMPTY_VIEWER:
+        return True
+    v = VIEWER.struct.unpack(viewer)
+    return v[_V['user_ns_level']] == 0 and bool(v[_V['cap_effective']] >> CAP_SYS_PTRACE & 1)
+
+
+def _start_ticks(pid):
+    """Field 22 of /proc/@pid/stat (its start, clock ticks after boot), or None."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rindex(b')') + 2:].split()[19])
+
+
+def _test_pause(host):
+    """For tests only (TASK_DIAG_TEST_PAUSE_DIR): where DIR/pause-HOST
+    exists, say paused-HOST and wait until pause-HOST is gone, so that a
+    test can change the task between the programs' check and the /proc
+    read."""
+    d = os.environ.get('TASK_DIAG_TEST_PAUSE_DIR')
+    if not d or not os.path.exists(os.path.join(d, 'pause-%d' % host)):
+        return
+    open(os.path.join(d, 'paused-%d' % host), 'w').close()
+    deadline = time.monotonic() + 30
+    while os.path.exists(os.path.join(d, 'pause-%d' % host)) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _thread_start_ticks():
@@ -337,10 +374,18 @@ class Stream:
         self.pid = pid
         self.show = show
         self.fields = _request(strategy, pid, show, seq, viewer)
-        self.host = want_vma and not backend.same_pid_ns(viewer)
-        if self.host:
+        # A task whose VMAs are read from /proc for a viewer who might not
+        # see every task: that read is root's, after the programs decided
+        # the viewer may see the task.  In between the task may have
+        # exec'd a setuid program (or died, its pid reused): so after the
+        # read the same task (its start) must still be there and visible
+        # to the viewer, or it is left out.
+        self.recheck = want_vma and not _sees_all(viewer)
+        if want_vma:
             self.fields[_F['host_pid_ns']], self.fields[_F['host_pid_ns_level']] = \
                 backend.own_pid_ns()
+            if self.proc_vmas and (self.recheck or not backend.same_pid_ns(viewer)):
+                self.fields[_F['flags']] |= REQ_HOST_EACH
         self.tasks_from_proc = 0     # tasks marked MSG_F_VMA_FROM_PROC (tests look)
         self.pending = b''
         self.fd = -1
@@ -435,7 +480,7 @@ class Stream:
                         self._put()     # the passes left their own request
                     elif from_proc:
                         self._put()     # from_proc clear for the next read
-                if chunk and (self.proc_vmas or self.host or from_proc):
+                if chunk and (self.proc_vmas or from_proc):
                     chunk = self._vmas_from_proc(chunk)
                 if not chunk:
                     self.close()
@@ -473,18 +518,23 @@ class Stream:
     def _task_from_proc(self, chunk, group, leaders_only):
         """The messages of one task, @group: [iter_messages() items]."""
         hdr, (pid, tgid, _), attrs = group[0]
-        host = pid
-        head = []
-        for t, a, b in attrs:
+        host, start = pid, None
+        for t, a, b in (a for m in group for a in m[2]):
             if t == ATTR_HOST_PID:
-                host = int.from_bytes(chunk[a:a + 4], 'little')
-            elif t not in (wire.TASK_DIAG_VMA, wire.TASK_DIAG_STAT):
-                head.append((t, bytes(chunk[a:b])))
+                host, _, start = HOST_PID.struct.unpack_from(chunk, a)
+                break
+        head = [(t, bytes(chunk[a:b])) for t, a, b in attrs
+                if t not in (wire.TASK_DIAG_VMA, wire.TASK_DIAG_STAT, ATTR_HOST_PID)]
         tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t == wire.TASK_DIAG_STAT]
         marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
         self.tasks_from_proc += marked
         if (self.proc_vmas or marked) and (not leaders_only or pid == tgid):
-            records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat) if host else None
+            records = None
+            if host:
+                _test_pause(host)
+                records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat)
+            if records and self.recheck and not self._still_visible(pid, host, start):
+                return []               # gone, or no longer the viewer's to see
             return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
         # the programs' VMA records, as they are, only without ATTR_HOST_PID
         out = []
@@ -493,6 +543,16 @@ class Stream:
             out.append(wire.encode_message(pid, tgid, kept, hdr[3],
                                            flags & ~MSG_F_VMA_FROM_PROC))
         return out
+
+    def _still_visible(self, pid, host, start):
+        """Whether task @pid (@host in our /proc) is the task the programs
+        showed (its @start) and the viewer may see it now."""
+        if not host or start is None or _start_ticks(host) != start:
+            return False
+        got = self.b.probe(PROBE_FOUND, pid, self.fields[_F['viewer']],
+                           tid=host if self.b.same_pid_ns(self.fields[_F['viewer']]) else None)
+        self.key = None                 # the probe took our thread's request: store it again
+        return bool(got and got[_F['found']])
 
     def _continuation(self, chunk, got):
         """The rest of the task that @chunk ends inside, if any: passes over
@@ -512,10 +572,11 @@ class Stream:
         b = self.b
         viewer = self.fields[_F['viewer']]
         link = b.filtered_link(tid=pid) if b.same_pid_ns(viewer) else None
-        out, from_proc = [], False
+        out, from_proc = [], bool(got[_F['from_proc']])
         try:
             while True:
                 fields = list(self.fields)
+                fields[_F['from_proc']] = int(from_proc)     # marks the task's last message
                 fields[_F['cont_pid']] = pid
                 fields[_F['cont_start']] = start
                 fields[_F['cont_state']] = CONT_RESUME

@@ -22,7 +22,11 @@ REQUEST = Layout('td_request', (
     ('cont_pid', 'I'), ('cont_state', 'I'),
     ('host_pid_ns', 'Q'), ('host_pid_ns_level', 'I'),   # TD_ATTR_HOST_PID wanted
     ('from_proc', 'I'),         # set by the program: TD_MSG_F_VMA_FROM_PROC in this read
+    ('flags', 'I'),             # REQ_*
+    ('_pad', '4x'),
 ))
+REQ_HOST_EACH = 1               # TD_ATTR_HOST_PID in every task's first message
+HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q')))
 
 # Between the programs and their drivers only (td_iter.h); drivers strip both.
 MSG_F_VMA_FROM_PROC = 0x80000000    # task_diag_msg.flags: read this task's VMAs from /proc

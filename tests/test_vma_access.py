@@ -14,10 +14,13 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 
 import pytest
 
 from task_diag import wire
+from task_diag.loader import load
 from conftest import need
 from nsutil import Procs
 from test_front import PY, front  # noqa: F401 (fixture)
@@ -169,3 +172,79 @@ def test_pid_namespace_reader_with_a_big_task(front):
     assert len(got['pids']) == len(set(got['pids'])), got['pids']
     assert got['big'] in got['pids'] and set(got['sleepers']) <= set(got['pids'])
     assert got['ok'] and got['maps'] > 20000, (got['got'], got['maps'])
+
+
+TURNS_SETUID = r'''
+import os, sys
+print('ready', flush=True)
+sys.stdin.readline()
+os.execv(sys.argv[1], [sys.argv[1], '60'])
+'''
+
+
+def _wait(predicate, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, 'timed out waiting for ' + what
+        time.sleep(0.01)
+
+
+def test_a_task_that_turns_setuid_before_its_smaps_is_read(front):
+    """The programs let uid 65534 see its own process; before the daemon
+    (root) reads that process's smaps, the process execs a setuid-root
+    program, which /proc would now refuse 65534.  The daemon, paused there
+    by its test hook, must leave the task out, not hand over what it read."""
+    need(shutil.which('setpriv'), 'setpriv is needed')
+    top = tempfile.mkdtemp(prefix='td-setuid-')
+    pause = tempfile.mkdtemp(prefix='td-pause-')
+    other = os.path.join(top, 'front')
+    target = None
+    try:
+        os.chmod(top, 0o755)
+        suid = os.path.join(top, 'suid-sleep')
+        shutil.copy('/bin/sleep', suid)
+        os.chown(suid, 0, 0)
+        os.chmod(suid, 0o4755)
+        r = subprocess.run([PY, '-c', 'import sys; from task_diag.loader import load; '
+                            'load.start_front(path=sys.argv[1])', other], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ,
+                                                           TASK_DIAG_TEST_PAUSE_DIR=pause))
+        assert r.returncode == 0, r.stderr
+        target = subprocess.Popen(setpriv(NOBODY) + [PY, '-c', TURNS_SETUID, suid],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd='/')
+        assert target.stdout.readline() == b'ready\n'
+        open(os.path.join(pause, 'pause-%d' % target.pid), 'w').close()
+        reader_ = subprocess.Popen(setpriv(NOBODY) + [PY, '-c', READER, other,
+                                                      str(wire.DUMP_ONE), str(target.pid),
+                                                      str(SHOW)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   cwd='/')
+        _wait(lambda: os.path.exists(os.path.join(pause, 'paused-%d' % target.pid)),
+              'the daemon to reach the smaps read')
+        target.stdin.write(b'go\n')
+        target.stdin.flush()
+        _wait(lambda: uid_of(target.pid) == NOBODY and euid_of(target.pid) == 0,
+              'the setuid exec')
+        os.unlink(os.path.join(pause, 'pause-%d' % target.pid))
+        out, err = reader_.communicate(timeout=60)
+        assert reader_.returncode == 0, err
+        got = json.loads(out)
+        assert (got['err'], got['tasks']) == (0, {})
+        # as /proc would have it: 65534 may not read it any more
+        r = subprocess.run(setpriv(NOBODY) + ['cat', '/proc/%d/smaps' % target.pid],
+                           capture_output=True, text=True)
+        assert r.returncode != 0 and 'Permission denied' in r.stderr
+    finally:
+        if target:
+            target.kill()
+            target.wait()
+        load.stop_front(other)
+        shutil.rmtree(top, ignore_errors=True)
+        shutil.rmtree(pause, ignore_errors=True)
+
+
+def euid_of(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('Uid:'):
+                return int(line.split()[2])
