@@ -20,7 +20,7 @@ packages:
 	fi
 
 bpffs:
-	@grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf bpf /sys/fs/bpf
+	@grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml setup.py

@@ -17,16 +17,18 @@ MOUNTPOINT = '/run/task-diag'
 
 def mount_type(path):
     """The file system type mounted at @path ('bpf', 'fuse.task-diag', ...),
-    or None."""
+    or None: of the mount on top, the last listed, where several are
+    stacked there."""
+    found = None
     try:
         with open('/proc/self/mounts') as f:
             for line in f:
                 fields = line.split()
                 if fields[1] == path:
-                    return fields[2]
+                    found = fields[2]
     except OSError:
         pass
-    return None
+    return found
 
 
 def fuse_mounted(path=MOUNTPOINT):

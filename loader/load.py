@@ -20,9 +20,11 @@ The front is a FUSE daemon (task_diag.fuse_front.daemon) mounted on
 """
 import argparse
 import ctypes
+import errno
 import hashlib
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -117,7 +119,8 @@ def ensure_bpffs():
     if mount_type(BPFFS) == 'bpf':
         return
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(b'bpf', BPFFS.encode(), b'bpf', 0, None) != 0:
+    # 0700, as systemd mounts it: the pinned maps and programs are root's
+    if libc.mount(b'bpf', BPFFS.encode(), b'bpf', 0, b'mode=0700') != 0:
         err = ctypes.get_errno()
         raise Refusal('bpffs is not mounted on %s and cannot be (%s); run: mount -t bpf bpf %s'
                       % (BPFFS, os.strerror(err), BPFFS))
@@ -178,14 +181,38 @@ def pinned(pin_dir=PIN_DIR):
     return [name for name in PINS if os.path.exists(os.path.join(pin_dir, name))]
 
 
+def _pin_dir_exists(pin_dir):
+    """Whether @pin_dir is there, as a directory of its own: a link (or
+    anything but a directory) is not followed, whatever it points to."""
+    try:
+        st = os.lstat(pin_dir)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        raise Refusal('%s is not a directory (a link, or a file): not touched; remove it '
+                      'by hand if it is not yours' % pin_dir)
+    return True
+
+
 def unload(pin_dir=PIN_DIR):
-    """Removes every pin and the directory; returns what was removed."""
+    """Removes every pin and the directory; returns what was removed.
+    Only the entries the loader makes (PINS) are removed: anything else
+    there is left, and the directory with it."""
     removed = []
-    if os.path.isdir(pin_dir):
-        for name in os.listdir(pin_dir):
-            os.unlink(os.path.join(pin_dir, name))
-            removed.append(name)
-        os.rmdir(pin_dir)
+    if _pin_dir_exists(pin_dir):
+        for name in PINS:
+            try:
+                os.unlink(os.path.join(pin_dir, name))
+                removed.append(name)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(pin_dir)
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:
+                raise
+            raise Refusal('%s holds entries task-diag-load did not make (%s): left there'
+                          % (pin_dir, ', '.join(sorted(os.listdir(pin_dir)))))
     return removed
 
 
@@ -222,7 +249,8 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
     with open(obj_path, 'rb') as f:
         digest = hashlib.sha256(f.read()).digest()
     obj = None
-    os.makedirs(pin_dir, exist_ok=True)
+    if not _pin_dir_exists(pin_dir):
+        os.makedirs(pin_dir)
     try:
         with libbpf.quiet_libbpf() as log:
             obj = L.bpf_object__open_file(os.fsencode(obj_path), None)
@@ -566,7 +594,7 @@ def main(argv=None):
         if fresh:
             if args.pin_dir == PIN_DIR:
                 stop_front()            # it holds the old programs
-            if pinned(args.pin_dir) or os.path.isdir(args.pin_dir):
+            if pinned(args.pin_dir) or _pin_dir_exists(args.pin_dir):
                 unload(args.pin_dir)    # another build, or a partial load: replace it
             tier = load_tier(features, args.pin_dir, args.tier)
             print('task-diag: loaded tier %s (%s), pinned under %s'

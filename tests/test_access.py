@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -57,20 +58,22 @@ def pins():
              'TASK_DIAG_ACCESS_PINS=%s: pins missing' % given)
         yield given
         return
-    path = os.path.join(os.path.dirname(PIN_DIR),
-                        'task_diag_test_access_%d_%s' % (os.getpid(), uuid.uuid4().hex[:8]))
+    # A bpffs of this module's own, that readers with other ids can reach:
+    # /sys/fs/bpf is mounted 0700 by task-diag-load, make and systemd alike.
+    fs = tempfile.mkdtemp(prefix='td-bpffs-')
+    os.chmod(fs, 0o755)
+    subprocess.run(['mount', '-t', 'bpf', '-o', 'mode=0755', 'bpf', fs], check=True)
+    path = os.path.join(fs, 'task_diag')
     try:
-        r = subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--pin-dir', path],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--pin-dir', path,
+                            '--no-front'], capture_output=True, text=True, timeout=120)
         need(r.returncode == 0, 'task-diag-load failed: ' + r.stderr.strip())
         need(all(os.path.exists(os.path.join(path, p)) for p in PINS),
              'task-diag-load left pins missing under ' + path)
         yield path
     finally:
-        if os.path.isdir(path):
-            for name in os.listdir(path):
-                os.unlink(os.path.join(path, name))
-            os.rmdir(path)
+        subprocess.run(['umount', fs], check=True)      # the pins go with the instance
+        os.rmdir(fs)
 
 
 @pytest.fixture(autouse=True)

@@ -472,3 +472,47 @@ def test_a_refused_tier_falls_back(pin_dir, tmp_path):
             _answers(pin_dir, tmp_path)
     finally:
         loader.unload(pin_dir)
+
+
+# --- bpffs: mounted 0700, links and strangers' entries left alone -----------------------
+
+def test_bpffs_mounted_by_the_loader_is_root_only(tools_unshare):
+    """Where /sys/fs/bpf is not bpffs, task-diag-load mounts it mode 0700 (in
+    a mount namespace of the test's own, over a tmpfs that hides the real
+    one)."""
+    script = ('mount -t tmpfs tmpfs /sys/fs/bpf && "$@" --no-front --pin-dir '
+              '/sys/fs/bpf/td && stat -c %a /sys/fs/bpf && grep " /sys/fs/bpf bpf " '
+              '/proc/self/mounts && "$@" --unload --pin-dir /sys/fs/bpf/td')
+    r = subprocess.run(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script, 'sh']
+                       + LOADER, capture_output=True, text=True, timeout=120, cwd='/')
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.split('\n')
+    assert int(lines[1], 8) & 0o777 == 0o700, r.stdout       # stat of the new mount's root
+    assert lines[-3].endswith(',mode=700 0 0'), r.stdout      # the one on top, ours
+
+
+@pytest.fixture
+def tools_unshare():
+    need(shutil.which('unshare'), 'unshare (util-linux) is needed')
+
+
+def test_unload_follows_no_link_and_leaves_what_is_not_ours(pin_dir):
+    target = pin_dir + '-target'
+    os.mkdir(target)
+    os.mkdir(os.path.join(target, 'victim'))
+    try:
+        os.symlink(target, pin_dir)
+        for args in (['--unload'], []):
+            r = run(pin_dir, *args)
+            assert r.returncode == 1 and 'not a directory' in r.stderr, r.stderr
+            assert os.listdir(target) == ['victim']
+        os.unlink(pin_dir)
+        load(pin_dir)
+        os.mkdir(os.path.join(pin_dir, 'stranger'))
+        r = run(pin_dir, '--unload')
+        assert r.returncode == 1 and 'stranger' in r.stderr, r.stderr
+        assert os.listdir(pin_dir) == ['stranger']
+    finally:
+        if os.path.islink(pin_dir):
+            os.unlink(pin_dir)
+        shutil.rmtree(target, ignore_errors=True)
