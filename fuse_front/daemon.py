@@ -12,10 +12,12 @@ does not grow with the number of tasks.
     python -m task_diag.fuse_front.daemon [--mountpoint /run/task-diag]
 """
 import argparse
+import collections
 import errno
 import itertools
 import logging
 import os
+import resource
 import stat
 import sys
 import threading
@@ -29,20 +31,27 @@ from .transaction import Transaction
 
 log = logging.getLogger('task-diag-fuse')
 
+# Open files of /run/task-diag per user (root aside): each holds a
+# transaction, and a started one an iterator descriptor, so that without a
+# bound one user could take every descriptor of the daemon and stop
+# everyone's dumps.  The next open() gets EMFILE.
+PER_USER = 64
+
 
 class TaskDiagFile(fuse.Operations):
     use_ns = True
 
     def __init__(self, engine):
         self.engine = engine
-        self.files = {}                 # fh -> Transaction
+        self.files = {}                 # fh -> (Transaction, uid)
+        self.per_user = collections.Counter()
         self.fhs = itertools.count(1)
         self._mutex = threading.Lock()
         self.mtime = time.time_ns()
 
     def _tx(self, fi):
         with self._mutex:
-            tx = self.files.get(fi.fh)
+            tx, _ = self.files.get(fi.fh, (None, None))
         if tx is None:
             raise fuse.FuseOSError(errno.EBADF)
         return tx
@@ -59,9 +68,13 @@ class TaskDiagFile(fuse.Operations):
     def open(self, path, fi):
         if path != '/':
             raise fuse.FuseOSError(errno.ENOENT)
+        uid = fuse.fuse_get_context()[0]
         with self._mutex:
+            if uid != 0 and self.per_user[uid] >= PER_USER:
+                raise fuse.FuseOSError(errno.EMFILE)
+            self.per_user[uid] += 1
             fi.fh = next(self.fhs)
-            self.files[fi.fh] = Transaction(self.engine)
+            self.files[fi.fh] = (Transaction(self.engine), uid)
         fi.direct_io = 1            # every read() reaches us, none is cached
         fi.nonseekable = 1
         return 0
@@ -82,7 +95,11 @@ class TaskDiagFile(fuse.Operations):
     @fuse.overrides(fuse.Operations)
     def release(self, path, fi):
         with self._mutex:
-            tx = self.files.pop(fi.fh, None)
+            tx, uid = self.files.pop(fi.fh, (None, None))
+            if tx is not None:
+                self.per_user[uid] -= 1
+                if not self.per_user[uid]:
+                    del self.per_user[uid]
         if tx is not None:
             tx.close()
         return 0
@@ -96,6 +113,10 @@ def cli(args=None):
     args = ap.parse_args(args)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format='task-diag-fuse: %(message)s')
+    # as many descriptors as we may: PER_USER bounds each user's share
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         engine = PinnedBackend(args.pin_dir) if args.pin_dir else PinnedBackend()
     except OSError as e:

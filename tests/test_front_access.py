@@ -502,3 +502,49 @@ def test_dump_of_a_reader_gone_is_not_finished_by_another(front, uid, mode):
     got = json.loads(r.stdout)
     assert got['reused']
     assert (got['err'], got['pids']) == (errno.EPERM, [])
+
+
+# --- one user cannot take the daemon's descriptors -------------------------------------
+
+HOLDER = r'''
+import errno, os, sys
+from task_diag import wire
+path, want = sys.argv[1], int(sys.argv[2])
+held, refused = [], None
+for i in range(want):
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as e:
+        refused = e.errno
+        break
+    os.write(fd, wire.encode_request(wire.DUMP_ALL_THREAD, 0, wire.SHOW_BASE))
+    os.read(fd, 64 * 1024)          # started: the daemon holds an iterator for it
+    held.append(fd)
+print(len(held), refused, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_one_user_cannot_starve_the_others(td, front, tools):
+    """uid 65534 opens and starts as many dumps as it can, from two
+    processes: it gets its share (fuse_front.daemon.PER_USER) and EMFILE
+    after, and root's dump goes through meanwhile."""
+    from task_diag.fuse_front.daemon import PER_USER
+    holders = []
+    try:
+        for _ in range(2):
+            holders.append(subprocess.Popen(setpriv(NOBODY) + [PY, '-c', HOLDER, front, '1000'],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            text=True, cwd='/'))
+        counts = []
+        for h in holders:
+            n, refused = h.stdout.readline().split()
+            counts.append(int(n))
+            assert refused == str(errno.EMFILE)
+        assert sum(counts) == PER_USER
+        tasks, _ = td_ok(td, '-s', 'all')               # root, through the file, meanwhile
+        assert {h.pid for h in holders} <= {t['pid'] for t in tasks}
+    finally:
+        for h in holders:
+            h.kill()
+            h.wait()
