@@ -143,6 +143,19 @@ def tail(text, lines=40):
     return '\n'.join(text.rstrip().split('\n')[-lines:])
 
 
+def run_vm(cmd):
+    """stock-kernel-run @cmd, its output as text; a failure if it outlives
+    the VM's own timeout by 3 minutes."""
+    try:
+        return subprocess.run(cmd, cwd=ROOT, env=vm_env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=VM_TIMEOUT + 180)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors='replace') if isinstance(e.stdout, bytes) else e.stdout
+        pytest.fail('stock-kernel-run did not finish in %d s:\n%s'
+                    % (VM_TIMEOUT + 180, tail(out or '')))
+
+
 @pytest.mark.parametrize('suite,kernel', KERNELS, ids=[kernel_id(k) for k in KERNELS])
 def test_same_answers_on_stock_kernel(suite, kernel, td_dump):
     tool = find_tool()
@@ -154,14 +167,7 @@ def test_same_answers_on_stock_kernel(suite, kernel, td_dump):
     # the VM, read-only.
     cmd = vm_command(tool, suite, kernel) + ['--', sys.executable, VM_CHECK,
                                              '--td-dump', td_dump]
-    try:
-        r = subprocess.run(cmd, cwd=ROOT, env=vm_env(), stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=VM_TIMEOUT + 180)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors='replace') if isinstance(e.stdout, bytes) else e.stdout
-        pytest.fail('stock-kernel-run did not finish in %d s:\n%s'
-                    % (VM_TIMEOUT + 180, tail(out or '')))
+    r = run_vm(cmd)
     print(r.stdout)                                         # shown with -s, or on failure
     need(r.returncode != 125, 'the VM could not boot kernel %s (stock-kernel-run exit 125):\n%s'
          % (describe(suite, kernel), tail(r.stdout)))
@@ -203,14 +209,7 @@ def test_readers_stay_apart_on_a_preemptible_kernel(suite, kernel):
     exe = build('preempt_stress.c', 'preempt_stress', '-Wall', '-Werror')
     cmd = vm_command(tool, suite, kernel, '--smp', '2', '--append', 'preempt=full')
     cmd += ['--', sys.executable, os.path.join(HERE, 'vm_stress.py'), exe]
-    try:
-        r = subprocess.run(cmd, cwd=ROOT, env=vm_env(), stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=VM_TIMEOUT + 180)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors='replace') if isinstance(e.stdout, bytes) else e.stdout
-        pytest.fail('stock-kernel-run did not finish in %d s:\n%s'
-                    % (VM_TIMEOUT + 180, tail(out or '')))
+    r = run_vm(cmd)
     print(r.stdout)
     need(r.returncode != 125, 'the VM could not boot kernel %s (stock-kernel-run exit 125):\n%s'
          % (describe(suite, kernel), tail(r.stdout)))
