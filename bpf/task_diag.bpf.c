@@ -86,6 +86,8 @@ struct td_scratch {
 	char buf[TD_BUF_SIZE + TD_SLACK];
 	__u64 vma_next;		/* td_put_vmas' results */
 	__u32 vma_off;
+	/* the viewer's root, for VMA names: set before td_put_vmas() */
+	__u64 root_mnt, root_dentry;
 	__u64 busy;		/* a run is building its message here: show_task() */
 };
 
@@ -781,14 +783,26 @@ static __always_inline bool names_inexact(void)
  */
 static __always_inline long name_path(char *dst, u32 size, struct file *file)
 {
+	u32 zero = 0;
+	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	u64 mnt, dentry;
 
+	if (!scratch)
+		return TD_INEXACT;
 #ifdef TD_NAME_DPATH
-	if (!td_backing(file))
-		return bpf_d_path(&file->f_path, dst, size);
+	{
+		/* bpf_d_path() prints relative to current's root: only
+		 * where that is the viewer's too */
+		struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+		struct fs_struct *fs = me->fs;
+
+		if (!td_backing(file) && fs && (u64)fs->root.mnt == scratch->root_mnt &&
+		    (u64)fs->root.dentry == scratch->root_dentry)
+			return bpf_d_path(&file->f_path, dst, size);
+	}
 #endif
 	td_user_path(file, &mnt, &dentry);
-	return td_walk_into(dst, size, mnt, dentry);
+	return td_walk_into(dst, size, mnt, dentry, scratch->root_mnt, scratch->root_dentry);
 }
 
 /*
@@ -912,16 +926,16 @@ static __always_inline int name_direct(char *dst, struct file *file)
 /* Resolves the name into the slot @s, if no one else is writing it. */
 static __always_inline int name_fill(char *dst, struct file *file, struct td_name_slot *s, u64 dump)
 {
-	struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+	u32 zero = 0;
+	struct td_scratch *scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	struct dentry *d = file->f_path.dentry;
-	struct fs_struct *fs = me->fs;
 	u32 len = 0;
 	long n;
 	u64 l;
 
 	__sync_fetch_and_add(&s->writers, 1);
 	barrier();
-	if (fs && *(volatile u64 *)&s->writers == 1) {
+	if (scratch && *(volatile u64 *)&s->writers == 1) {
 		__sync_fetch_and_add(&s->seq, 1);
 		barrier();
 		/* Taken before d_path(), so that a change racing with it
@@ -929,8 +943,8 @@ static __always_inline int name_fill(char *dst, struct file *file, struct td_nam
 		s->dump = dump;
 		s->dentry = (u64)d;
 		s->mnt = (u64)file->f_path.mnt;
-		s->root_mnt = (u64)fs->root.mnt;
-		s->root_dentry = (u64)fs->root.dentry;
+		s->root_mnt = scratch->root_mnt;
+		s->root_dentry = scratch->root_dentry;
 		s->parent = (u64)d->d_parent;
 		s->inode = (u64)d->d_inode;
 		s->hash_len = d->d_name.hash_len;
@@ -961,26 +975,28 @@ static __always_inline int name_fill(char *dst, struct file *file, struct td_nam
  */
 static __always_inline int file_name(char *dst, struct file *file)
 {
-	struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
 	struct dentry *d = file->f_path.dentry;
 	const struct dentry_operations *dop = d->d_op;
-	struct fs_struct *fs = me->fs;
 	struct td_name_work *w = name_work();
 	struct td_name_slot *s;
-	u64 dump, seq, l;
-	u32 idx;
+	struct td_scratch *scratch;
+	u64 dump, seq, l, root_mnt, root_dentry;
+	u32 idx = 0;
 
+	scratch = bpf_map_lookup_elem(&td_scratch, &idx);
 	/* d_dname names and overlayfs' backing files: not cached */
-	if (!w || !fs || (dop && dop->d_dname) || td_backing(file))
+	if (!w || !scratch || (dop && dop->d_dname) || td_backing(file))
 		return name_direct(dst, file);
 	dump = w->dump;
 	if (!dump)
 		return name_direct(dst, file);
+	root_mnt = scratch->root_mnt;
+	root_dentry = scratch->root_dentry;
 	/* The key and the dentry's state are compared (and stored) from
 	 * fresh loads, never from td_name_work, which is only the hash's. */
 	w->h[0] = (u64)d;
 	w->h[1] = (u64)file->f_path.mnt;
-	w->h[2] = (u64)fs->root.dentry;
+	w->h[2] = root_dentry;
 	idx = ((*(volatile u64 *)&w->h[0] ^ *(volatile u64 *)&w->h[1] << 7 ^
 		*(volatile u64 *)&w->h[2] << 13) * 0x9e3779b97f4a7c15ULL) >> (64 - TD_NC_BITS);
 	s = bpf_map_lookup_elem(&td_names, &idx);
@@ -990,8 +1006,8 @@ static __always_inline int file_name(char *dst, struct file *file)
 	seq = *(volatile u64 *)&s->seq;
 	barrier();
 	if (!(seq & 1) && s->dump == dump && s->dentry == (u64)d &&
-	    s->mnt == (u64)file->f_path.mnt && s->root_dentry == (u64)fs->root.dentry &&
-	    s->root_mnt == (u64)fs->root.mnt && s->parent == (u64)d->d_parent &&
+	    s->mnt == (u64)file->f_path.mnt && s->root_dentry == root_dentry &&
+	    s->root_mnt == root_mnt && s->parent == (u64)d->d_parent &&
 	    s->inode == (u64)d->d_inode && s->hash_len == d->d_name.hash_len &&
 	    s->unlinked == (d->d_parent == d || !d->d_hash.pprev)) {
 		l = s->len;
@@ -1470,6 +1486,16 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 
 			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
 				return 1;
+			if (req->viewer.valid) {
+				scratch->root_mnt = req->root[0];
+				scratch->root_dentry = req->root[1];
+			} else {
+				struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+				struct fs_struct *fs = me->fs;
+
+				scratch->root_mnt = fs ? (u64)fs->root.mnt : 0;
+				scratch->root_dentry = fs ? (u64)fs->root.dentry : 0;
+			}
 			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
 			/* a name not exact in this run, or in an earlier run of
 			 * this task (the driver passes from_proc on) */
@@ -1547,7 +1573,13 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		seqno = req->seq;
 		cont = req->cont_state;
 		if (strategy == TD_PROBE_VIEWER) {
+			struct fs_struct *fs = ((struct task_struct___fs *)task)->fs;
+
 			fill_viewer(&req->viewer, task);
+			if (fs) {
+				req->root[0] = (u64)fs->root.mnt;
+				req->root[1] = (u64)fs->root.dentry;
+			}
 			return 0;
 		}
 		if (strategy == TD_PROBE_CALIBRATE) {

@@ -168,23 +168,22 @@ static __always_inline long td_walk_out(struct td_walk *w, u32 pos, u32 end, boo
 }
 
 /*
- * d_path() of the path {@vfsmnt, @dentry} relative to the reader's root,
+ * d_path() of the path {@vfsmnt, @dentry} relative to the reader's root
+ * {@root_mnt, @root_dentry} (the viewer's fs->root),
  * NUL-ended in td_walk's buf from its out; returns its length with the
  * NUL, -ENAMETOOLONG, or TD_INEXACT.  td_walk_into() copies it.
  */
-static __noinline long td_walk_name(u64 vfsmnt, u64 dentry)
+static __noinline long td_walk_name(u64 vfsmnt, u64 dentry, u64 root_mnt, u64 root_dentry)
 {
-	struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
 	struct dentry *d = (void *)dentry;
 	const struct dentry_operations *dop = BPF_CORE_READ(d, d_op);
-	struct fs_struct *fs = me->fs;
 	struct td_walk *w;
 	u32 zero = 0, state, pos, len;
 	bool unlinked;
 	u64 sum, dname;
 
 	w = bpf_map_lookup_elem(&td_walk, &zero);
-	if (!w || !fs)
+	if (!w || !root_mnt)
 		return TD_INEXACT;
 	unlinked = BPF_CORE_READ(d, d_parent) == d || !BPF_CORE_READ(d, d_hash.pprev);
 	dname = dop ? (u64)BPF_CORE_READ(dop, d_dname) : 0;
@@ -210,8 +209,8 @@ static __noinline long td_walk_name(u64 vfsmnt, u64 dentry)
 		}
 		return TD_INEXACT;
 	}
-	w->root_dentry = (u64)fs->root.dentry;
-	w->root_vfsmnt = (u64)fs->root.mnt;
+	w->root_dentry = root_dentry;
+	w->root_vfsmnt = root_mnt;
 	state = td_walk_pass(w, dentry, vfsmnt, 1);
 	if (state == TD_WALK_ON)
 		return TD_INEXACT;		/* deeper than TD_WALK_STEPS */
@@ -230,9 +229,10 @@ static __noinline long td_walk_name(u64 vfsmnt, u64 dentry)
 
 /* td_walk_name() into @dst, whose room @size is a constant where this is
  * inlined (the verifier must see the copy bounded). */
-static __always_inline long td_walk_into(char *dst, u32 size, u64 vfsmnt, u64 dentry)
+static __always_inline long td_walk_into(char *dst, u32 size, u64 vfsmnt, u64 dentry,
+					 u64 root_mnt, u64 root_dentry)
 {
-	long n = td_walk_name(vfsmnt, dentry);
+	long n = td_walk_name(vfsmnt, dentry, root_mnt, root_dentry);
 	struct td_walk *w;
 	u32 zero = 0;
 	u64 l = n;

@@ -60,6 +60,11 @@ struct td_request {
 	 * resolve): its pid namespace, in which TD_ATTR_HOST_PID numbers the
 	 * task, so that the driver finds it in its own /proc.  0: none. */
 	__u64 host_pid_ns;	/* struct pid_namespace *, the driver's */
+	/* The viewer's root (fs->root), filled with the viewer: VMA names
+	 * are printed relative to it, as its /proc/PID/maps would print them
+	 * (a chrooted reader of /run/task-diag).  Not in td_viewer, which
+	 * the programs keep on their stack. */
+	__u64 root[2];		/* struct vfsmount *, struct dentry * */
 	__u32 host_pid_ns_level;
 	__u32 from_proc;	/* set by the program: a message of this read has
 				 * TD_MSG_F_VMA_FROM_PROC */

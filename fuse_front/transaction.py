@@ -186,8 +186,8 @@ class _FirstReader:
             pass                        # a test's engine, or gone already: unchanged() says no
 
     def unchanged(self, engine):
-        if self.fd < 0 or len(self.viewer) != VIEWER.size:
-            return len(self.viewer) != VIEWER.size      # a test's engine without processes
+        if self.fd < 0 or len(self.viewer) < VIEWER.size:
+            return len(self.viewer) < VIEWER.size       # a test's engine without processes
         if select.select([self.fd], [], [], 0)[0]:
             return False                # exited
         try:
@@ -217,16 +217,18 @@ _WHO = slice(_OFF['start'], VIEWER.size)           # start, exec_id, tgid (td_it
 
 
 def _credentials(viewer):
-    """@viewer (a td_viewer) without what names the process: its thread
-    group (signal) and who it is (start, exec_id, tgid)."""
-    if len(viewer) != VIEWER.size:
+    """@viewer (a td_viewer, its root after it) without what names the
+    process: its thread group (signal) and who it is (start, exec_id,
+    tgid).  Its root stays: names are printed relative to it."""
+    if len(viewer) < VIEWER.size:
         return viewer           # not a td_viewer (a test's engine): compare it whole
-    return viewer[:_SIGNAL.start] + bytes(8) + viewer[_SIGNAL.stop:_WHO.start]
+    return viewer[:_SIGNAL.start] + bytes(8) + viewer[_SIGNAL.stop:_WHO.start] + \
+        viewer[VIEWER.size:]
 
 
 def _who(viewer):
     """Which process @viewer is: its leader's start, its execve count, its tgid."""
-    if len(viewer) != VIEWER.size:
+    if len(viewer) < VIEWER.size:
         return viewer
     return viewer[_WHO]
 

@@ -33,13 +33,15 @@ _MSG = wire.MSG.struct
 
 
 def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
-    """A td_request field list, continuation fields clear."""
+    """A td_request field list, continuation fields clear.  @viewer: a
+    td_viewer, or one with its root after it, as viewer_of() gives."""
     fields = [0] * len(REQUEST.names)
     fields[_F['show_flags']] = show
     fields[_F['dump_strategy']] = strategy
     fields[_F['pid']] = pid
     fields[_F['seq']] = seq
-    fields[_F['viewer']] = viewer
+    fields[_F['viewer']] = viewer[:VIEWER.size]
+    fields[_F['root']] = viewer[VIEWER.size:].ljust(ROOT_SIZE, b'\0')
     return fields
 
 
@@ -78,6 +80,7 @@ def vma_supported(pin_dir=PIN_DIR):
         b.close()
 
 
+ROOT_SIZE = 16          # td_request.root_mnt, root_dentry
 CAP_SYS_PTRACE = 19
 _V = {name: i for i, name in enumerate(VIEWER.names)}
 
@@ -85,9 +88,9 @@ _V = {name: i for i, name in enumerate(VIEWER.names)}
 def _sees_all(viewer):
     """Whether @viewer passes every visibility test: ourselves (root), or
     CAP_SYS_PTRACE in the initial user namespace."""
-    if viewer == EMPTY_VIEWER:
+    if viewer[:VIEWER.size] == EMPTY_VIEWER:
         return True
-    v = VIEWER.struct.unpack(viewer)
+    v = VIEWER.struct.unpack_from(viewer)
     return v[_V['user_ns_level']] == 0 and bool(v[_V['cap_effective']] >> CAP_SYS_PTRACE & 1)
 
 
@@ -264,18 +267,19 @@ class PinnedBackend:
             self.drop(key)
 
     def viewer_of(self, pid):
-        """The td_viewer of process @pid (a pid of our namespace): whom a
-        Stream answers for, when it answers for someone else."""
+        """The td_viewer of process @pid (a pid of our namespace), its root
+        {mnt, dentry} after it: whom a Stream answers for, when it answers
+        for someone else."""
         fields = self.probe(PROBE_VIEWER, 0, tid=pid)
-        viewer = fields[_F['viewer']] if fields else EMPTY_VIEWER
-        if not VIEWER.struct.unpack(viewer)[VIEWER.names.index('valid')]:
+        viewer = fields[_F['viewer']] + fields[_F['root']] if fields else EMPTY_VIEWER
+        if not VIEWER.struct.unpack_from(viewer)[VIEWER.names.index('valid')]:
             raise OSError(errno.ESRCH, 'no process %d' % pid)
         return viewer
 
     def own_pid_ns(self):
         """(struct pid_namespace * as a number, level) of our pid namespace."""
         if self._own_pid_ns is None:
-            own = VIEWER.struct.unpack(self.viewer_of(os.getpid()))
+            own = VIEWER.struct.unpack_from(self.viewer_of(os.getpid()))
             self._own_pid_ns = (own[VIEWER.names.index('pid_ns')],
                                 own[VIEWER.names.index('pid_ns_level')])
         return self._own_pid_ns
@@ -283,9 +287,10 @@ class PinnedBackend:
     def same_pid_ns(self, viewer):
         """Whether @viewer numbers pids as we do (then the kernel's per-link
         filter, which takes our numbers, can serve ONE and THREAD)."""
-        if viewer == EMPTY_VIEWER:
+        if viewer[:VIEWER.size] == EMPTY_VIEWER:
             return True
-        return VIEWER.struct.unpack(viewer)[VIEWER.names.index('pid_ns')] == self.own_pid_ns()[0]
+        return (VIEWER.struct.unpack_from(viewer)[VIEWER.names.index('pid_ns')]
+                == self.own_pid_ns()[0])
 
     # -- one transaction ----------------------------------------------------
 

@@ -20,7 +20,9 @@ REQUEST = Layout('td_request', (
     ('viewer', '%ds' % VIEWER.size),   # struct td_viewer, filled by a TD_PROBE_VIEWER pass
     ('cont_start', 'Q'),        # a task's VMAs split over program runs (td_iter.h)
     ('cont_pid', 'I'), ('cont_state', 'I'),
-    ('host_pid_ns', 'Q'), ('host_pid_ns_level', 'I'),   # TD_ATTR_HOST_PID wanted
+    ('host_pid_ns', 'Q'),       # TD_ATTR_HOST_PID wanted: the driver's pid namespace
+    ('root', '16s'),            # the viewer's fs->root {mnt, dentry}, filled with the viewer
+    ('host_pid_ns_level', 'I'),
     ('from_proc', 'I'),         # set by the program: TD_MSG_F_VMA_FROM_PROC in this read
     ('flags', 'I'),             # REQ_*
     ('_pad', '4x'),

@@ -26,6 +26,7 @@ from task_diag.loader.pinned import PinnedBackend
 
 from conftest import need
 from helpers_vma import maps_lines, parse_maps, vma_lines
+from test_front import front  # noqa: F401 (fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HELPER = os.path.join(HERE, 'helpers_names.py')
@@ -178,3 +179,38 @@ def test_chrooted_reader(tier, tmp_path):
     assert any('/libc.so' in n for n in names_)                # outside it: from above
     assert got == want
     assert out['from_proc'] == 0
+
+
+FRONT_CHROOT_READER = r'''
+import json, os, sys
+from task_diag import wire
+sys.path.insert(0, sys.argv[4])
+from helpers_vma import parse_maps, vma_lines
+front, pid, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+fd = os.open(front, os.O_RDWR)
+maps = os.open('/proc/%d/maps' % pid, os.O_RDONLY)
+os.chroot(root)
+os.chdir('/')
+os.write(fd, wire.encode_request(wire.DUMP_ONE, pid, wire.SHOW_BASE | wire.SHOW_VMA))
+data = b''.join(iter(lambda: os.read(fd, 1 << 20), b''))
+(task,) = wire.iter_decode(data)
+want = b''.join(iter(lambda: os.read(maps, 1 << 16), b''))
+print(json.dumps({'got': vma_lines(task.vmas), 'want': parse_maps(want)}))
+'''
+
+
+def test_chrooted_reader_of_the_file(front, tmp_path):
+    """The same through /run/task-diag: the daemon is not chrooted, the
+    names are printed from the reader's root all the same."""
+    p, _ = _spawn(tmp_path, '--here')
+    try:
+        r = subprocess.run([sys.executable, '-c', FRONT_CHROOT_READER, front, str(p.pid),
+                            str(tmp_path), HERE], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
+    finally:
+        _end(p)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    want = [tuple(x) for x in out['want']]
+    assert {'/plain', '/with space', '/gone (deleted)'} <= {n for _, n in want}
+    assert [tuple(x) for x in out['got']] == want
