@@ -1572,6 +1572,10 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		strategy = req->dump_strategy;
 		seqno = req->seq;
 		cont = req->cont_state;
+		if (strategy == TD_PROBE_LSM) {
+			bpf_probe_read_kernel(&req->viewer, TD_LSM_PEEK, task->cred->security);
+			return 0;
+		}
 		if (strategy == TD_PROBE_VIEWER) {
 			struct fs_struct *fs = ((struct task_struct___fs *)task)->fs;
 
@@ -1580,6 +1584,12 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 				req->root[0] = (u64)fs->root.mnt;
 				req->root[1] = (u64)fs->root.dentry;
 			}
+			/* pid: td_config.landlock_off, where the driver knows
+			 * it: the 8 bytes there, Landlock's domain, go to
+			 * found and found_tgid (td_iter.h) */
+			if (req->pid && req->pid <= TD_LSM_PEEK - 7)
+				bpf_probe_read_kernel(&req->found, 8,
+						      task->cred->security + req->pid - 1);
 			return 0;
 		}
 		if (strategy == TD_PROBE_CALIBRATE) {

@@ -120,7 +120,14 @@ struct td_host_pid {
 
 /* dump_strategy values outside the UAPI's, that answer nothing: */
 #define TD_PROBE_FOUND	0xff	/* only set found/found_tgid */
-#define TD_PROBE_VIEWER	0xfe	/* only fill viewer from the task visited */
+#define TD_PROBE_VIEWER	0xfe	/* only fill viewer (and root) from the task
+				 * visited; with pid = td_config.landlock_off,
+				 * found and found_tgid get the 8 bytes there
+				 * in its cred->security: Landlock's domain */
+#define TD_PROBE_LSM	0xfc	/* only copy the visited task's cred->security
+				 * blob (its first TD_LSM_PEEK bytes) into
+				 * viewer: the loader finds Landlock's place */
+#define TD_LSM_PEEK	64
 #define TD_PROBE_CALIBRATE 0xfd	/* only find td_config.pw_* from the reader's own
 				 * task; found = 1 on success, else < 0 */
 
@@ -146,6 +153,11 @@ struct td_config {
 	__u32 vma_stat;		/* TD_VMA_STAT_* */
 	__u32 tier;		/* TD_TIER_*: which object the loader loaded */
 	__u32 tier_forced;	/* 1: by task-diag-load --tier */
+	/* Landlock's domain pointer in cred->security, + 1, where a reader in
+	 * a domain may not read others' maps; 0: no Landlock, or not found;
+	 * 0xffffffff: it may (nothing to refuse).  Found by the loader
+	 * (loader/lsm.py, TD_PROBE_LSM); read by the drivers. */
+	__u32 landlock_off;
 };
 
 /* td_config.tier (loader/load.py, TIERS) */

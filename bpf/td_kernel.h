@@ -68,6 +68,7 @@ struct cred {
 	kernel_cap_t cap_effective;
 	kernel_cap_t cap_bset;
 	struct user_namespace *user_ns;
+	void *security;			/* the LSMs' blobs (CONFIG_SECURITY) */
 };
 
 struct ns_common {

@@ -33,7 +33,7 @@ from ..fuse_front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
                          PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
                          VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
-from . import libbpf, pagewalk
+from . import libbpf, lsm, pagewalk
 
 BPFFS = '/sys/fs/bpf'
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -321,6 +321,7 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
             continue
         try:
             load(tier.path(), pin_dir, tier.number, forced=bool(forced))
+            _find_landlock(pin_dir)
             return tier
         except Rejected as e:
             refused.append('== %s: %s\n%s\n' % (tier.name, e.strerror, e.log))
@@ -331,6 +332,22 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
             if forced:
                 raise
     raise Refusal('no tier loads on kernel %s (logs: %s)' % (os.uname().release, VERIFIER_LOG))
+
+
+def _find_landlock(pin_dir):
+    """td_config.landlock_off (loader/lsm.py), measured with the programs
+    just pinned."""
+    from .pinned import PinnedBackend
+    backend = PinnedBackend(pin_dir)
+    try:
+        off = lsm.landlock_offset(backend)
+    finally:
+        backend.close()
+    fd = pagewalk._config_fd(pin_dir)
+    try:
+        pagewalk.update_config(fd, landlock_off=off)
+    finally:
+        os.close(fd)
 
 
 def _write_verifier_log(entries):
@@ -549,6 +566,17 @@ def status(pin_dir=PIN_DIR, out=None):
                                                  time.localtime(cfg['loaded_at'])), file=out)
         print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
               file=out)
+        if cfg['landlock_off'] == lsm.LANDLOCK_READS:
+            print('  landlock: a reader in a domain may read the maps of others, as here: '
+                  'nothing to refuse', file=out)
+        elif cfg['landlock_off']:
+            print('  landlock: a reader in a domain may not read the maps of others; its '
+                  'domain at +%d of cred->security: no VMA for it' % (cfg['landlock_off'] - 1),
+                  file=out)
+        else:
+            print('  landlock: %s' % ('off' if not lsm.landlock_abi() else
+                                      'domain not found: confined readers are not told apart'),
+                  file=out)
         if cfg['vma_stat'] == VMA_STAT_PAGEWALK:
             print('vma_stat: pagewalk (BPF page-table walk; page_offset_base %#x, '
                   'vmemmap_base %#x, %d-level paging; %d pages met outside their mapping)'

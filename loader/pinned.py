@@ -41,8 +41,13 @@ def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
     fields[_F['pid']] = pid
     fields[_F['seq']] = seq
     fields[_F['viewer']] = viewer[:VIEWER.size]
-    fields[_F['root']] = viewer[VIEWER.size:].ljust(ROOT_SIZE, b'\0')
+    fields[_F['root']] = viewer[VIEWER.size:VIEWER.size + ROOT_SIZE].ljust(ROOT_SIZE, b'\0')
     return fields
+
+
+def _confined(viewer):
+    """Whether viewer_of() found the viewer in a Landlock domain."""
+    return len(viewer) > VIEWER.size + ROOT_SIZE and bool(viewer[VIEWER.size + ROOT_SIZE])
 
 
 def _read(fd, size=READ_SIZE):
@@ -154,6 +159,7 @@ class PinnedBackend:
         self._local = threading.local()
         self._own_pid_ns = None
         self._has_vma = None
+        self._landlock_off = None
         self._checked, self._stale = time.monotonic(), False
 
     def _get(self, name):
@@ -270,11 +276,13 @@ class PinnedBackend:
         """The td_viewer of process @pid (a pid of our namespace), its root
         {mnt, dentry} after it: whom a Stream answers for, when it answers
         for someone else."""
-        fields = self.probe(PROBE_VIEWER, 0, tid=pid)
-        viewer = fields[_F['viewer']] + fields[_F['root']] if fields else EMPTY_VIEWER
-        if not VIEWER.struct.unpack_from(viewer)[VIEWER.names.index('valid')]:
+        if self._landlock_off is None:
+            self._landlock_off = max(self.config()['landlock_off'], 0)     # LANDLOCK_READS: -1
+        fields = self.probe(PROBE_VIEWER, self._landlock_off, tid=pid)
+        if not fields or not VIEWER.struct.unpack(fields[_F['viewer']])[_V['valid']]:
             raise OSError(errno.ESRCH, 'no process %d' % pid)
-        return viewer
+        confined = bool(self._landlock_off and (fields[_F['found']] or fields[_F['found_tgid']]))
+        return fields[_F['viewer']] + fields[_F['root']] + bytes([confined])
 
     def own_pid_ns(self):
         """(struct pid_namespace * as a number, level) of our pid namespace."""
@@ -366,6 +374,13 @@ class Stream:
         # the same way.  To find the tasks of a reader of another pid
         # namespace in our /proc, the programs add ATTR_HOST_PID.
         want_vma = bool(show & wire.SHOW_VMA)
+        if want_vma and _confined(viewer):
+            # Landlock lets a process of a domain read the mappings of
+            # nothing outside it (its ptrace hook), and the programs'
+            # ptrace test has no LSM hook: none for it, as the issue of
+            # confined readers asks, rather than more than its /proc gives
+            raise OSError(errno.EACCES, 'TASK_DIAG_SHOW_VMA: not for a reader confined by '
+                                        'Landlock')
         self.with_stat = bool(want_vma and show & wire.SHOW_VMA_STAT)
         self.proc_vmas = want_vma and not backend.has_vma()
         if self.with_stat and not self.proc_vmas:

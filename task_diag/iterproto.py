@@ -44,6 +44,8 @@ CONFIG = Layout('td_config', (
     ('vma_stat', 'I'),
     ('tier', 'I'),              # TIER_*: the object loaded
     ('tier_forced', 'I'),       # 1: by task-diag-load --tier
+    ('landlock_off', 'i'),      # Landlock's domain in cred->security, + 1 (loader/lsm.py)
+    ('_pad', '4x'),
 ))
 
 # td_config.tier: the objects, richest first (bpf/Makefile, loader/load.py)
@@ -57,6 +59,8 @@ VMA_STAT_SOURCES = {'smaps': VMA_STAT_SMAPS, 'pagewalk': VMA_STAT_PAGEWALK}
 PROBE_FOUND = 0xff              # only: does a task with tid == pid exist, its tgid
 PROBE_VIEWER = 0xfe             # only: fill td_request.viewer from the task visited
 PROBE_CALIBRATE = 0xfd          # only: find td_config.pw_* from the reader's own task
+PROBE_LSM = 0xfc                # only: copy the task's cred->security blob into viewer
+LSM_PEEK = 64
 
 # td_request.cont_state (td_iter.h)
 CONT_NONE, CONT_PENDING, CONT_RESUME, CONT_DONE, CONT_MORE = 0, 1, 2, 3, 4

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from task_diag import wire
-from task_diag.loader import load
+from task_diag.loader import load, lsm
 from conftest import need
 from nsutil import Procs
 from test_front import PY, front  # noqa: F401 (fixture)
@@ -248,3 +248,59 @@ def euid_of(pid):
         for line in f:
             if line.startswith('Uid:'):
                 return int(line.split()[2])
+
+
+CONFINED_READER = r'''
+import ctypes, json, os, sys
+from task_diag import wire
+path, target = sys.argv[1], int(sys.argv[2])
+libc = ctypes.CDLL(None, use_errno=True)
+attr = (ctypes.c_uint64 * 3)(1 << 10, 0, 0)         # handles LANDLOCK_ACCESS_FS_MAKE_SOCK only
+fd = libc.syscall(444, attr, 8, 0)
+assert fd >= 0 and not libc.prctl(38, 1, 0, 0, 0) and not libc.syscall(446, fd, 0), \
+    ctypes.get_errno()
+out = {}
+try:                                                  # what /proc gives it now
+    out['maps'] = [line.split()[0] for line in open('/proc/%d/maps' % target)]
+    out['proc'] = 0
+except OSError as e:
+    out['proc'] = e.errno
+for name, show in (('vma', wire.SHOW_BASE | wire.SHOW_VMA), ('base', wire.SHOW_BASE)):
+    f = os.open(path, os.O_RDWR)
+    os.write(f, wire.encode_request(wire.DUMP_ONE, target, show))
+    try:
+        data = b''.join(iter(lambda: os.read(f, 1 << 20), b''))
+        tasks = list(wire.decode(data, show))
+        out[name] = [0, [t.pid for t in tasks]]
+        if name == 'vma':
+            out['vmas'] = ['%x-%x' % (v.start, v.end) for t in tasks for v in t.vmas]
+    except OSError as e:
+        out[name] = [e.errno, []]
+    os.close(f)
+print(json.dumps(out))
+'''
+
+
+def test_a_landlock_confined_reader_gets_what_its_proc_gives(front):
+    """A reader in a Landlock domain: where Landlock lets it read the maps of
+    a process outside its domain (its ptrace hook refuses attaching, not
+    reading, on 6.18), it gets that process's VMAs, as its /proc gives
+    them; where Landlock refuses it, it gets no VMA (EACCES).  BASE either
+    way.  task-diag-load measured which (td_config.landlock_off)."""
+    need(lsm.landlock_abi() > 0, 'Landlock is not active on this kernel')
+    off = load.read_config()['landlock_off']
+    assert off, 'task-diag-load did not measure Landlock'
+    with Procs() as procs:
+        target = procs.sleeper()
+        r = subprocess.run([PY, '-c', CONFINED_READER, front, str(target.pid)],
+                           capture_output=True, text=True, timeout=60, cwd='/')
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        if off == lsm.LANDLOCK_READS:
+            assert got['proc'] == 0                            # the oracle: /proc gives them
+            assert got['vma'] == [0, [target.pid]]
+            assert got['vmas'] == got['maps'] and got['maps']
+        else:
+            assert got['proc'] == errno.EACCES                 # the oracle: /proc refuses
+            assert got['vma'] == [errno.EACCES, []]
+        assert got['base'] == [0, [target.pid]]
