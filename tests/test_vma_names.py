@@ -214,3 +214,16 @@ def test_chrooted_reader_of_the_file(front, tmp_path):
     want = [tuple(x) for x in out['want']]
     assert {'/plain', '/with space', '/gone (deleted)'} <= {n for _, n in want}
     assert [tuple(x) for x in out['got']] == want
+
+
+def test_task_diag_maps_is_proc_maps_byte_for_byte(bpf, names):
+    """The command line over the default load: `task-diag maps PID` prints
+    what /proc/PID/maps holds, every byte, for every kind of name."""
+    p, _ = names
+    with open('/proc/%d/maps' % p.pid, 'rb') as f:
+        want = f.read()
+    r = subprocess.run([os.path.join(os.path.dirname(HERE), '.venv', 'bin', 'task-diag'),
+                        '--source', 'bpf', 'maps', str(p.pid)], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert b'/with space' in want and b'(deleted)' in want and b'/ovl/merged/' in want
+    assert r.stdout == want
