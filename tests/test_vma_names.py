@@ -159,21 +159,26 @@ print(json.dumps({'got': vma_lines(task.vmas), 'want': parse_maps(data),
 '''
 
 
-def test_chrooted_reader(tier, tmp_path):
-    """A reader chrooted into the workload's directory: names below it as
-    its /proc/PID/maps shows them (from its root), the others as seen from
-    above (d_path() never meets that root on their way up)."""
+def _chrooted(script, where, tmp_path):
+    """@script run chrooted into @tmp_path over the '--here' workload, which
+    maps files there: (its output, the VMA lines it got, its maps lines)."""
     p, _ = _spawn(tmp_path, '--here')
     try:
-        r = subprocess.run([sys.executable, '-c', CHROOT_READER, tier.pin_dir, str(p.pid),
-                            str(tmp_path), HERE], capture_output=True, text=True, timeout=60,
+        r = subprocess.run([sys.executable, '-c', script, where, str(p.pid), str(tmp_path),
+                            HERE], capture_output=True, text=True, timeout=60,
                            env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
     finally:
         _end(p)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    got = [tuple(x) for x in out['got']]
-    want = [tuple(x) for x in out['want']]
+    return out, [tuple(x) for x in out['got']], [tuple(x) for x in out['want']]
+
+
+def test_chrooted_reader(tier, tmp_path):
+    """A reader chrooted into the workload's directory: names below it as
+    its /proc/PID/maps shows them (from its root), the others as seen from
+    above (d_path() never meets that root on their way up)."""
+    out, got, want = _chrooted(CHROOT_READER, tier.pin_dir, tmp_path)
     names_ = [n for _, n in want]
     assert {'/plain', '/with space', '/gone (deleted)'} <= set(names_)   # from its root
     assert any('/libc.so' in n for n in names_)                # outside it: from above
@@ -202,18 +207,9 @@ print(json.dumps({'got': vma_lines(task.vmas), 'want': parse_maps(want)}))
 def test_chrooted_reader_of_the_file(front, tmp_path):
     """The same through /run/task-diag: the daemon is not chrooted, the
     names are printed from the reader's root all the same."""
-    p, _ = _spawn(tmp_path, '--here')
-    try:
-        r = subprocess.run([sys.executable, '-c', FRONT_CHROOT_READER, front, str(p.pid),
-                            str(tmp_path), HERE], capture_output=True, text=True, timeout=60,
-                           env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
-    finally:
-        _end(p)
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
-    want = [tuple(x) for x in out['want']]
+    _, got, want = _chrooted(FRONT_CHROOT_READER, front, tmp_path)
     assert {'/plain', '/with space', '/gone (deleted)'} <= {n for _, n in want}
-    assert [tuple(x) for x in out['got']] == want
+    assert got == want
 
 
 def test_task_diag_maps_is_proc_maps_byte_for_byte(bpf, names):
