@@ -18,9 +18,9 @@ import time
 from .. import wire
 from ..kernel_fallback import maps
 from ..iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
-                         EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, REQ_HOST_EACH, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG,
-                         PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER, REQUEST,
-                         TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
+                         EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
+                         PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
+                         REQ_HOST_EACH, REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from . import libbpf
 
 STALE_CHECK_S = 0.05   # PinnedBackend.stale()
@@ -85,7 +85,7 @@ def vma_supported(pin_dir=PIN_DIR):
         b.close()
 
 
-ROOT_SIZE = 16          # td_request.root_mnt, root_dentry
+ROOT_SIZE = 16          # td_request.root: the viewer's root {mnt, dentry}
 CAP_SYS_PTRACE = 19
 _V = {name: i for i, name in enumerate(VIEWER.names)}
 
@@ -375,10 +375,10 @@ class Stream:
         # namespace in our /proc, the programs add ATTR_HOST_PID.
         want_vma = bool(show & wire.SHOW_VMA)
         if want_vma and _confined(viewer):
-            # Landlock lets a process of a domain read the mappings of
-            # nothing outside it (its ptrace hook), and the programs'
-            # ptrace test has no LSM hook: none for it, as the issue of
-            # confined readers asks, rather than more than its /proc gives
+            # only where the loader found that Landlock refuses a process
+            # in a domain the maps of others (loader/lsm.py): the programs'
+            # ptrace test has no LSM hook, so none at all for such a reader,
+            # rather than more than its /proc gives it
             raise OSError(errno.EACCES, 'TASK_DIAG_SHOW_VMA: not for a reader confined by '
                                         'Landlock')
         self.with_stat = bool(want_vma and show & wire.SHOW_VMA_STAT)
@@ -558,7 +558,7 @@ class Stream:
             return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
         # the programs' VMA records, as they are, only without ATTR_HOST_PID
         out = []
-        for i, (hdr, (pid, tgid, flags), attrs) in enumerate(group):
+        for hdr, (pid, tgid, flags), attrs in group:
             kept = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != ATTR_HOST_PID]
             out.append(wire.encode_message(pid, tgid, kept, hdr[3],
                                            flags & ~MSG_F_VMA_FROM_PROC))

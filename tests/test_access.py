@@ -16,12 +16,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 
 import pytest
 
 from task_diag import wire
-from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PIN_DIR, PINS
+from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PINS
 
 import task_diag
 from task_diag.loader.pinned import PinnedBackend

@@ -24,8 +24,7 @@ from task_diag import wire
 from task_diag.loader import load as loader
 from task_diag.loader.pinned import PinnedBackend
 
-from conftest import need
-from helpers_vma import maps_lines, parse_maps, vma_lines
+from helpers_vma import maps_lines, vma_lines
 from test_front import front  # noqa: F401 (fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
