@@ -35,7 +35,7 @@ def bpf():
          'task-diag-load left pins missing under ' + PIN_DIR)
     # Leave things as they were: unload what this session loaded, stop a
     # front it started.
-    pins_loaded = 'loaded task_diag.bpf.o' in r.stdout
+    pins_loaded = 'task-diag: loaded tier' in r.stdout
     front_started = 'answers' in r.stdout
     # The tests expect the loader's default VMA_STAT source (smaps); a
     # machine where someone enabled the page walk gets it back afterwards.
