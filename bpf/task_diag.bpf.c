@@ -335,8 +335,12 @@ static __always_inline bool may_read(const struct td_viewer *v, struct task_stru
 	struct user_namespace *tns;
 	struct mm_struct *mm;
 
-	if (v->signal == (u64)task->signal)
-		return true;			/* same thread group */
+	/* same thread group: the signal_struct, and the process it belongs
+	 * to, since a driver may hold a viewer after its process exited and
+	 * its signal_struct went to another */
+	if (v->signal == (u64)task->signal && v->tgid == task->tgid &&
+	    v->start == task->group_leader->start_boottime)
+		return true;
 	/* CAP_SYS_PTRACE in the initial user namespace passes every test
 	 * below: each namespace descends from it.  That is root's case. */
 	if (v->user_ns_level == 0 && (v->cap_effective & (1ULL << CAP_SYS_PTRACE)))

@@ -185,7 +185,9 @@ static __noinline long td_walk_name(u64 vfsmnt, u64 dentry, u64 root_mnt, u64 ro
 	w = bpf_map_lookup_elem(&td_walk, &zero);
 	if (!w || !root_mnt)
 		return TD_INEXACT;
-	unlinked = BPF_CORE_READ(d, d_parent) == d || !BPF_CORE_READ(d, d_hash.pprev);
+	/* d_unlinked(): unhashed and not IS_ROOT (a disconnected dentry,
+	 * from open_by_handle_at(), is IS_ROOT and prints "/") */
+	unlinked = BPF_CORE_READ(d, d_parent) != d && !BPF_CORE_READ(d, d_hash.pprev);
 	dname = dop ? (u64)BPF_CORE_READ(dop, d_dname) : 0;
 	if (dname && (BPF_CORE_READ(d, d_parent) != d ||
 		      d != BPF_CORE_READ((struct vfsmount *)vfsmnt, mnt_root))) {
@@ -275,7 +277,7 @@ static __always_inline bool td_backing(struct file *file)
 	struct dentry *ud;
 	unsigned long magic;
 
-	if (!bpf_core_type_exists(struct backing_file) ||
+	if (!bpf_core_field_exists(struct backing_file, user_path) ||
 	    !(BPF_CORE_READ(file, f_mode) & TD_FMODE_BACKING_BITS))
 		return false;
 	ud = BPF_CORE_READ(bf, user_path.dentry);

@@ -188,7 +188,9 @@ class _FirstReader:
     def unchanged(self, engine):
         if self.fd < 0 or len(self.viewer) < VIEWER.size:
             return len(self.viewer) < VIEWER.size       # a test's engine without processes
-        if select.select([self.fd], [], [], 0)[0]:
+        poll = select.poll()            # not select(): descriptors go past 1024 here
+        poll.register(self.fd, select.POLLIN)
+        if poll.poll(0):
             return False                # exited
         try:
             now = engine.viewer_of(self.pid)

@@ -191,6 +191,9 @@ def _pin_dir_exists(pin_dir):
     if not stat.S_ISDIR(st.st_mode):
         raise Refusal('%s is not a directory (a link, or a file): not touched; remove it '
                       'by hand if it is not yours' % pin_dir)
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise Refusal('%s is not root\'s alone (owner %d, mode %04o): not used; remove it by '
+                      'hand if it is not yours' % (pin_dir, st.st_uid, st.st_mode & 0o7777))
     return True
 
 
@@ -250,7 +253,7 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
         digest = hashlib.sha256(f.read()).digest()
     obj = None
     if not _pin_dir_exists(pin_dir):
-        os.makedirs(pin_dir)
+        os.makedirs(pin_dir, mode=0o755)
     try:
         with libbpf.quiet_libbpf() as log:
             obj = L.bpf_object__open_file(os.fsencode(obj_path), None)
@@ -326,7 +329,7 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
         except Rejected as e:
             refused.append('== %s: %s\n%s\n' % (tier.name, e.strerror, e.log))
             _write_verifier_log(refused)
-            print('task-diag-load: tier %s refused by the verifier (%s; its log: %s)%s'
+            print('task-diag-load: tier %s refused by the kernel (%s; its log: %s)%s'
                   % (tier.name, os.strerror(e.errno), VERIFIER_LOG,
                      '' if forced else '; trying the next'), file=out)
             if forced:
@@ -341,6 +344,9 @@ def _find_landlock(pin_dir):
     backend = PinnedBackend(pin_dir)
     try:
         off = lsm.landlock_offset(backend)
+    except (OSError, ValueError) as e:  # not measured: --status says "not found"
+        print('task-diag-load: Landlock not measured (%s)' % e, file=sys.stderr)
+        off = 0
     finally:
         backend.close()
     fd = pagewalk._config_fd(pin_dir)

@@ -10,8 +10,10 @@ A Stream answers one request piece by piece (the FUSE front reads it as
 its client reads, from whichever of its threads serves that read), and
 may answer for another process than the caller: its viewer.
 """
+import ctypes
 import errno
 import os
+import queue
 import threading
 import time
 
@@ -86,6 +88,8 @@ def vma_supported(pin_dir=PIN_DIR):
 
 
 ROOT_SIZE = 16          # td_request.root: the viewer's root {mnt, dentry}
+CLONE_FS = 0x200
+_libc = ctypes.CDLL(None, use_errno=True)
 CAP_SYS_PTRACE = 19
 _V = {name: i for i, name in enumerate(VIEWER.names)}
 
@@ -107,6 +111,61 @@ def _start_ticks(pid):
     except OSError:
         return None
     return int(data[data.rindex(b')') + 2:].split()[19])
+
+
+class RootedReader:
+    """Reads /proc files as a thread whose root is another process's.
+    /proc/PID/maps and smaps print each name relative to the root of the
+    thread that reads them; for a viewer whose root is not ours (a
+    chrooted reader of /run/task-diag) a thread of ours takes that root
+    (unshare(CLONE_FS), then chroot: that thread only) and reads there what
+    was opened here, so that the names are those its own /proc shows."""
+
+    def __init__(self, root_pid):
+        self.jobs = queue.Queue()
+        self.ready = queue.Queue()
+        self.thread = threading.Thread(target=self._work, args=(root_pid,), daemon=True,
+                                       name='task-diag root of %d' % root_pid)
+        self.thread.start()
+        err = self.ready.get()
+        if err:
+            raise err
+
+    def _work(self, root_pid):
+        try:
+            if _libc.unshare(CLONE_FS):
+                raise OSError(ctypes.get_errno(), 'unshare(CLONE_FS)')
+            os.chroot('/proc/%d/root' % root_pid)
+            os.chdir('/')
+        except OSError as e:
+            self.ready.put(e)
+            return
+        self.ready.put(None)
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            fd, out = job
+            try:
+                out.put(b''.join(iter(lambda: os.read(fd, 1 << 16), b'')))
+            except OSError as e:
+                out.put(e)
+
+    def __call__(self, path):
+        """The bytes of @path (opened here, read there)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            out = queue.Queue()
+            self.jobs.put((fd, out))
+            got = out.get()
+        finally:
+            os.close(fd)
+        if isinstance(got, OSError):
+            raise got
+        return got
+
+    def close(self):
+        self.jobs.put(None)
 
 
 def _test_pause(host):
@@ -160,6 +219,7 @@ class PinnedBackend:
         self._own_pid_ns = None
         self._has_vma = None
         self._landlock_off = None
+        self._own_root = None
         self._checked, self._stale = time.monotonic(), False
 
     def _get(self, name):
@@ -284,6 +344,12 @@ class PinnedBackend:
         confined = bool(self._landlock_off and (fields[_F['found']] or fields[_F['found_tgid']]))
         return fields[_F['viewer']] + fields[_F['root']] + bytes([confined])
 
+    def own_root(self):
+        """Our root {mnt, dentry}, as td_request.root holds a viewer's."""
+        if self._own_root is None:
+            self._own_root = self.viewer_of(os.getpid())[VIEWER.size:VIEWER.size + ROOT_SIZE]
+        return self._own_root
+
     def own_pid_ns(self):
         """(struct pid_namespace * as a number, level) of our pid namespace."""
         if self._own_pid_ns is None:
@@ -407,6 +473,8 @@ class Stream:
             if self.proc_vmas and (self.recheck or not backend.same_pid_ns(viewer)):
                 self.fields[_F['flags']] |= REQ_HOST_EACH
         self.tasks_from_proc = 0     # tasks marked MSG_F_VMA_FROM_PROC (tests look)
+        self.viewer = viewer
+        self._read_proc = None
         self.pending = b''
         self.fd = -1
         self.started = False
@@ -552,7 +620,8 @@ class Stream:
             records = None
             if host:
                 _test_pause(host)
-                records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat)
+                records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat,
+                                           read=self._proc_reader())
             if records and self.recheck and not self._still_visible(pid, host, start):
                 return []               # gone, or no longer the viewer's to see
             return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
@@ -563,6 +632,18 @@ class Stream:
             out.append(wire.encode_message(pid, tgid, kept, hdr[3],
                                            flags & ~MSG_F_VMA_FROM_PROC))
         return out
+
+    def _proc_reader(self):
+        """How /proc files are read for our viewer: here, or, for a viewer
+        whose root is not ours, by a RootedReader in its root."""
+        if self._read_proc is None:
+            root = self.viewer[VIEWER.size:VIEWER.size + ROOT_SIZE]
+            if not root.strip(b'\0') or root == self.b.own_root():
+                self._read_proc = maps._read
+            else:
+                tgid = VIEWER.struct.unpack_from(self.viewer)[_V['tgid']]
+                self._read_proc = RootedReader(tgid)
+        return self._read_proc
 
     def _still_visible(self, pid, host, start):
         """Whether task @pid (@host in our /proc) is the task the programs
@@ -624,6 +705,9 @@ class Stream:
 
     def close(self):
         self.done = True
+        if isinstance(self._read_proc, RootedReader):
+            self._read_proc.close()
+            self._read_proc = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

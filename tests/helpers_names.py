@@ -1,7 +1,7 @@
 """A process that maps one file of every kind of name /proc/PID/maps shows,
 for the VMA name tests (test_vma_names.py).  Run as a script:
 
-    python helpers_names.py DIR [--hard | --here]
+    python helpers_names.py DIR [--hard | --here | --disconnected]
 
 It enters a mount namespace of its own (so that its mounts go with it),
 mounts under DIR a tmpfs, a bind mount and an overlayfs, maps from each
@@ -10,7 +10,7 @@ not UTF-8, a deep path), a deleted file, a memfd, SysV shared memory,
 shared /dev/zero and, where the kernel lets it, an io_uring ring (an
 anon_inode name); prints "ready" and waits for its stdin to close.
 --hard: only names the BPF walk gives up on; --here: a few files, in the
-caller's mount namespace.
+caller's mount namespace; --disconnected: a file opened by handle.
 """
 import ctypes
 import mmap
@@ -85,10 +85,37 @@ def hard(d):
         os.close(fd)
 
 
+class _FileHandle(ctypes.Structure):
+    _fields_ = [('handle_bytes', ctypes.c_uint), ('handle_type', ctypes.c_int),
+                ('f_handle', ctypes.c_ubyte * 128)]
+
+
+def disconnected(d):
+    """A file mapped through a dentry that is its own parent: opened by
+    handle (open_by_handle_at) after the dentry cache was dropped, as NFS
+    servers and fanotify tools do.  /proc/PID/maps shows it as "/"."""
+    path = os.path.join(d, 'by handle')
+    with open(path, 'wb') as f:
+        f.write(b'h' * PAGE)
+    fh, mount_id = _FileHandle(handle_bytes=128), ctypes.c_int()
+    check(libc.name_to_handle_at(-100, os.fsencode(path), ctypes.byref(fh),
+                                 ctypes.byref(mount_id), 0), 'name_to_handle_at')
+    mfd = os.open('/', os.O_RDONLY)
+    os.sync()
+    with open('/proc/sys/vm/drop_caches', 'w') as f:
+        f.write('2')
+    fd = check(libc.open_by_handle_at(mfd, ctypes.byref(fh), os.O_RDONLY), 'open_by_handle_at')
+    keep.append(mmap.mmap(fd, PAGE, prot=mmap.PROT_READ, flags=mmap.MAP_PRIVATE))
+    os.close(fd)
+    os.close(mfd)
+
+
 def main(d):
-    if len(sys.argv) > 2 and sys.argv[2] in ('--hard', '--here'):
+    if len(sys.argv) > 2 and sys.argv[2] in ('--hard', '--here', '--disconnected'):
         if sys.argv[2] == '--hard':
             hard(d)
+        elif sys.argv[2] == '--disconnected':
+            disconnected(d)
         else:                       # in our mount namespace: for a chrooted reader
             for name in ('plain', 'with space', 'gone'):
                 map_file(os.path.join(d, name))

@@ -425,12 +425,14 @@ def test_each_tier_forced(pin_dir, tmp_path, name):
     if not _tier_possible(tier):
         # refused by the verifier, not by a guess: the log says so
         assert r.returncode == 1, r.stdout + r.stderr
-        assert 'tier %s refused by the verifier' % name in r.stdout, r.stdout
+        assert 'tier %s refused by the kernel' % name in r.stdout, r.stdout
         assert loader.VERIFIER_LOG in r.stdout
         with open(loader.VERIFIER_LOG) as f:
             log = f.read()
         assert '== %s:' % name in log and os.uname().release in log
-        assert 'R1 type=untrusted_ptr' in log or 'processed' in log, log[-2000:]
+        # the verifier's refusal of bpf_d_path(vma->vm_file), or libbpf's of a
+        # kfunc the kernel lacks (before 6.7)
+        assert 'R1 type=untrusted_ptr' in log or 'bpf_iter_task_vma_new' in log, log[-2000:]
         assert not os.path.exists(pin_dir) or not os.listdir(pin_dir)
         return
     assert r.returncode == 0, r.stdout + r.stderr
@@ -466,7 +468,7 @@ def test_a_refused_tier_falls_back(pin_dir, tmp_path):
             assert tier is loader.TIERS[0] and out.getvalue() == ''
         else:
             assert tier.name == 'walk', out.getvalue()
-            assert 'tier dpath refused by the verifier' in out.getvalue()
+            assert 'tier dpath refused by the kernel' in out.getvalue()
             with open(loader.VERIFIER_LOG) as f:
                 assert 'bpf_d_path' in f.read()
             _answers(pin_dir, tmp_path)

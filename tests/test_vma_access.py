@@ -182,6 +182,15 @@ os.execv(sys.argv[1], [sys.argv[1], '60'])
 '''
 
 
+def _suid_dir():
+    """A directory on a file system that honours set-user-ID bits (/tmp may
+    be mounted nosuid)."""
+    for d in (tempfile.gettempdir(), '/var/tmp', os.path.dirname(os.path.abspath(__file__))):
+        if not os.statvfs(d).f_flag & os.ST_NOSUID:
+            return d
+    pytest.fail('no directory here honours set-user-ID bits')
+
+
 def _wait(predicate, what, timeout=30):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -195,7 +204,7 @@ def test_a_task_that_turns_setuid_before_its_smaps_is_read(front):
     program, which /proc would now refuse 65534.  The daemon, paused there
     by its test hook, must leave the task out, not hand over what it read."""
     need(shutil.which('setpriv'), 'setpriv is needed')
-    top = tempfile.mkdtemp(prefix='td-setuid-')
+    top = tempfile.mkdtemp(prefix='td-setuid-', dir=_suid_dir())
     pause = tempfile.mkdtemp(prefix='td-pause-')
     other = os.path.join(top, 'front')
     target = None

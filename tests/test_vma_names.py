@@ -133,6 +133,20 @@ def test_names_the_walk_gives_up_on_come_from_maps(tier, tmp_path):
         _end(p)
 
 
+def test_a_dentry_that_is_its_own_parent(tier, tmp_path):
+    """A file opened by handle after the dentry cache was dropped maps
+    through a disconnected dentry (IS_ROOT, not its mount's root):
+    /proc/PID/maps prints "/", not " (deleted)" after it."""
+    p, _ = _spawn(tmp_path, '--disconnected')
+    try:
+        want = maps_lines(p.pid)
+        got, from_proc = _dump(tier, p.pid)
+    finally:
+        _end(p)
+    assert any(name == '/' for _, name in want), want
+    assert got == want and from_proc == 0
+
+
 CHROOT_READER = r'''
 import json, os, sys
 from task_diag import wire
@@ -158,13 +172,14 @@ print(json.dumps({'got': vma_lines(task.vmas), 'want': parse_maps(data),
 '''
 
 
-def _chrooted(script, where, tmp_path):
+def _chrooted(script, where, tmp_path, *args):
     """@script run chrooted into @tmp_path over the '--here' workload, which
     maps files there: (its output, the VMA lines it got, its maps lines)."""
     p, _ = _spawn(tmp_path, '--here')
     try:
         r = subprocess.run([sys.executable, '-c', script, where, str(p.pid), str(tmp_path),
-                            HERE], capture_output=True, text=True, timeout=60,
+                            HERE] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=60,
                            env=dict(os.environ, PYTHONPATH=os.path.dirname(HERE)))
     finally:
         _end(p)
@@ -190,12 +205,12 @@ import json, os, sys
 from task_diag import wire
 sys.path.insert(0, sys.argv[4])
 from helpers_vma import parse_maps, vma_lines
-front, pid, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+front, pid, root, show = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[5])
 fd = os.open(front, os.O_RDWR)
 maps = os.open('/proc/%d/maps' % pid, os.O_RDONLY)
 os.chroot(root)
 os.chdir('/')
-os.write(fd, wire.encode_request(wire.DUMP_ONE, pid, wire.SHOW_BASE | wire.SHOW_VMA))
+os.write(fd, wire.encode_request(wire.DUMP_ONE, pid, show))
 data = b''.join(iter(lambda: os.read(fd, 1 << 20), b''))
 (task,) = wire.iter_decode(data)
 want = b''.join(iter(lambda: os.read(maps, 1 << 16), b''))
@@ -203,10 +218,13 @@ print(json.dumps({'got': vma_lines(task.vmas), 'want': parse_maps(want)}))
 '''
 
 
-def test_chrooted_reader_of_the_file(front, tmp_path):
+@pytest.mark.parametrize('show', [SHOW, SHOW | wire.SHOW_VMA_STAT], ids=['vma', 'vma_stat'])
+def test_chrooted_reader_of_the_file(front, tmp_path, show):
     """The same through /run/task-diag: the daemon is not chrooted, the
-    names are printed from the reader's root all the same."""
-    _, got, want = _chrooted(FRONT_CHROOT_READER, front, tmp_path)
+    names are printed from the reader's root all the same, whether the
+    programs write them (VMA) or the daemon reads them from the task's
+    smaps (VMA_STAT from smaps, the default source)."""
+    _, got, want = _chrooted(FRONT_CHROOT_READER, front, tmp_path, show)
     assert {'/plain', '/with space', '/gone (deleted)'} <= {n for _, n in want}
     assert got == want
 
