@@ -62,7 +62,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define TD_STAT_LEN	80		/* struct task_diag_vma_stat */
 /* what a task's last message needs after its VMAs: STAT, the gate area's
  * record, and TD_ATTR_HOST_PID (td_iter.h) */
-#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN + TD_STAT_LEN + NLA_HDRLEN + 16)
+#define TD_TAIL		(NLA_HDRLEN + 72 + TD_GATE_LEN + TD_STAT_LEN + NLA_HDRLEN + 24)
 #define TD_MSG_HDR	(NLMSG_HDRLEN + 12)	/* nlmsghdr + task_diag_msg */
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -1418,6 +1418,7 @@ static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct
 	host->tgid = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
 			       req->host_pid_ns_level);
 	host->start = task->start_boottime / NSEC_PER_TICK;
+	host->exec_id = task->group_leader->self_exec_id;
 	return true;
 }
 
@@ -1632,6 +1633,7 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	if (req && pid == req->pid && !resume && may_read(v, task)) {
 		req->found = 1;
 		req->found_tgid = tgid;
+		req->found_exec = task->group_leader->self_exec_id;
 	}
 	switch (resume ? TD_CONT_RESUME + 0x100 : strategy) {
 	case TD_CONT_RESUME + 0x100:

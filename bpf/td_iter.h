@@ -49,6 +49,7 @@ struct td_request {
 				 * clock ticks after boot): guards against tid reuse */
 	__u32 found;		/* set by the program: a task with tid == pid exists */
 	__u32 found_tgid;	/* set by the program: that task's tgid */
+	__u64 found_exec;	/* set by the program: its leader's self_exec_id */
 	struct td_viewer viewer;
 	/* A task whose VMAs did not fit one program run (TD_BUDGET bytes):
 	 * see TD_CONT_*.  Zero in every request a reader stores first. */
@@ -92,6 +93,7 @@ struct td_host_pid {
 	__u32 tid, tgid;	/* in the driver's pid namespace */
 	__u64 start;		/* clock ticks after boot, as field 22 of its
 				 * /proc/PID/stat: tells a reused pid */
+	__u64 exec_id;		/* its leader's self_exec_id: tells an execve() */
 };
 
 /*

@@ -34,8 +34,11 @@ log = logging.getLogger('task-diag-fuse')
 # Open files of /run/task-diag per user (root aside): each holds a
 # transaction, and a started one an iterator descriptor, so that without a
 # bound one user could take every descriptor of the daemon and stop
-# everyone's dumps.  The next open() gets EMFILE.
+# everyone's dumps.  The next open() gets EMFILE.  USERS bounds them all
+# together, as a user with many subordinate ids (rootless containers) is
+# many uids here; root's opens are counted apart.
 PER_USER = 64
+USERS = 1024
 
 
 class TaskDiagFile(fuse.Operations):
@@ -70,7 +73,8 @@ class TaskDiagFile(fuse.Operations):
             raise fuse.FuseOSError(errno.ENOENT)
         uid = fuse.fuse_get_context()[0]
         with self._mutex:
-            if uid != 0 and self.per_user[uid] >= PER_USER:
+            if uid != 0 and (self.per_user[uid] >= PER_USER or
+                             sum(self.per_user.values()) - self.per_user[0] >= USERS):
                 raise fuse.FuseOSError(errno.EMFILE)
             self.per_user[uid] += 1
             fi.fh = next(self.fhs)

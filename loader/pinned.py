@@ -606,10 +606,10 @@ class Stream:
     def _task_from_proc(self, chunk, group, leaders_only):
         """The messages of one task, @group: [iter_messages() items]."""
         hdr, (pid, tgid, _), attrs = group[0]
-        host, start = pid, None
+        host, start, exec_id = pid, None, None
         for t, a, b in (a for m in group for a in m[2]):
             if t == ATTR_HOST_PID:
-                host, _, start = HOST_PID.struct.unpack_from(chunk, a)
+                host, _, start, exec_id = HOST_PID.struct.unpack_from(chunk, a)
                 break
         head = [(t, bytes(chunk[a:b])) for t, a, b in attrs
                 if t not in (wire.TASK_DIAG_VMA, wire.TASK_DIAG_STAT, ATTR_HOST_PID)]
@@ -622,8 +622,10 @@ class Stream:
                 _test_pause(host)
                 records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat,
                                            read=self._proc_reader())
-            if records and self.recheck and not self._still_visible(pid, host, start):
-                return []               # gone, or no longer the viewer's to see
+            if records and start is not None and _start_ticks(host) != start:
+                records = None          # died meanwhile, its pid another's
+            if records and self.recheck and not self._still_visible(pid, host, exec_id):
+                return []               # exec'd, or no longer the viewer's to see
             return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
         # the programs' VMA records, as they are, only without ATTR_HOST_PID
         out = []
@@ -645,15 +647,17 @@ class Stream:
                 self._read_proc = RootedReader(tgid)
         return self._read_proc
 
-    def _still_visible(self, pid, host, start):
-        """Whether task @pid (@host in our /proc) is the task the programs
-        showed (its @start) and the viewer may see it now."""
-        if not host or start is None or _start_ticks(host) != start:
+    def _still_visible(self, pid, host, exec_id):
+        """Whether task @pid (@host in our /proc) may be seen by the viewer
+        now, and runs the program it ran when the programs showed it (its
+        @exec_id: a setuid program exec'd and left in between would pass
+        the check alone)."""
+        if exec_id is None:
             return False
         got = self.b.probe(PROBE_FOUND, pid, self.fields[_F['viewer']],
                            tid=host if self.b.same_pid_ns(self.fields[_F['viewer']]) else None)
         self.key = None                 # the probe took our thread's request: store it again
-        return bool(got and got[_F['found']])
+        return bool(got and got[_F['found']] and got[_F['found_exec']] == exec_id)
 
     def _continuation(self, chunk, got):
         """The rest of the task that @chunk ends inside, if any: passes over

@@ -17,6 +17,7 @@ REQUEST = Layout('td_request', (
     ('pid', 'I'), ('seq', 'I'),
     ('reader_start', 'Q'),      # the reader thread's start, clock ticks after boot
     ('found', 'I'), ('found_tgid', 'I'),
+    ('found_exec', 'Q'),        # set by the program: the found task's leader's self_exec_id
     ('viewer', '%ds' % VIEWER.size),   # struct td_viewer, filled by a TD_PROBE_VIEWER pass
     ('cont_start', 'Q'),        # a task's VMAs split over program runs (td_iter.h)
     ('cont_pid', 'I'), ('cont_state', 'I'),
@@ -28,7 +29,8 @@ REQUEST = Layout('td_request', (
     ('_pad', '4x'),
 ))
 REQ_HOST_EACH = 1               # TD_ATTR_HOST_PID in every task's first message
-HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q')))
+HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q'),
+                                  ('exec_id', 'Q')))
 
 # Between the programs and their drivers only (td_iter.h); drivers strip both.
 MSG_F_VMA_FROM_PROC = 0x80000000    # task_diag_msg.flags: read this task's VMAs from /proc

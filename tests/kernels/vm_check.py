@@ -577,13 +577,15 @@ def proc_stat(pid):
 
 def check_pid_set(label, printed, before, after, extra=()):
     """@printed: the pids an answer listed; every process of /proc that
-    lived through it must be there, and nothing else but @extra."""
+    lived through it must be there.  One that /proc never showed, before or
+    after, may have lived only meanwhile (a kworker, a modprobe the kernel
+    started): a few such are allowed, not more."""
     global checks
     checks += 1
     stable = before & after
     missing = stable - printed
     unknown = printed - before - after - set(extra)
-    if missing or unknown:
+    if missing or len(unknown) > 3:
         problem('%s: pids not as in /proc: missing %s, not in /proc %s'
                 % (label, sorted(missing), sorted(unknown)))
 
