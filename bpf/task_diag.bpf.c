@@ -744,6 +744,8 @@ struct td_name_work {
 	u64 h[3];
 	struct td_esc_state esc;
 	u32 inexact;	/* a name of this run's task could not be resolved exactly */
+	u32 mm_seq;	/* td_put_vmas(): the mm's write sequence when it began */
+	u32 vmas;	/* td_put_vmas(): the records it wrote */
 };
 
 struct {
@@ -760,13 +762,19 @@ static __always_inline struct td_name_work *name_work(void)
 	return bpf_map_lookup_elem(&td_name_work, &zero);
 }
 
-static __always_inline void name_cache_dump(u64 session_id)
+static __always_inline u32 mm_write_seq(struct mm_struct *mm);
+
+/* Before the walk of @mm's VMAs in dump @session_id (the name cache's and
+ * vma_walk_end()'s state). */
+static __always_inline void name_cache_dump(u64 session_id, struct mm_struct *mm)
 {
 	struct td_name_work *w = name_work();
 
 	if (w) {
 		w->dump = session_id;
 		w->inexact = 0;
+		w->mm_seq = mm_write_seq(mm);
+		w->vmas = 0;
 	}
 }
 
@@ -777,6 +785,61 @@ static __always_inline bool names_inexact(void)
 	struct td_name_work *w = name_work();
 
 	return w && w->inexact;
+}
+
+/*
+ * The mm's write sequence, for td_put_vmas() to know whether a writer held
+ * mmap_lock while it walked.  Since 6.18.y (and 7.0) the VMA iterator walks
+ * under per-VMA locks, and passes over a VMA that a writer holds without a
+ * word: a walk that began while a writer held the lock (an odd seqcount) or
+ * during which the sequence moved may lack a VMA.  Kernels whose sequence is
+ * an int bump it on unlock only: it comes back doubled (never odd, as we
+ * cannot tell a writer in).  0 where there are no per-VMA locks: their
+ * iterator holds mmap_lock for reading, and no writer can come in.
+ */
+static __always_inline u32 mm_write_seq(struct mm_struct *mm)
+{
+	if (bpf_core_field_exists(struct mm_struct___lock_seqcount, mm_lock_seq))
+		return ((struct mm_struct___lock_seqcount *)mm)->mm_lock_seq.sequence;
+	if (bpf_core_field_exists(struct mm_struct___lock_seq_int, mm_lock_seq))
+		return (u32)((struct mm_struct___lock_seq_int *)mm)->mm_lock_seq << 1;
+	return 0;
+}
+
+/* One more VMA record written by this walk. */
+static __always_inline void vma_counted(void)
+{
+	struct td_name_work *w = name_work();
+
+	if (w)
+		w->vmas++;
+}
+
+/* After the walk: the task is marked for /proc (TD_MSG_F_VMA_FROM_PROC, whose
+ * reader takes mmap_lock and misses nothing) if a writer may have hidden a
+ * VMA from the walk, or if a walk of the whole task (@whole) wrote another
+ * number of VMAs than the mm has. */
+static __always_inline void vma_walk_end(struct mm_struct *mm, bool whole)
+{
+	struct td_name_work *w = name_work();
+	u32 seq;
+
+	if (!w)
+		return;
+	seq = mm_write_seq(mm);
+	if ((w->mm_seq & 1) || seq != w->mm_seq ||
+	    (whole && w->vmas != (u32)mm->map_count))
+		w->inexact = 1;
+}
+
+/* The task's VMAs cannot be walked here (the iterator refused: a busy
+ * mmap_lock before 6.18.y, no per-VMA locks since): /proc reads them. */
+static __always_inline void vma_walk_refused(void)
+{
+	struct td_name_work *w = name_work();
+
+	if (w)
+		w->inexact = 1;
 }
 
 /*
@@ -1184,6 +1247,7 @@ __noinline int td_vma_record(struct vm_area_struct *vma __arg_trusted, u32 off, 
 	rec->name_len = nlen;
 	rec->stat_off = slen ? sizeof(*rec) : 0;
 	rec->stat_len = slen;
+	vma_counted();
 	return len;
 }
 
@@ -1259,7 +1323,10 @@ static __always_inline bool vma_room(struct seq_file *seq, struct mm_struct *mm,
  * Returns TD_VMA_DONE (the last message is open, scratch->vma_off long, its
  * VMA attribute closed), TD_VMA_MORE (everything written, scratch->vma_next
  * is where to go on), TD_VMA_FAIL (the seq buffer overflowed) or
- * TD_VMA_RETRY (the mm was busy: show the task again).  Global, so that the
+ * TD_VMA_RETRY (the page walk's bases went away: show the task again).  A
+ * walk the iterator refuses, or one a writer may have cut short, is marked
+ * for /proc (vma_walk_refused(), vma_walk_end()), never retried: a task
+ * whose mmap_lock stays busy must not stall the dump.  Global, so that the
  * verifier checks it once.
  */
 /* The gate area's record after the last VMA, as /proc/PID/maps shows it
@@ -1305,7 +1372,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 	scratch = bpf_map_lookup_elem(&td_scratch, &zero);
 	if (!scratch)
 		return TD_VMA_FAIL;
-	name_cache_dump(((struct bpf_iter__task *)ctx)->meta->session_id);
+	name_cache_dump(((struct bpf_iter__task *)ctx)->meta->session_id, task->mm);
 	buf = scratch->buf;
 	if (off > TD_BUF_SIZE - 256)
 		return TD_VMA_FAIL;
@@ -1316,7 +1383,7 @@ __noinline int td_put_vmas(void *ctx __arg_ctx, struct task_struct *task __arg_t
 	if (err) {
 		bpf_iter_task_vma_destroy(&it);
 		if (err != -ENOENT)
-			return TD_VMA_RETRY;
+			vma_walk_refused();
 		close_vma_attr(buf, attr, off);
 		scratch->vma_off = off;
 		return TD_VMA_DONE;
@@ -1502,6 +1569,7 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 				scratch->root_dentry = fs ? (u64)fs->root.dentry : 0;
 			}
 			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
+			vma_walk_end(mm, vmas == TD_VMA_DONE && !resume);
 			/* a name not exact in this run, or in an earlier run of
 			 * this task (the driver passes from_proc on) */
 			if (vmas != TD_VMA_RETRY && (names_inexact() || (resume && req->from_proc))) {

@@ -211,6 +211,17 @@ struct mm_struct___flags_bitmap {
 	struct { unsigned long __mm_flags[1]; } flags;
 };
 
+/* CONFIG_PER_VMA_LOCK (6.4+): the mm's write sequence.  A seqcount since
+ * 6.14 (odd while a writer holds mmap_lock, bumped on lock and unlock), an
+ * int before (bumped on unlock only).  Tested with bpf_core_field_exists(). */
+struct mm_struct___lock_seqcount {
+	struct { unsigned int sequence; } mm_lock_seq;
+};
+
+struct mm_struct___lock_seq_int {
+	int mm_lock_seq;
+};
+
 struct sched_entity {
 	u64 sum_exec_runtime;
 };

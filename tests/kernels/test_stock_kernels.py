@@ -139,6 +139,11 @@ def td_dump():
     return build('td_dump.c', 'td_dump', '-Wall', '-Wextra', '-Werror')
 
 
+@pytest.fixture(scope='module')
+def hammer():
+    return build('hammer.c', 'hammer', '-Wall', '-Werror', '-pthread')
+
+
 def tail(text, lines=40):
     return '\n'.join(text.rstrip().split('\n')[-lines:])
 
@@ -157,7 +162,7 @@ def run_vm(cmd):
 
 
 @pytest.mark.parametrize('suite,kernel', KERNELS, ids=[kernel_id(k) for k in KERNELS])
-def test_same_answers_on_stock_kernel(suite, kernel, td_dump):
+def test_same_answers_on_stock_kernel(suite, kernel, td_dump, hammer):
     tool = find_tool()
     need(tool is not None, 'stock-kernel-run not found (looked at %s)'
          % ', '.join(tool_candidates()))
@@ -166,7 +171,7 @@ def test_same_answers_on_stock_kernel(suite, kernel, td_dump):
     # costs seconds per call under emulation); the host's / is visible in
     # the VM, read-only.
     cmd = vm_command(tool, suite, kernel) + ['--', sys.executable, VM_CHECK,
-                                             '--td-dump', td_dump]
+                                             '--td-dump', td_dump, '--hammer', hammer]
     r = run_vm(cmd)
     print(r.stdout)                                         # shown with -s, or on failure
     need(r.returncode != 125, 'the VM could not boot kernel %s (stock-kernel-run exit 125):\n%s'

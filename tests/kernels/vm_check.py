@@ -20,9 +20,11 @@ no VMA code, the driver reads maps and smaps itself); and a protocol round
 through /run/task-diag (the FUSE front, started here) with the C client
 tests/td_dump.c, which the host builds (tests/bin/td_dump, or --td-dump
 PATH): its tasks against /proc and the BPF answers, its -m VMA lines
-against maps and smaps.
+against maps and smaps.  And a task whose mmap_lock a writer nearly
+always wants (tests/hammer.c, tests/bin/hammer or --hammer PATH): each
+dump of it answered, its VMAs where maps has them.
 
-    vm_check.py [--force] [--td-dump PATH]
+    vm_check.py [--force] [--td-dump PATH] [--hammer PATH]
 
 The last line of stdout is the summary the host test parses:
     TASK_DIAG_VM_CHECK ok kernel=6.1.0-56-amd64 checks=123 mismatches=0 seconds=12.3 tier=novma
@@ -74,6 +76,8 @@ from helpers_vma import maps_lines, parse_maps, vma_lines  # noqa: E402
 
 TD_DUMP = (sys.argv[sys.argv.index('--td-dump') + 1] if '--td-dump' in sys.argv[:-1]
            else os.path.join(os.path.dirname(HERE), 'bin', 'td_dump'))
+HAMMER = (sys.argv[sys.argv.index('--hammer') + 1] if '--hammer' in sys.argv[:-1]
+          else os.path.join(os.path.dirname(HERE), 'bin', 'hammer'))
 
 SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
 libc = ctypes.CDLL(None, use_errno=True)
@@ -685,6 +689,32 @@ def check_vmas(pids):
                 % (len(bpf), len(proc)))
 
 
+def check_busy():
+    """VMA of a task whose mmap_lock two threads keep taking for writing
+    (tests/test_vma_busy.py says why): every dump answered, whole."""
+    global checks
+    p = subprocess.Popen([HAMMER, '16'], stdout=subprocess.PIPE)
+    try:
+        p.stdout.readline()
+        show = wire.SHOW_BASE | wire.SHOW_VMA
+        for _ in range(5):
+            checks += 1
+            want = [(v.start, v.end) for v in read_vmas('/proc/%d' % p.pid)]
+            try:
+                (task,) = wire.decode(task_diag.raw(wire.DUMP_ONE, p.pid, show, source='bpf'),
+                                      show)
+            except OSError as e:
+                problem('VMA of the hammered task: the dump failed: %s' % e)
+                break
+            got = [(v.start, v.end) for v in task.vmas or []]
+            if got != want:
+                problem('VMA of the hammered task: %d VMAs where maps has %d; missing %s'
+                        % (len(got), len(want), sorted(set(want) - set(got))[:3]))
+    finally:
+        p.kill()
+        p.wait()
+
+
 def td_fields(task):
     """A wire.Task as the dict td_dump prints."""
     out = {'pid': task.pid, 'tgid': task.tgid}
@@ -911,6 +941,7 @@ def main():
         run_checks(pids)
         check_ps(pids)
         check_vmas(pids)
+        check_busy()
         say('in-process checks done after %.1f s' % (time.monotonic() - T0))
         check_front(pids)
     except Exception:
