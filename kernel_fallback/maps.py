@@ -133,6 +133,37 @@ def parse_smaps(data, with_stat=False):
     return vmas
 
 
+def _whole_blocks(buf):
+    """The length of the head of smaps text @buf that holds whole VMA
+    blocks only (each ends with its VmFlags line), 0 if none."""
+    end = len(buf)
+    while True:
+        cut = buf.rfind(_VMFLAGS_SEP, 0, end)
+        if cut < 0:
+            return 0
+        nl = buf.find(b'\n', cut + 1)
+        if nl >= 0:
+            return nl + 1
+        end = cut
+
+
+def iter_smaps(pieces, with_stat=False):
+    """parse_smaps() of smaps text that comes as the iterable @pieces (the
+    reads of one open smaps file), one list of wire.Vma per piece that
+    ends a block: no more than a piece and one unfinished block are held
+    at a time, however many VMAs the task has.  (A kernel without VmFlags
+    lines, 3.x, has its text parsed whole at the end.)"""
+    buf = b''
+    for piece in pieces:
+        buf += piece
+        n = _whole_blocks(buf)
+        if n:
+            yield parse_smaps(buf[:n], with_stat)
+            buf = buf[n:]
+    if buf:
+        yield parse_smaps(buf, with_stat)
+
+
 def _read(path):
     with open(path, 'rb') as f:
         return f.read()
@@ -157,9 +188,15 @@ def vma_records(task_dir, with_stat=False, read=_read):
 
 
 def task_messages(pid, tgid, head, records, tail, seq=0, limit=MSG_MAX):
-    """The messages of one task: @head attributes ([(type, payload)]:
-    BASE, CRED), the VMA @records (bytes each, see
-    wire.encode_vma_records), then the @tail attributes (STAT).
+    """The messages of one task, as a list: iter_task_messages()."""
+    return list(iter_task_messages(pid, tgid, head, records or (), tail, seq, limit))
+
+
+def iter_task_messages(pid, tgid, head, records, tail, seq=0, limit=MSG_MAX):
+    """The messages of one task, each as soon as it is full: @head
+    attributes ([(type, payload)]: BASE, CRED), the VMA @records (an
+    iterable of bytes, one per record, see wire.encode_vma_records), then
+    the @tail attributes (STAT).
 
     The rule, which the BPF side follows too: a record goes into the
     current message if the message, the record and the tail then still
@@ -169,21 +206,19 @@ def task_messages(pid, tgid, head, records, tail, seq=0, limit=MSG_MAX):
     message, no VMA attribute is empty, and records are never split.
     Without records there is no VMA attribute: one message, as without
     SHOW_VMA."""
-    if not records:
-        return [wire.encode_message(pid, tgid, head + tail, seq)]
     fixed = wire.NLMSG_HDRLEN + wire.MSG.size
     head_size = sum(wire.NLA_HDRLEN + (len(p) + 3 & ~3) for _, p in head)
     tail_size = sum(wire.NLA_HDRLEN + (len(p) + 3 & ~3) for _, p in tail)
-    out = []
     attrs, size, chunk = head, fixed + head_size + wire.NLA_HDRLEN, []
     for rec in records:
         if chunk and size + len(rec) + tail_size > limit:
-            out.append(wire.encode_message(pid, tgid, attrs + [(wire.TASK_DIAG_VMA,
-                                                                 b''.join(chunk))],
-                                           seq, wire.TASK_DIAG_FLAG_CONT))
+            yield wire.encode_message(pid, tgid, attrs + [(wire.TASK_DIAG_VMA, b''.join(chunk))],
+                                      seq, wire.TASK_DIAG_FLAG_CONT)
             attrs, size, chunk = [], fixed + wire.NLA_HDRLEN, []
         chunk.append(rec)
         size += len(rec)
-    out.append(wire.encode_message(pid, tgid, attrs + [(wire.TASK_DIAG_VMA, b''.join(chunk))]
-                                   + tail, seq))
-    return out
+    if not chunk:
+        yield wire.encode_message(pid, tgid, head + tail, seq)
+    else:
+        yield wire.encode_message(pid, tgid, attrs + [(wire.TASK_DIAG_VMA, b''.join(chunk))]
+                                  + tail, seq)

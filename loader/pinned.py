@@ -10,6 +10,7 @@ A Stream answers one request piece by piece (the FUSE front reads it as
 its client reads, from whichever of its threads serves that read), and
 may answer for another process than the caller: its viewer.
 """
+import collections
 import ctypes
 import errno
 import os
@@ -29,7 +30,13 @@ STALE_CHECK_S = 0.05   # PinnedBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
                         # under malloc's mmap threshold, so no fresh pages per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
-EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while a task's mm is busy
+EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while no scratch buffer is free
+SMAPS_PIECE = 1 << 16   # a task's smaps is read and parsed this much at a time
+# The continuation passes of one task are held until its last one says
+# whether its VMAs come from /proc; past this many bytes they come from
+# /proc anyway, read piece by piece (a task has up to vm.max_map_count,
+# 65530, VMAs: megabytes of records, per transaction).
+JOIN_MAX = 1 << 20
 _HDR = wire.NLMSGHDR.struct
 _MSG = wire.MSG.struct
 
@@ -145,24 +152,28 @@ class RootedReader:
             job = self.jobs.get()
             if job is None:
                 return
-            fd, out = job
+            fd, size, out = job
             try:
-                out.put(b''.join(iter(lambda: os.read(fd, 1 << 16), b'')))
+                out.put(os.read(fd, size))
             except OSError as e:
                 out.put(e)
+
+    def read(self, fd, size):
+        """os.read(@fd, @size) done there."""
+        out = queue.Queue()
+        self.jobs.put((fd, size, out))
+        got = out.get()
+        if isinstance(got, OSError):
+            raise got
+        return got
 
     def __call__(self, path):
         """The bytes of @path (opened here, read there)."""
         fd = os.open(path, os.O_RDONLY)
         try:
-            out = queue.Queue()
-            self.jobs.put((fd, out))
-            got = out.get()
+            return b''.join(iter(lambda: self.read(fd, 1 << 16), b''))
         finally:
             os.close(fd)
-        if isinstance(got, OSError):
-            raise got
-        return got
 
     def close(self):
         self.jobs.put(None)
@@ -474,10 +485,12 @@ class Stream:
                 self.fields[_F['flags']] |= REQ_HOST_EACH
         self.tasks_from_proc = 0     # tasks marked MSG_F_VMA_FROM_PROC (tests look)
         self.viewer = viewer
-        self._read_proc = None
-        self.pending = b''
+        self._rooted = None          # RootedReader of a viewer whose root is not ours
+        self.pending = b''           # read by _next(), not yet handed out
+        self.parts = collections.deque()    # _next(): bytes, or generators of bytes
         self.fd = -1
         self.started = False
+        self.drained = False         # the iterator has given its end
         self.done = False
         self.key = None
 
@@ -537,46 +550,33 @@ class Stream:
         under the calling thread only for the time of the call: a FUSE
         daemon serves one client's reads from any of its threads."""
         if not self.pending and not self.done:
-            self.pending = self._next(1 if once else size)
+            self.pending = self._next(size, once)
         if once:
             size = len(self.pending)
         chunk, self.pending = _cut(self.pending, size)
         return chunk
 
-    def _next(self, want):
-        """Iterator reads until @want bytes or the end, each with the
-        continuation passes of a task it left unfinished spliced in
-        (td_iter.h, TD_CONT_*); the request stored once for all of them."""
+    def _next(self, want, once=False):
+        """Whole messages until @want bytes (@once: all that one iterator
+        read gave) or the end.  They come from the parts waiting, then from
+        more iterator reads; a part is bytes, or the messages of one task
+        whose VMAs are read from /proc as they are pulled, so that no more
+        than about @want bytes are held however big a task is."""
         pieces, total = [], 0
         try:
-            while True:
-                if not self.started:
-                    self.started = True
-                    chunk = self._start()
-                else:
-                    if self.key is None:
-                        self._put()
-                    chunk = _read(self.fd)
-                from_proc = False
-                if chunk and self.show & wire.SHOW_VMA:
-                    got = self.b.get(self.key)
-                    from_proc = bool(got and got[_F['from_proc']])
-                    more = self._continuation(chunk, got)
-                    if more is not None:
-                        chunk, passes_from_proc = chunk + more[0], more[1]
-                        from_proc = from_proc or passes_from_proc
-                        self._put()     # the passes left their own request
-                    elif from_proc:
-                        self._put()     # from_proc clear for the next read
-                if chunk and (self.proc_vmas or from_proc):
-                    chunk = self._vmas_from_proc(chunk)
-                if not chunk:
+            while total < want or (once and self.parts):
+                if self.parts:
+                    piece = self._pull()
+                    if piece:
+                        pieces.append(piece)
+                        total += len(piece)
+                    continue
+                if once and pieces:
+                    break
+                if self.drained:
                     self.close()
                     break
-                pieces.append(chunk)
-                total += len(chunk)
-                if total >= want:
-                    break
+                self.parts.extend(self._iterator_read())
         except OSError:
             self.close()
             raise
@@ -586,10 +586,50 @@ class Stream:
                 self.key = None
         return b''.join(pieces)
 
+    def _pull(self):
+        """The next bytes of the first part, None when it has no more."""
+        part = self.parts[0]
+        if isinstance(part, bytes):
+            self.parts.popleft()
+            return part
+        piece = next(part, None)
+        if piece is None:
+            self.parts.popleft()
+        return piece
+
+    def _iterator_read(self):
+        """The parts of one iterator read, with the continuation passes of
+        a task it left unfinished spliced in (td_iter.h, TD_CONT_*); [] at
+        the iterator's end."""
+        if not self.started:
+            self.started = True
+            chunk = self._start()
+        else:
+            if self.key is None:
+                self._put()
+            chunk = _read(self.fd)
+        from_proc = False
+        if chunk and self.show & wire.SHOW_VMA:
+            got = self.b.get(self.key)
+            from_proc = bool(got and got[_F['from_proc']])
+            more = self._continuation(chunk, got)
+            if more is not None:
+                chunk, passes_from_proc = chunk + more[0], more[1]
+                from_proc = from_proc or passes_from_proc
+                self._put()     # the passes left their own request
+            elif from_proc:
+                self._put()     # from_proc clear for the next read
+        if not chunk:
+            self.drained = True
+            return []
+        if self.proc_vmas or from_proc:
+            return self._vmas_from_proc(chunk)
+        return [chunk]
+
     def _vmas_from_proc(self, chunk):
-        """@chunk's messages with the VMA records of each task that needs
-        them (every task in the proc_vmas case, else those marked
-        MSG_F_VMA_FROM_PROC) from its /proc/PID/smaps or maps, split as the
+        """The parts of @chunk: for each task that needs them (every task in
+        the proc_vmas case, else those marked MSG_F_VMA_FROM_PROC) its
+        messages with VMA records from its /proc/PID/smaps, split as the
         fallback splits them (VMAs for thread-group leaders only in thread
         dumps; none without an mm), and without ATTR_HOST_PID."""
         leaders_only = self.strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
@@ -597,14 +637,15 @@ class Stream:
         for msg in wire.iter_messages(chunk):
             group.append(msg)
             if not msg[1][2] & wire.TASK_DIAG_FLAG_CONT:
-                out.extend(self._task_from_proc(chunk, group, leaders_only))
+                out.append(self._task_from_proc(chunk, group, leaders_only))
                 group = []
         if group:                       # cannot be: a read ends with a task's end
-            out.extend(self._task_from_proc(chunk, group, leaders_only))
-        return b''.join(out)
+            out.append(self._task_from_proc(chunk, group, leaders_only))
+        return out
 
     def _task_from_proc(self, chunk, group, leaders_only):
-        """The messages of one task, @group: [iter_messages() items]."""
+        """The messages of one task, @group: [iter_messages() items]; a
+        generator if its VMAs are read from /proc."""
         hdr, (pid, tgid, _), attrs = group[0]
         host, start, exec_id = pid, None, None
         for t, a, b in (a for m in group for a in m[2]):
@@ -617,35 +658,77 @@ class Stream:
         marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
         self.tasks_from_proc += marked
         if (self.proc_vmas or marked) and (not leaders_only or pid == tgid):
-            records = None
-            if host:
-                _test_pause(host)
-                records = maps.vma_records('/proc/%d' % host, with_stat=self.with_stat,
-                                           read=self._proc_reader())
-            if records and start is not None and _start_ticks(host) != start:
-                records = None          # died meanwhile, its pid another's
-            if records and self.recheck and not self._still_visible(pid, host, exec_id):
-                return []               # exec'd, or no longer the viewer's to see
-            return maps.task_messages(pid, tgid, head, records, tail, hdr[3])
+            return self._messages_from_proc(pid, tgid, host, start, exec_id, head, tail, hdr[3])
         # the programs' VMA records, as they are, only without ATTR_HOST_PID
         out = []
         for hdr, (pid, tgid, flags), attrs in group:
             kept = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != ATTR_HOST_PID]
             out.append(wire.encode_message(pid, tgid, kept, hdr[3],
                                            flags & ~MSG_F_VMA_FROM_PROC))
-        return out
+        return b''.join(out)
 
-    def _proc_reader(self):
-        """How /proc files are read for our viewer: here, or, for a viewer
+    def _messages_from_proc(self, pid, tgid, host, start, exec_id, head, tail, seq):
+        """Generator: the messages of one task with the VMA records of its
+        /proc/HOST/smaps, read SMAPS_PIECE bytes at a time as they are
+        pulled.  What was read goes out only after a check that the task is
+        still the one the programs showed (its @start) and, for a viewer
+        who might not see every task, still its to see and running the
+        same program (@exec_id): the reads are root's.  A task that fails
+        the check ends there: without VMAs if it has died (its pid may be
+        another's), with nothing more for a viewer who may no longer see
+        it; cut short by a closing message if some of it went out."""
+        fd = -1
+        if host:
+            _test_pause(host)
+            try:
+                fd = os.open('/proc/%d/smaps' % host, os.O_RDONLY)
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                pass
+        read, pieces_read = self._proc_read(), [0]
+
+        def pieces():
+            while True:
+                try:
+                    piece = read(fd, SMAPS_PIECE)
+                except (FileNotFoundError, ProcessLookupError, PermissionError):
+                    return          # gone meanwhile: what was read stands
+                if not piece:
+                    return
+                pieces_read[0] += 1
+                yield piece
+
+        def records():
+            for vmas in maps.iter_smaps(pieces(), self.with_stat):
+                yield from wire.encode_vma_records(vmas)
+
+        sent = False
+        try:
+            for msg in maps.iter_task_messages(pid, tgid, head, records() if fd >= 0 else (),
+                                               tail, seq):
+                if pieces_read[0]:
+                    if start is not None and _start_ticks(host) != start:
+                        yield wire.encode_message(pid, tgid, tail if sent else head + tail, seq)
+                        return
+                    if self.recheck and not self._still_visible(pid, host, exec_id):
+                        if sent:
+                            yield wire.encode_message(pid, tgid, [], seq)
+                        return
+                sent = True
+                yield msg
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _proc_read(self):
+        """os.read for /proc files of our viewer: here, or, for a viewer
         whose root is not ours, by a RootedReader in its root."""
-        if self._read_proc is None:
+        if self._rooted is None:
             root = self.viewer[VIEWER.size:VIEWER.size + ROOT_SIZE]
             if not root.strip(b'\0') or root == self.b.own_root():
-                self._read_proc = maps._read
-            else:
-                tgid = VIEWER.struct.unpack_from(self.viewer)[_V['tgid']]
-                self._read_proc = RootedReader(tgid)
-        return self._read_proc
+                return os.read
+            tgid = VIEWER.struct.unpack_from(self.viewer)[_V['tgid']]
+            self._rooted = RootedReader(tgid)
+        return self._rooted.read
 
     def _still_visible(self, pid, host, exec_id):
         """Whether task @pid (@host in our /proc) may be seen by the viewer
@@ -677,7 +760,7 @@ class Stream:
         b = self.b
         viewer = self.fields[_F['viewer']]
         link = b.filtered_link(tid=pid) if b.same_pid_ns(viewer) else None
-        out, from_proc = [], bool(got[_F['from_proc']])
+        out, from_proc, held = [], bool(got[_F['from_proc']]), 0
         try:
             while True:
                 fields = list(self.fields)
@@ -694,10 +777,18 @@ class Stream:
                     data = b.read_link(b.link_all)
                 got = b.get(self.key)
                 out.append(data)
+                held += len(data)
                 from_proc = from_proc or bool(got and got[_F['from_proc']])
                 state = got[_F['cont_state']] if got else CONT_RESUME
                 if state == CONT_MORE and got[_F['cont_start']] > start:
                     start = got[_F['cont_start']]
+                    # Past JOIN_MAX the task's VMAs come from /proc; then
+                    # only its last message matters (STAT, ATTR_HOST_PID:
+                    # from_proc tells the next pass to mark it), and the
+                    # passes before it need not be held.
+                    from_proc = from_proc or held > JOIN_MAX
+                    if from_proc:
+                        out, held = [], 0
                     continue
                 if state != CONT_DONE:
                     # the task is gone (or stuck): end its messages
@@ -709,9 +800,13 @@ class Stream:
 
     def close(self):
         self.done = True
-        if isinstance(self._read_proc, RootedReader):
-            self._read_proc.close()
-            self._read_proc = None
+        for part in self.parts:
+            if not isinstance(part, bytes):
+                part.close()        # its smaps descriptor
+        self.parts.clear()
+        if self._rooted is not None:
+            self._rooted.close()
+            self._rooted = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
