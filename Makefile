@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := clang llvm libbpf-dev bpftool libfuse2 fuse3 gcc make libcap2-bin util-linux
+DEB_PACKAGES := clang llvm libbpf-dev bpftool libfuse2 fuse3 gcc make libcap2-bin util-linux apparmor
 export TASK_DIAG_REQUIRE_BPF ?= 1
 
 .PHONY: setup packages bpffs venv bpf run test test-kernels bench clean

@@ -1,6 +1,16 @@
-"""Readers confined by Landlock: a reader of /run/task-diag must get no
+"""Readers confined by an LSM: a reader of /run/task-diag must get no
 more than its /proc gives it, and the programs' ptrace test has no LSM
-hook.  Whether Landlock's ptrace hook refuses a process in a domain the
+hook.
+
+AppArmor, SELinux and Smack decide a PTRACE_MODE_READ (what
+/proc/PID/maps asks) by a policy the programs cannot evaluate: a reader
+they confine gets no VMA (confinement()).  Confined means: an AppArmor
+label other than unconfined (or a profile in complain or unconfined mode),
+any process while SELinux enforces, any process under Smack.  Yama
+restricts attaching only, and TOMOYO has no ptrace hook: neither refuses
+maps.
+
+Landlock is measured instead.  Whether Landlock's ptrace hook refuses a process in a domain the
 mappings of a task outside it (/proc/PID/maps: PTRACE_MODE_READ) is
 measured at load time, by a confined helper reading another's maps: on
 this project's 6.18 it does not (only attaching, /proc/PID/mem, is
@@ -17,6 +27,7 @@ confined one a kernel pointer; exactly one such place, or it is not known.
 """
 import ctypes
 import os
+import re
 import subprocess
 import sys
 
@@ -59,6 +70,77 @@ def _blob(backend, pid):
 
 
 LANDLOCK_READS = -1     # landlock_offset(): a domain may read others' maps
+
+# How a viewer is confined (the byte after its root in viewer_of()'s blob).
+FREE, LANDLOCK, APPARMOR, SELINUX, SMACK = range(5)
+NAMES = {LANDLOCK: 'Landlock', APPARMOR: 'AppArmor', SELINUX: 'SELinux', SMACK: 'Smack'}
+_FREE_MODES = {b'complain', b'unconfined'}
+
+
+def _apparmor_free(label):
+    """Whether AppArmor label @label refuses nothing: "unconfined", or
+    every mode in it complain or unconfined ("a (enforce)", "a//&b
+    (complain)", "a (enforce)//&b (complain)" for a stack of mixed modes)."""
+    modes = re.findall(rb'\((\w+)\)', label)
+    return label == b'unconfined' or bool(modes) and all(m in _FREE_MODES for m in modes)
+
+
+def active_lsms():
+    """The LSMs the kernel runs, in order; where securityfs is not mounted,
+    those of ours that show elsewhere that they run."""
+    try:
+        with open('/sys/kernel/security/lsm') as f:
+            return f.read().strip().split(',')
+    except OSError:
+        pass
+    found = []
+    try:
+        with open('/sys/module/apparmor/parameters/enabled') as f:
+            if f.read().strip() == 'Y':
+                found.append('apparmor')
+    except OSError:
+        pass
+    if os.path.exists('/sys/fs/selinux/enforce'):
+        found.append('selinux')
+    return found
+
+
+def _attr(pid, name):
+    try:
+        with open('/proc/%d/attr/%s' % (pid, name), 'rb') as f:
+            return f.read().rstrip(b'\n\0')
+    except OSError:
+        return None
+
+
+def _selinux_enforcing():
+    try:
+        with open('/sys/fs/selinux/enforce') as f:
+            return f.read().strip() != '0'
+    except OSError:
+        return True         # SELinux runs and we cannot tell: as if it enforced
+
+
+def reads_labels(lsms):
+    """Whether confinement() reads a process's /proc/PID/attr with @lsms."""
+    return 'apparmor' in lsms
+
+
+def confinement(pid, lsms=None):
+    """APPARMOR, SELINUX or SMACK where that LSM runs and may refuse
+    process @pid the maps of others by its policy; FREE otherwise."""
+    for name in active_lsms() if lsms is None else lsms:
+        if name == 'apparmor':
+            label = _attr(pid, 'apparmor/current')
+            if label is None:
+                label = _attr(pid, 'current')      # kernels before 5.8
+            if label is None or not _apparmor_free(label):
+                return APPARMOR
+        elif name == 'selinux' and _selinux_enforcing():
+            return SELINUX
+        elif name == 'smack':
+            return SMACK
+    return FREE
 
 
 def landlock_offset(backend):

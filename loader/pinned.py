@@ -24,7 +24,7 @@ from ..iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDI
                          EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
                          PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
                          REQ_HOST_EACH, REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
-from . import libbpf
+from . import libbpf, lsm
 
 STALE_CHECK_S = 0.05   # PinnedBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
@@ -55,8 +55,8 @@ def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
 
 
 def _confined(viewer):
-    """Whether viewer_of() found the viewer in a Landlock domain."""
-    return len(viewer) > VIEWER.size + ROOT_SIZE and bool(viewer[VIEWER.size + ROOT_SIZE])
+    """How viewer_of() found the viewer confined (lsm.FREE, lsm.LANDLOCK, ...)."""
+    return viewer[VIEWER.size + ROOT_SIZE] if len(viewer) > VIEWER.size + ROOT_SIZE else lsm.FREE
 
 
 def _read(fd, size=READ_SIZE):
@@ -99,6 +99,7 @@ CLONE_FS = 0x200
 _libc = ctypes.CDLL(None, use_errno=True)
 CAP_SYS_PTRACE = 19
 _V = {name: i for i, name in enumerate(VIEWER.names)}
+NSEC_PER_TICK = 10 ** 9 // os.sysconf('SC_CLK_TCK')   # /proc/PID/stat's start: clock ticks
 
 
 def _sees_all(viewer):
@@ -230,6 +231,7 @@ class PinnedBackend:
         self._own_pid_ns = None
         self._has_vma = None
         self._landlock_off = None
+        self._lsms = None               # lsm.active_lsms(), once
         self._own_root = None
         self._checked, self._stale = time.monotonic(), False
 
@@ -352,7 +354,19 @@ class PinnedBackend:
         fields = self.probe(PROBE_VIEWER, self._landlock_off, tid=pid)
         if not fields or not VIEWER.struct.unpack(fields[_F['viewer']])[_V['valid']]:
             raise OSError(errno.ESRCH, 'no process %d' % pid)
-        confined = bool(self._landlock_off and (fields[_F['found']] or fields[_F['found_tgid']]))
+        if self._lsms is None:
+            self._lsms = lsm.active_lsms()
+        if self._landlock_off and (fields[_F['found']] or fields[_F['found_tgid']]):
+            confined = lsm.LANDLOCK
+        elif pid == os.getpid():
+            confined = lsm.FREE     # ourselves (own_root(), own_pid_ns()): maybe without /proc
+        else:
+            confined = lsm.confinement(pid, self._lsms)
+            # a label read is the process the programs saw: its leader's start
+            v = VIEWER.struct.unpack(fields[_F['viewer']])
+            if lsm.reads_labels(self._lsms) and \
+                    _start_ticks(v[_V['tgid']]) != v[_V['start']] // NSEC_PER_TICK:
+                raise OSError(errno.ESRCH, 'process %d exited meanwhile' % pid)
         return fields[_F['viewer']] + fields[_F['root']] + bytes([confined])
 
     def own_root(self):
@@ -452,12 +466,12 @@ class Stream:
         # namespace in our /proc, the programs add ATTR_HOST_PID.
         want_vma = bool(show & wire.SHOW_VMA)
         if want_vma and _confined(viewer):
-            # only where the loader found that Landlock refuses a process
-            # in a domain the maps of others (loader/lsm.py): the programs'
-            # ptrace test has no LSM hook, so none at all for such a reader,
-            # rather than more than its /proc gives it
-            raise OSError(errno.EACCES, 'TASK_DIAG_SHOW_VMA: not for a reader confined by '
-                                        'Landlock')
+            # a reader whom an LSM may refuse the maps of others (Landlock
+            # only where the loader found it does, loader/lsm.py): the
+            # programs' ptrace test has no LSM hook, so none at all for
+            # such a reader, rather than more than its /proc gives it
+            raise OSError(errno.EACCES, 'TASK_DIAG_SHOW_VMA: not for a reader confined by %s'
+                          % lsm.NAMES.get(_confined(viewer), 'an LSM'))
         self.with_stat = bool(want_vma and show & wire.SHOW_VMA_STAT)
         self.proc_vmas = want_vma and not backend.has_vma()
         if self.with_stat and not self.proc_vmas:

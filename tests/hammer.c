@@ -31,8 +31,14 @@ int main(int argc, char **argv)
 	int i;
 
 	size = (argc > 1 ? strtoul(argv[1], NULL, 10) : 128) << 20;
-	area = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	/* between two PROT_NONE guard pages: as its protection changes the
+	 * mapping would merge with an anonymous neighbour and split again,
+	 * and its VMAs would not stay where maps showed them */
+	area = mmap(NULL, size + 2 * 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (area == MAP_FAILED)
+		return 1;
+	area = mmap(area + 4096, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED, -1, 0);
 	if (area == MAP_FAILED)
 		return 1;
 	memset(area, 1, size);		/* page tables for mprotect() to change */

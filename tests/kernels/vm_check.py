@@ -22,7 +22,8 @@ tests/td_dump.c, which the host builds (tests/bin/td_dump, or --td-dump
 PATH): its tasks against /proc and the BPF answers, its -m VMA lines
 against maps and smaps.  And a task whose mmap_lock a writer nearly
 always wants (tests/hammer.c, tests/bin/hammer or --hammer PATH): each
-dump of it answered, its VMAs where maps has them.
+dump of it answered, its VMAs where maps has them.  Where AppArmor runs,
+a reader it confines gets no VMA through /run/task-diag.
 
     vm_check.py [--force] [--td-dump PATH] [--hammer PATH]
 
@@ -37,6 +38,7 @@ import errno
 import io
 import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -69,6 +71,7 @@ from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PIN_DIR  # noqa: E402
 from task_diag.kernel_fallback.maps import read_vmas        # noqa: E402
 from task_diag.kernel_fallback.procfs import ProcBackend    # noqa: E402
 from task_diag.loader import load as loader                 # noqa: E402
+from task_diag.loader import lsm                            # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers_vma
@@ -773,10 +776,11 @@ def td_stats(lines):
     return [' '.join(w for w in line.split() if not w.startswith('Pss=')) for line in lines]
 
 
-def run_td(*args):
-    """(td_dump's pid, exit status, stdout, stderr)."""
-    p = subprocess.Popen([TD_DUMP] + [str(a) for a in args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+def run_td(*args, under=()):
+    """(td_dump's pid, exit status, stdout, stderr); @under: a command
+    that runs it (aa-exec ...)."""
+    p = subprocess.Popen(list(under) + [TD_DUMP] + [str(a) for a in args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = p.communicate(timeout=120)
     return p.pid, p.returncode, out, err
 
@@ -884,6 +888,56 @@ def check_front(pids):
             if stats != smaps:
                 problem('%s: vma_stat lines differ from /proc/%d/smaps: first: %s'
                         % (label, stopped, [(g, w) for g, w in zip(stats, smaps) if g != w][:3]))
+    check_apparmor(pids)
+
+
+AA_PROFILE = """profile td-confined {
+  file,
+  capability,
+  network,
+  signal,
+  unix,
+  ptrace (read, trace) peer=td-confined,
+}
+"""
+
+
+def check_apparmor(pids):
+    """A reader confined by AppArmor (a profile that allows everything but
+    ptrace outside itself: the maps of others), through /run/task-diag:
+    VMA refused with EACCES, as its /proc refuses the maps; BASE answered.
+    Where AppArmor runs (Debian's kernels) and apparmor_parser is there
+    (the host's apparmor package)."""
+    global checks
+    if 'apparmor' not in lsm.active_lsms() or not os.path.isdir('/sys/kernel/security/apparmor') \
+            or not shutil.which('apparmor_parser') or not shutil.which('aa-exec'):
+        say('AppArmor: not running, or no apparmor_parser: not checked')
+        return
+    path = '/tmp/td-confined.aa'
+    with open(path, 'w') as f:
+        f.write(AA_PROFILE)
+    r = subprocess.run(['apparmor_parser', '-r', '-K', path], capture_output=True, text=True)
+    checks += 1
+    if r.returncode:
+        problem('AppArmor: apparmor_parser refused the test profile: %s' % r.stderr.strip())
+        return
+    under = ('aa-exec', '-p', 'td-confined', '--')
+    stopped = pids['td-stopped']
+    try:
+        r = subprocess.run(list(under) + ['cat', '/proc/%d/maps' % stopped], capture_output=True)
+        say('AppArmor: td-confined reading /proc/%d/maps: %s' % (
+            stopped, 'refused' if r.returncode else 'allowed (this kernel does not mediate it)'))
+        checks += 1
+        _, rc, out, err = run_td('-s', 'one', '-p', stopped, '-g', 'vma', under=under)
+        if rc != 1 or 'EACCES' not in err:
+            problem('AppArmor: td-confined asked for VMA: exit %d, stderr %r (EACCES wanted)'
+                    % (rc, err))
+        checks += 1
+        _, rc, out, err = run_td('-s', 'one', '-p', stopped, '-g', 'base', under=under)
+        if rc != 0 or 'pid=%d ' % stopped not in out:
+            problem('AppArmor: td-confined asked for BASE: exit %d, stderr %r' % (rc, err))
+    finally:
+        subprocess.run(['apparmor_parser', '-R', path], capture_output=True)
 
 
 def maps_diff(got, want):
