@@ -30,7 +30,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	touch $@
 
 bpf:
-	$(MAKE) -s -C bpf
+	$(MAKE) -s -C task_diag/bpf
 
 run: setup
 	$(VENV)/bin/task-diag-load
@@ -46,5 +46,5 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	$(MAKE) -s -C bpf clean
+	$(MAKE) -s -C task_diag/bpf clean
 	rm -rf $(VENV) build *.egg-info

@@ -7,7 +7,7 @@ from setuptools.command.build_py import build_py
 
 class build_py_with_bpf(build_py):
     def run(self):
-        subprocess.run(['make', '-C', 'bpf'], check=True)
+        subprocess.run(['make', '-C', 'task_diag/bpf'], check=True)
         super().run()
 
 

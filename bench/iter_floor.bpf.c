@@ -16,7 +16,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* head + task_diag_base: 76 bytes, as the BASE answer of bpf/task_diag.bpf.c */
+/* head + task_diag_base: 76 bytes, as the BASE answer of task_diag/bpf/task_diag.bpf.c */
 struct tdf_msg {
 	struct tdf_head h;
 	struct task_diag_base base;

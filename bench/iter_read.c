@@ -29,7 +29,7 @@
 
 #include "clock.h"
 
-#include "../bpf/task_diag.h"
+#include "../task_diag/bpf/task_diag.h"
 
 #define CHUNK (160 << 10)
 

@@ -44,7 +44,7 @@ system, in the same round-robin runs:
                  and nothing else, the least a single-pass VMA dump can cost
                  here (for the 1/3 target: how far below the maps reader the
                  floor itself is)
-  vma_iter       the same raw bytes in-process from Python (PinnedBackend.raw)
+  vma_iter       the same raw bytes in-process from Python (BpfBackend.raw)
   vma_dump       list(task_diag.dump(DUMP_ALL, show=BASE|VMA, source='bpf')),
                  every VMA record touched
 and, for each VMA_STAT source that task-diag-load --vma-stat can enable
@@ -161,13 +161,13 @@ def build():
                         ('maps_scan', []), ('vma_read', ['-lbpf'])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
-    # the floor programs, compiled as bpf/Makefile compiles ours
+    # the floor programs, compiled as task_diag/bpf/Makefile compiles ours
     multiarch = subprocess.run(['gcc', '-print-multiarch'], stdout=subprocess.PIPE,
                                text=True).stdout.strip()
     for name in ('iter_floor', 'vma_floor'):
         obj = os.path.join(BIN, name + '.bpf.o')
         subprocess.run(['clang', '-g', '-O2', '-target', 'bpf', '-D__TARGET_ARCH_x86', '-Wall',
-                        '-Werror', '-I' + os.path.join(HERE, '..', 'bpf')] +
+                        '-Werror', '-I' + os.path.join(HERE, '..', 'task_diag', 'bpf')] +
                        (['-I/usr/include/' + multiarch] if multiarch else []) +
                        ['-c', os.path.join(HERE, name + '.bpf.c'), '-o', obj], check=True)
         subprocess.run(['llvm-strip', '-g', obj], check=True)
@@ -195,7 +195,7 @@ class FloorIterator:
         return self
 
     def _pin(self):
-        from task_diag.loader import libbpf
+        from task_diag import libbpf
         L = libbpf.lib()
         obj_name = self.name + '.bpf.o'
         obj = L.bpf_object__open_file(os.path.join(BIN, obj_name).encode(), None)

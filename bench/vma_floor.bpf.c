@@ -3,7 +3,7 @@
  * The floor of the VMA read, for bench/run.py, as iter_floor.bpf.c is the
  * floor of the task read: an iter/task program that, for each process,
  * walks its VMAs with the open-coded VMA iterator (the single pass
- * bpf/task_diag.bpf.c makes) and writes for each one a 64-byte record
+ * task_diag/bpf/task_diag.bpf.c makes) and writes for each one a 64-byte record
  * with start, end and the raw vm_flags, in TASK_DIAG_VMA messages of up to
  * 16 KiB, and nothing else: no BASE, no viewer or visibility check, no
  * flag translation, no device or inode, no names.  Reading it costs the

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * vma_read [SHOW [PIN_DIR]]: a C client of the pinned path, as a root tool
- * written against bpf/task_diag.h and bpf/td_iter.h would be: it stores a
+ * written against task_diag/bpf/task_diag.h and task_diag/bpf/td_iter.h would be: it stores a
  * {DUMP_ALL, SHOW} request (default BASE|VMA) for its thread in the pinned
  * requests map, reads the pinned iterator to the end, and runs the
  * continuation passes of a task whose VMAs did not fit a program run
- * (td_iter.h, TD_CONT_*), as loader/pinned.py does.  Counts tasks and VMA
+ * (td_iter.h, TD_CONT_*), as task_diag/bpf_backend.py does.  Counts tasks and VMA
  * records; prints "tasks N vmas V bytes B cpu_us C wall_us W".
  */
 #define _GNU_SOURCE
@@ -19,8 +19,8 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "clock.h"
-#include "../bpf/task_diag.h"
-#include "../bpf/td_iter.h"
+#include "../task_diag/bpf/task_diag.h"
+#include "../task_diag/bpf/td_iter.h"
 
 static char buf[1 << 16];		/* a read gives at most the iterator's 32 KiB */
 static long long tasks, vmas, bytes;

@@ -11,7 +11,7 @@ cache of an earlier run helps (psutil keeps every Process it has seen).
     worker.py smaps_plain            every /proc/PID/smaps through a plain
                                      line parser into one dict per VMA
     worker.py vma_iter SHOW [PIN]    the raw bytes of {DUMP_ALL, SHOW} through
-                                     the pinned path in-process (PinnedBackend.raw)
+                                     the pinned path in-process (BpfBackend.raw)
     worker.py vma_dump SHOW [PIN]    task_diag.dump(DUMP_ALL, show=SHOW,
                                      source='bpf') into a list, every VMA touched
                                      (PIN: the pins of another copy, run.py --pin-dir)
@@ -192,8 +192,8 @@ def count_raw(buf):
 
 def run_vma_iter(show, pin_dir=None):
     from task_diag import wire
-    from task_diag.loader.pinned import PinnedBackend
-    b = PinnedBackend(pin_dir) if pin_dir else PinnedBackend()
+    from task_diag.bpf_backend import BpfBackend
+    b = BpfBackend(pin_dir) if pin_dir else BpfBackend()
     # Warm-up on ourselves: the first SHOW_VMA request reads the kernel's
     # BTF once (pinned.vma_supported()), which no dump should be charged.
     b.raw(wire.DUMP_ONE, os.getpid(), show=show)
@@ -206,8 +206,8 @@ def run_vma_dump(show, pin_dir=None):
     import task_diag
     if pin_dir:
         # dump() itself, on the backend of those pins
-        from task_diag.loader.pinned import PinnedBackend
-        task_diag.api._backends['bpf'] = PinnedBackend(pin_dir)
+        from task_diag.bpf_backend import BpfBackend
+        task_diag.api._backends['bpf'] = BpfBackend(pin_dir)
     # Warm-up on ourselves: imports, the backend's pinned objects, the BTF.
     list(task_diag.dump(task_diag.DUMP_ONE, os.getpid(), show=show, source='bpf'))
 

@@ -5,7 +5,7 @@ Backends, all answering the same request with the same bytes:
   'bpf'   the pinned BPF iterator driven in-process (root: needs bpf());
   'file'  /run/task-diag, the same iterator through the FUSE front, for
           every other reader;
-  'proc'  kernel_fallback, built from /proc, for every kernel and reader.
+  'proc'  task_diag.procfs, built from /proc, for every kernel and reader.
 """
 import errno
 import os
@@ -13,6 +13,9 @@ import threading
 from itertools import chain
 
 from . import wire
+from .bpf_backend import BpfBackend
+from .front.client import FileBackend
+from .procfs.backend import ProcBackend
 
 SOURCES = ('bpf', 'file', 'proc')
 _backends = {}
@@ -21,13 +24,10 @@ _lock = threading.Lock()
 
 def _open(source):
     if source == 'bpf':
-        from .loader.pinned import PinnedBackend
-        return PinnedBackend()
+        return BpfBackend()
     if source == 'file':
-        from .fuse_front.client import FileBackend
         return FileBackend()
     if source == 'proc':
-        from .kernel_fallback.procfs import ProcBackend
         return ProcBackend()
     raise ValueError('unknown source %r (one of %s)' % (source, ', '.join(SOURCES)))
 
@@ -42,7 +42,7 @@ def backend(source=None):
                 if key is None:
                     _backends.pop(b.name, None)
                 # not closed here: a dump in another thread may still use
-                # it; PinnedBackend closes its descriptors when it goes
+                # it; BpfBackend closes its descriptors when it goes
         if source is not None:
             b = _backends.get(source)
             if b is None:
@@ -104,8 +104,6 @@ def dump(strategy=wire.DUMP_ALL, pid=0, show=wire.SHOW_BASE, source=None):
     strategy.  The request is answered before this returns.  With VMAs the
     response is decoded piece by piece as it is read; without, whole (it is
     small, and the fast decoder reads each field over all of it at once)."""
-    if strategy not in wire.STRATEGIES:
-        raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
     if show & wire.SHOW_VMA:
         return iter(wire.decode_pieces(pieces(strategy, pid, show, 0, source), show))
     return iter(wire.decode(raw(strategy, pid, show, 0, source), show))

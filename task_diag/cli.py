@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from . import api, wire
+from .maps_cli import main_maps
 
 GROUPS = {'base': wire.SHOW_BASE, 'cred': wire.SHOW_CRED, 'stat': wire.SHOW_STAT,
           'vma': wire.SHOW_VMA, 'vma_stat': wire.SHOW_VMA | wire.SHOW_VMA_STAT}
@@ -61,18 +62,17 @@ def cmd_dump(args):
     if args.raw:
         sys.stdout.buffer.write(data)
     else:
-        from . import nlmsg
+        from . import nlmsg     # pyroute2: 110 ms of start-up that ps does not need
         nlmsg.dump_text(data)
     return 0
 
 
 def cmd_maps(args):
-    from .maps_cli import main_maps
     return main_maps(args.pid, args.smaps, args.source)
 
 
 def cmd_decode(args):
-    from . import nlmsg
+    from . import nlmsg     # as in cmd_dump
     data = open(args.file, 'rb').read() if args.file else sys.stdin.buffer.read()
     nlmsg.dump_text(data)
     return 0

@@ -1,5 +1,5 @@
 """The internal request record between task_diag's drivers and the BPF
-iterator programs (bpf/td_iter.h, struct td_request); not the wire format.
+iterator programs (task_diag/bpf/td_iter.h, struct td_request); not the wire format.
 Keep in sync with td_iter.h: tests/test_layout.py compares the two."""
 from .wire import Layout
 
@@ -40,17 +40,17 @@ EMPTY_VIEWER = bytes(VIEWER.size)
 CONFIG = Layout('td_config', (
     ('overflowuid', 'I'), ('overflowgid', 'I'), ('loaded_at', 'Q'), ('obj_sha256', '32s'),
     ('gate_start', 'Q'), ('gate_end', 'Q'), ('gate_flags', 'Q'),
-    # VMA_STAT by page-table walk (bpf/td_pagewalk.h)
+    # VMA_STAT by page-table walk (task_diag/bpf/td_pagewalk.h)
     ('pw_page_offset', 'Q'), ('pw_vmemmap', 'Q'), ('pw_bad', 'Q'),
     ('pw_levels', 'I'), ('pw_max_swapfiles', 'I'), ('pw_hwpoison_num', 'I'),
     ('vma_stat', 'I'),
     ('tier', 'I'),              # TIER_*: the object loaded
     ('tier_forced', 'I'),       # 1: by task-diag-load --tier
-    ('landlock_off', 'i'),      # Landlock's domain in cred->security, + 1 (loader/lsm.py)
+    ('landlock_off', 'i'),      # Landlock's domain in cred->security, + 1 (task_diag/lsm.py)
     ('_pad', '4x'),
 ))
 
-# td_config.tier: the objects, richest first (bpf/Makefile, loader/load.py)
+# td_config.tier: the objects, richest first (task_diag/bpf/Makefile, task_diag/loader/load.py)
 TIER_DPATH, TIER_WALK, TIER_NOVMA = 1, 2, 3
 
 # td_config.vma_stat: where VMA_STAT's numbers come from

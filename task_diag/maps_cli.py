@@ -6,12 +6,13 @@ statistics task_diag_vma_stat carries, in the format of /proc/PID/smaps.
     main_maps(pid)                  # like cat /proc/PID/maps
     main_maps(pid, smaps=True)      # like cat /proc/PID/smaps, fewer lines
 """
+import argparse
 import errno
 import os
 import sys
 
 from . import api, wire
-from .kernel_fallback.maps import PAD_COLUMN, PSS_SHIFT, VMFLAG_CODES
+from .procfs.maps import PAD_COLUMN, PSS_SHIFT, VMFLAG_CODES
 
 READ, WRITE, EXEC, MAYSHARE = (wire.VMA_F[n] for n in ('READ', 'WRITE', 'EXEC', 'MAYSHARE'))
 
@@ -92,7 +93,6 @@ def main_maps(pid, smaps=False, source=None, out=None):
 
 
 if __name__ == '__main__':
-    import argparse
     ap = argparse.ArgumentParser(prog='task-diag maps', description=__doc__.split('\n')[0])
     ap.add_argument('pid', type=int)
     ap.add_argument('--smaps', action='store_true')

@@ -57,16 +57,13 @@ def parse(buf):
     for _ in wire.iter_messages(buf):
         pass                    # check the framing first: DecodeError, not garbage
     out = []
-    off = 0
     view = memoryview(buf)
-    while off < len(buf):
+    for off, length in wire.message_spans(buf):
         # one message's bytes each, not the rest of the buffer: that would
         # copy a whole-system dump once per task
-        length = int.from_bytes(view[off:off + 4], 'little')
         m = task_diag_msg(bytes(view[off:off + length]))
         m.decode()
         out.append(m)
-        off += (length + 3) & ~3
     return out
 
 

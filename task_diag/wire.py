@@ -1,6 +1,6 @@
 """The task_diag wire format: the one Python definition of every struct.
 
-Mirrors bpf/task_diag.h field for field (tests/test_layout.py compiles the
+Mirrors task_diag/bpf/task_diag.h field for field (tests/test_layout.py compiles the
 header and compares sizes and offsets).  Layout of a response::
 
     +----------+---------------+------------------+------------------+---
@@ -16,6 +16,7 @@ shape, each field is read for all messages at once and no Python code runs
 per task) and, for people, task_diag.nlmsg (pyroute2 message classes built
 from the tables below).
 """
+import errno
 import gc
 import struct
 from array import array
@@ -60,6 +61,23 @@ STRATEGY_NAMES = {DUMP_ALL: 'all', DUMP_ONE: 'one', DUMP_ALL_THREAD: 'all_thread
                   DUMP_CHILDREN: 'children', DUMP_THREAD: 'thread'}
 # Strategies whose pid field names a task (ESRCH when it does not exist).
 NEEDS_PID = (DUMP_ONE, DUMP_CHILDREN, DUMP_THREAD)
+
+
+def sends_vmas(strategy, pid, tgid):
+    """Whether task @pid of thread group @tgid carries its VMAs in a dump
+    of @strategy: in thread dumps only the thread-group leader does (its
+    threads share its mm), as the original's selftest expects."""
+    return pid == tgid or strategy not in (DUMP_ALL_THREAD, DUMP_THREAD)
+
+
+def check_request(strategy, pid):
+    """The checks every backend makes before it looks at a task (spec
+    section 3): OSError EINVAL for an unknown strategy, ESRCH for a
+    strategy that names a task by a pid that cannot be one."""
+    if strategy not in STRATEGIES:
+        raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
+    if strategy in NEEDS_PID and pid <= 0:
+        raise OSError(errno.ESRCH, 'no task %d' % pid)
 
 # task_diag_base.state indexes this string: the letter of /proc/PID/stat.
 STATE_LETTERS = 'RSDTtXZPI'
@@ -331,6 +349,7 @@ class DecodeError(ValueError):
 
 
 _HDR_MSG = struct.Struct('<IHHIIIII')      # nlmsghdr + task_diag_msg
+_U32 = struct.Struct('<I')                 # nlmsg_len
 _ATTR_HDR = NLATTR.struct
 _VMA_REC = VMA.struct
 _VMA_STAT_REC = VMA_STAT.struct
@@ -565,6 +584,42 @@ def decode_vmas(buf, start, end, names=None):
                        + (name,)))
         off += vma_len
     return vmas
+
+
+def message_spans(buf):
+    """(offset, nlmsg_len) of each whole message at the head of @buf, in
+    order, up to the first that is cut short or is no message: the one
+    walker of message boundaries, for what cuts and joins responses
+    (iter_messages() decodes and checks the framing)."""
+    off, n = 0, len(buf)
+    while off + NLMSG_HDRLEN <= n:
+        length = _U32.unpack_from(buf, off)[0]
+        if length < NLMSG_HDRLEN or off + length > n:
+            return
+        yield off, length
+        off += (length + 3) & ~3
+
+
+def whole_head(buf, size):
+    """How many bytes of @buf, at most @size, end on a message boundary
+    (0 when its first message is longer)."""
+    end, n = 0, len(buf)
+    for off, length in message_spans(buf):
+        nxt = off + ((length + 3) & ~3)
+        if nxt > size or nxt > n:
+            break
+        end = nxt
+    return end
+
+
+def last_message(buf):
+    """The task_diag_msg (pid, tgid, flags) of the last whole message of
+    @buf, or None."""
+    last = None
+    for off, length in message_spans(buf):
+        if length >= NLMSG_HDRLEN + MSG.size:
+            last = off
+    return None if last is None else MSG.struct.unpack_from(buf, last + NLMSG_HDRLEN)
 
 
 def iter_messages(buf):

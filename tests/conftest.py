@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from task_diag.iterproto import PIN_DIR, PINS
+from task_diag.bpf_backend import BpfBackend, vma_supported
 
 REQUIRE_BPF = os.environ.get('TASK_DIAG_REQUIRE_BPF') == '1'
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,6 +81,16 @@ def vma_stat_source(bpf):
             pagewalk.disable()
     yield switch
     switch('smaps')
+
+
+@pytest.fixture
+def vma_backend(bpf):
+    """A BpfBackend of the default pins, whose programs write VMA
+    records (a tier with the VMA code)."""
+    need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
+    b = BpfBackend()
+    yield b
+    b.close()
 
 
 @pytest.fixture(params=['bpf', 'proc'])

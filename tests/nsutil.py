@@ -317,8 +317,8 @@ def _do_read(spec, pin_dir=None):
         return [_task_json(t) for t in wire.decode(data)]
     source, strategy, pid, show = spec
     if source == 'bpf' and pin_dir != PIN_DIR and 'bpf' not in task_diag.api._backends:
-        from task_diag.loader.pinned import PinnedBackend
-        task_diag.api._backends['bpf'] = PinnedBackend(pin_dir)
+        from task_diag.bpf_backend import BpfBackend
+        task_diag.api._backends['bpf'] = BpfBackend(pin_dir)
     return [_task_json(t) for t in task_diag.dump(strategy, pid, show, source=source)]
 
 
@@ -344,8 +344,8 @@ def reader_main(request):
             # (the interpreter's own files may be out of reach of the new ids).
             import ctypes.util  # noqa: F401
             import task_diag  # noqa: F401
-            from task_diag.kernel_fallback import procfs  # noqa: F401
-            from task_diag.loader import libbpf, pinned  # noqa: F401
+            from task_diag.procfs import backend  # noqa: F401
+            from task_diag import bpf_backend, libbpf  # noqa: F401
             libbpf.lib()
             uid, gid = become
             os.setgroups([])

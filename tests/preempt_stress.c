@@ -15,7 +15,7 @@
  *     here and the uid 65534 readers, told by their names), and each of
  *     the ones made here.
  * Prints "reads R messages M eagain E bad B leaks L" and exits 1 if B or
- * L is not 0 (or nothing was read).  Written against bpf/task_diag.h only.
+ * L is not 0 (or nothing was read).  Written against task_diag/bpf/task_diag.h only.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/netlink.h>
-#include "../bpf/task_diag.h"
+#include "../task_diag/bpf/task_diag.h"
 
 #define NOBODY 65534
 #define ROOTS 100

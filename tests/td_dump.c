@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * td_dump: a task_diag client in C, written only against bpf/task_diag.h,
+ * td_dump: a task_diag client in C, written only against task_diag/bpf/task_diag.h,
  * libc and <linux/netlink.h>.  It is the proof that /run/task-diag speaks
  * the original protocol to any language: one write() of a request, read()s
  * until one returns 0.
@@ -48,7 +48,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../bpf/task_diag.h"
+#include "../task_diag/bpf/task_diag.h"
 
 static const char *path = "/run/task-diag";
 

@@ -23,7 +23,7 @@ from task_diag import wire
 from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PINS
 
 import task_diag
-from task_diag.loader.pinned import PinnedBackend
+from task_diag.bpf_backend import BpfBackend
 from conftest import need
 from nsutil import (NOBODY, Procs, Reader, comm_of, setpriv, status_ids, userns_sleeper,
                     write_id_maps)
@@ -599,7 +599,7 @@ def test_userns_b_ids_from_outside(userns_b, pins):
     """Root of the initial namespace sees the same tasks with global ids."""
     ready, _ = userns_b
     c1, c2 = ready['children']
-    bpf = PinnedBackend(pins)
+    bpf = BpfBackend(pins)
     try:
         for source in ('bpf', 'proc'):
             got = {}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import task_diag
 from conftest import need
 from task_diag import wire
-from task_diag.loader.pinned import vma_supported
+from task_diag.bpf_backend import vma_supported
 
 SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
 SHOWS = [wire.SHOW_BASE, wire.SHOW_CRED, wire.SHOW_STAT, wire.SHOW_BASE | wire.SHOW_CRED,

@@ -2,7 +2,7 @@
 sources, against /proc/PID/task/TID/{stat,status}, psutil and syscalls,
 on processes this module creates (tests/procs.py) and kills by pid.
 
-The /proc reader here is the test's own (not kernel_fallback's), so the
+The /proc reader here is the test's own (not task_diag.procfs'), so the
 'proc' source is checked against an independent parser too.  Each value
 is read before and after the dump: where both agree the dump must give
 exactly that value; a counter that moved in between must lie between

@@ -1,6 +1,6 @@
 """/run/task-diag, the transactional file (spec sections 1 to 3): the
 protocol through the C client tests/td_dump.c (written against
-bpf/task_diag.h alone: the proof that the file speaks to any language)
+task_diag/bpf/task_diag.h alone: the proof that the file speaks to any language)
 and through raw os.write()/os.read(), every strategy, every group, and
 each row of the error table.
 
@@ -54,9 +54,10 @@ MAX_READS = 100000                                # a dump that never ends is a 
 
 # What the daemon runs: a daemon started before any of these changed runs
 # old code, and is restarted (task-diag-load keeps a front that answers).
-CODE = [os.path.join(ROOT, 'fuse_front', name) for name in ('daemon.py', 'transaction.py')] + [
-    os.path.join(ROOT, 'loader', 'pinned.py'), os.path.join(ROOT, 'task_diag', 'wire.py'),
-    os.path.join(ROOT, 'task_diag', 'iterproto.py')]
+CODE = [os.path.join(ROOT, 'task_diag', 'front', name) for name in ('daemon.py',
+                                                                     'transaction.py')] + [
+    os.path.join(ROOT, 'task_diag', name) for name in ('bpf_backend.py', 'wire.py',
+                                                       'iterproto.py')]
 
 
 def daemon_pid():
@@ -630,7 +631,7 @@ def test_vma_stat_answered(fd, family):
 
 
 # =================================================================================
-# the Transaction alone (fuse_front/transaction.py), with a fake engine
+# the Transaction alone (task_diag/front/transaction.py), with a fake engine
 # =================================================================================
 
 class FakeStream:
@@ -677,7 +678,7 @@ def viewer(**values):
 
 
 def test_transaction_ends_with_zero_once():
-    from task_diag.fuse_front.transaction import Transaction
+    from task_diag.front.transaction import Transaction
     tx = Transaction(FakeEngine(viewers={10: viewer()}))
     tx.write(request(wire.DUMP_ALL))
     data = tx.read(1 << 16, 10)
@@ -689,7 +690,7 @@ def test_transaction_ends_with_zero_once():
 
 def test_transaction_caller_outside_pid_namespace_eperm():
     """FUSE gives pid 0 for a caller outside the daemon's pid namespace."""
-    from task_diag.fuse_front.transaction import Transaction
+    from task_diag.front.transaction import Transaction
     tx = Transaction(FakeEngine(viewers={0: viewer()}))
     tx.write(request(wire.DUMP_ALL))
     expect_errno(errno.EPERM, tx.read, 1 << 16, 0)
@@ -699,7 +700,7 @@ def test_transaction_caller_outside_pid_namespace_eperm():
 def test_transaction_other_reader_same_credentials():
     """Another process reads on: allowed with the same credentials (only the
     thread group differs), EPERM with others."""
-    from task_diag.fuse_front.transaction import Transaction
+    from task_diag.front.transaction import Transaction
     viewers = {10: viewer(fsuid=1000, signal=0x1000), 11: viewer(fsuid=1000, signal=0x2000),
                12: viewer(fsuid=1001, signal=0x1000)}
     tx = Transaction(FakeEngine(viewers=viewers))
@@ -711,7 +712,7 @@ def test_transaction_other_reader_same_credentials():
 
 
 def test_transaction_pieces_cut_on_message_boundaries():
-    from task_diag.fuse_front.transaction import Transaction
+    from task_diag.front.transaction import Transaction
     tx = Transaction(FakeEngine(n=1000, viewers={10: viewer()}))
     tx.write(request(wire.DUMP_ALL))
     got = []
@@ -727,7 +728,7 @@ def test_file_client_left_unread_does_not_block_the_next_request(front):
     """A caller that stops reading a response (an error while decoding, a
     loop left early) must not leave its thread's descriptor in the middle
     of a transaction: the front would refuse the next request (EBUSY)."""
-    from task_diag.fuse_front.client import FileBackend
+    from task_diag.front.client import FileBackend
     b = FileBackend(front)
     pieces = b.pieces(wire.DUMP_ALL, 0, BASE)
     assert wire.iter_messages(next(pieces))         # a transaction under way

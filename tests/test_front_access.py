@@ -527,9 +527,9 @@ sys.stdin.read()
 
 def test_one_user_cannot_starve_the_others(td, front, tools):
     """uid 65534 opens and starts as many dumps as it can, from two
-    processes: it gets its share (fuse_front.daemon.PER_USER) and EMFILE
+    processes: it gets its share (task_diag.front.daemon.PER_USER) and EMFILE
     after, and root's dump goes through meanwhile."""
-    from task_diag.fuse_front.daemon import PER_USER
+    from task_diag.front.daemon import PER_USER
     holders = []
     try:
         for _ in range(2):

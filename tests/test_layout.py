@@ -1,7 +1,7 @@
 """The Python struct tables against the C header, as compiled.
 
 A C program generated from the Python tables is built with gcc against
-bpf/task_diag.h and bpf/td_iter.h and prints sizeof, offsetof and the size
+task_diag/bpf/task_diag.h and task_diag/bpf/td_iter.h and prints sizeof, offsetof and the size
 of every field the tables name; clang -Wpadded tells where the C structs
 have padding, so that a C member the tables lack cannot hide behind a
 Python pad.  The header's constants are compared with Python's, and the
@@ -19,7 +19,7 @@ from task_diag import iterproto, wire
 
 from conftest import ROOT
 
-BPF_DIR = os.path.join(ROOT, 'bpf')
+BPF_DIR = os.path.join(ROOT, 'task_diag', 'bpf')
 HEADERS = '#include <stddef.h>\n#include <stdio.h>\n#include <linux/types.h>\n' \
           '#include <linux/netlink.h>\n#include "task_diag.h"\n#include "td_iter.h"\n'
 

@@ -22,7 +22,7 @@ import pytest
 from task_diag import wire
 from task_diag.iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_PROG,
                                  PIN_REQUESTS, PINS)
-from task_diag.loader import libbpf
+from task_diag import libbpf
 from task_diag.loader import load as loader
 
 from conftest import ROOT, need
@@ -139,8 +139,8 @@ def assert_works(pin_dir):
     assert 'kthreadd' in {t.base.comm for t in tasks.values()}, 'root sees kernel threads'
     with open(os.path.join(pin_dir, PIN_ALL_THREADS), 'rb') as f:
         assert os.getpid() in {t.pid for t in wire.decode(f.read())}
-    from task_diag.loader.pinned import PinnedBackend
-    b = PinnedBackend(pin_dir)
+    from task_diag.bpf_backend import BpfBackend
+    b = BpfBackend(pin_dir)
     try:
         got = wire.decode(b.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_BASE | wire.SHOW_CRED))
     finally:
@@ -332,14 +332,14 @@ def test_other_build_is_replaced(pin_dir):
 
 
 def test_backend_notices_a_reload(pin_dir, monkeypatch):
-    """A process that drives the pins in-process (PinnedBackend) notices
+    """A process that drives the pins in-process (BpfBackend) notices
     when task-diag-load replaced them: task_diag.api then opens the new
     ones, and the old object goes once the old backend is closed."""
     from task_diag import api
-    from task_diag.loader import pinned
+    from task_diag import bpf_backend as pinned
     load(pin_dir)
     old = object_ids(snapshot(pin_dir))
-    b = pinned.PinnedBackend(pin_dir)
+    b = pinned.BpfBackend(pin_dir)
     assert wire.decode(b.raw(wire.DUMP_ONE, os.getpid()), wire.SHOW_BASE)[0].pid == os.getpid()
     time.sleep(pinned.STALE_CHECK_S)
     assert not b.stale()
@@ -397,9 +397,9 @@ sys.stdin.read()
 def _answers(pin_dir, tmp_path):
     """The tier under @pin_dir answers: BASE of this process, VMAs of a
     child equal to its maps (through whatever source the tier has)."""
-    from task_diag.loader.pinned import PinnedBackend
+    from task_diag.bpf_backend import BpfBackend
     from helpers_vma import maps_lines, vma_lines
-    b = PinnedBackend(pin_dir)
+    b = BpfBackend(pin_dir)
     child = subprocess.Popen([sys.executable, '-c', TINY, str(tmp_path / 'mapped')],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:

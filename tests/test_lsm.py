@@ -1,5 +1,5 @@
 """Who counts as confined by an LSM whose policy the programs cannot
-evaluate (loader/lsm.py confinement()).  The labels are the kernel's
+evaluate (task_diag/lsm.py confinement()).  The labels are the kernel's
 formats; AppArmor itself refusing a confined reader VMA through
 /run/task-diag is checked in the stock-kernel VMs (tests/kernels), where
 Debian's kernels run it."""
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from task_diag.loader import lsm
+from task_diag import lsm
 
 
 @pytest.mark.parametrize('label,want', [

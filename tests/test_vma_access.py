@@ -20,7 +20,8 @@ import time
 import pytest
 
 from task_diag import wire
-from task_diag.loader import load, lsm
+from task_diag import lsm
+from task_diag.loader import load
 from conftest import need
 from nsutil import Procs
 from test_front import PY, front  # noqa: F401 (fixture)
@@ -32,7 +33,7 @@ SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
 READER = r'''
 import json, os, sys
 from task_diag import wire
-from task_diag.kernel_fallback.maps import read_vmas
+from task_diag.procfs.maps import read_vmas
 path, strategy, pid, show = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 if pid == 0 and strategy == wire.DUMP_ONE:
     pid = os.getpid()

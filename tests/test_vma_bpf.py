@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from task_diag import wire
-from task_diag.loader.pinned import PinnedBackend, vma_supported
+from task_diag.bpf_backend import vma_supported
 
 from conftest import need
 from helpers_vma import maps_lines, vma_lines
@@ -72,11 +72,8 @@ CHILD = textwrap.dedent(r'''
 
 
 @pytest.fixture
-def backend(bpf):
-    need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
-    b = PinnedBackend()
-    yield b
-    b.close()
+def backend(vma_backend):
+    return vma_backend
 
 
 def spawn(tmp_path, n=0):

@@ -17,9 +17,7 @@ import subprocess
 import pytest
 
 from task_diag import wire
-from task_diag.loader.pinned import PinnedBackend, vma_supported
 
-from conftest import need
 
 HAMMER_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hammer.c')
 
@@ -27,11 +25,8 @@ DUMPS = 30
 
 
 @pytest.fixture
-def backend(bpf):
-    need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
-    b = PinnedBackend()
-    yield b
-    b.close()
+def backend(vma_backend):
+    return vma_backend
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ builds (a small C helper) and stops with SIGSTOP before comparing:
   many      20,000 mappings (alternating protections, every tenth a file
             with a long name), whose VMAs need many CONT messages.
 
-The /proc readers here are the test's own, not kernel_fallback's.  Every
+The /proc readers here are the test's own, not task_diag.procfs'.  Every
 process started is killed by pid at the end of the module.
 """
 import errno
@@ -28,7 +28,7 @@ import pytest
 
 import task_diag
 from task_diag import maps_cli, wire
-from task_diag.kernel_fallback import maps as fb_maps
+from task_diag.procfs import maps as fb_maps
 
 # The sources under test: adding a backend is adding its name here.
 # 'bpf' takes VMA_STAT from smaps, 'pagewalk' from the BPF page walk.
@@ -44,7 +44,7 @@ PF_KTHREAD = 0x00200000
 MANY = 20000
 
 # VmFlags mnemonic -> bit number, written out from the spec's table (not
-# taken from wire or kernel_fallback).
+# taken from wire or task_diag.procfs).
 SPEC_BITS = {
     'rd': 0, 'wr': 1, 'ex': 2, 'sh': 3, 'mr': 4, 'mw': 5, 'me': 6, 'ms': 7,
     'gd': 8, 'pf': 9, 'dw': 10, 'mp': 11, 'lo': 12, 'io': 13, 'sr': 14, 'rr': 15,

@@ -17,7 +17,7 @@ import tracemalloc
 import pytest
 
 from task_diag import wire
-from task_diag.loader.pinned import JOIN_MAX, PinnedBackend, vma_supported
+from task_diag.bpf_backend import JOIN_MAX
 
 from conftest import need
 
@@ -42,12 +42,9 @@ CHILD = textwrap.dedent(r'''
 
 
 @pytest.fixture
-def backend(bpf, vma_stat_source):
-    need(vma_supported(), 'the kernel lacks the open-coded VMA iterator')
+def backend(vma_backend, vma_stat_source):
     vma_stat_source('smaps')
-    b = PinnedBackend()
-    yield b
-    b.close()
+    return vma_backend
 
 
 @pytest.fixture(scope='module')

@@ -22,7 +22,7 @@ import pytest
 
 from task_diag import wire
 from task_diag.loader import load as loader
-from task_diag.loader.pinned import PinnedBackend
+from task_diag.bpf_backend import BpfBackend
 
 from helpers_vma import maps_lines, vma_lines
 from test_front import front  # noqa: F401 (fixture)
@@ -47,7 +47,7 @@ def tier(request, bpf):
     t = loader.TIER_BY_NAME[request.param]
     pin_dir = '/sys/fs/bpf/td_names_%s_%s' % (t.name, uuid.uuid4().hex[:8])
     loader.load(t.path(), pin_dir, t.number)
-    b = PinnedBackend(pin_dir)
+    b = BpfBackend(pin_dir)
     try:
         assert b.has_vma()
         yield b
@@ -150,11 +150,11 @@ def test_a_dentry_that_is_its_own_parent(tier, tmp_path):
 CHROOT_READER = r'''
 import json, os, sys
 from task_diag import wire
-from task_diag.loader.pinned import PinnedBackend
+from task_diag.bpf_backend import BpfBackend
 sys.path.insert(0, sys.argv[4])
 from helpers_vma import parse_maps, vma_lines
 pin_dir, pid, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-b = PinnedBackend(pin_dir)
+b = BpfBackend(pin_dir)
 b._key()                        # needs /proc: taken before the chroot
 maps = os.open('/proc/%d/maps' % pid, os.O_RDONLY)
 os.chroot(root)

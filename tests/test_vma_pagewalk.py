@@ -1,5 +1,5 @@
 """task-diag-load --vma-stat=pagewalk: the BPF page-table walk as
-VMA_STAT's source (bpf/td_pagewalk.h, loader/pagewalk.py).
+VMA_STAT's source (task_diag/bpf/td_pagewalk.h, task_diag/loader/pagewalk.py).
 
 What the walk answers is compared with smaps field by field in
 test_vma_fallback.py (source 'pagewalk', every VMA of its processes) and
@@ -19,9 +19,10 @@ import pytest
 
 from task_diag import wire
 from task_diag.iterproto import PIN_CONFIG, VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
-from task_diag.loader import libbpf, pagewalk
+from task_diag import libbpf
+from task_diag.loader import pagewalk
 from task_diag.loader import load as loader
-from task_diag.loader.pinned import PinnedBackend
+from task_diag.bpf_backend import BpfBackend
 
 from test_loader import load, pin_dir, run   # noqa: F401  (pin_dir is a fixture)
 
@@ -117,7 +118,7 @@ def test_calibration_finds_the_same_bases_from_any_process(walking):
         if pid == 0:
             code = 1
             try:
-                b = PinnedBackend(walking)
+                b = BpfBackend(walking)
                 pagewalk.calibrate(b)
                 code = 0
             except pagewalk.Refused as e:
@@ -140,7 +141,7 @@ def test_wrong_bases_are_caught(walking, fields):
     """Bases a little wrong give numbers that look right: the self-check
     is what stands between them and a reader."""
     corrupt(walking, **fields)
-    b = PinnedBackend(walking)
+    b = BpfBackend(walking)
     try:
         with pytest.raises(pagewalk.Refused, match='disagrees with smaps'):
             pagewalk.self_check(b)
@@ -175,7 +176,7 @@ def test_enabling_again_never_leaves_a_dump_without_statistics(walking, monkeypa
     again; a dump that chose the walk meanwhile (here: one made while the
     check runs) still gets every VMA's statistics: the bases are not taken
     away for the check."""
-    b = PinnedBackend(walking)
+    b = BpfBackend(walking)
     show = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
     meanwhile = []
 
@@ -198,7 +199,7 @@ def test_smaps_source_ignores_a_calibrated_walk(walking):
     """With the source back on smaps, the numbers are smaps' (pss at kB
     precision), though the walk stays calibrated."""
     assert run(walking, '--no-front', '--vma-stat=smaps').returncode == 0
-    b = PinnedBackend(walking)
+    b = BpfBackend(walking)
     try:
         # what would tell the walk apart here: a pss below the kB (our
         # libraries' pages are shared with other processes)
@@ -249,7 +250,7 @@ def big():
 
 
 def test_big_vmas_go_on_in_the_next_run(walking, big):
-    b = PinnedBackend(walking)
+    b = BpfBackend(walking)
     try:
         for _ in range(3):      # Pss of libc follows other processes: retry
             want = pagewalk._smaps_stats(big)

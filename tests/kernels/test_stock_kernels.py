@@ -44,7 +44,7 @@ from conftest import need
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VM_CHECK = os.path.join(HERE, 'vm_check.py')
-BPF_OBJ = os.path.join(ROOT, 'bpf', 'task_diag.bpf.o')
+BPF_OBJ = os.path.join(ROOT, 'task_diag', 'bpf', 'task_diag.bpf.o')
 VM_TIMEOUT = int(os.environ.get('TASK_DIAG_KERNEL_TIMEOUT', '300'))  # in the VM, seconds
 
 SUMMARY = re.compile(r'^TASK_DIAG_VM_CHECK (?P<result>ok|FAIL) kernel=(?P<kernel>\S+) '

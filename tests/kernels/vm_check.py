@@ -66,12 +66,12 @@ import subprocess                                           # noqa: E402
 
 import task_diag                                            # noqa: E402
 from task_diag import cli, wire                             # noqa: E402
-from task_diag.fuse_front.client import MOUNTPOINT, fuse_mounted  # noqa: E402
+from task_diag.front.client import MOUNTPOINT, fuse_mounted  # noqa: E402
 from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PIN_DIR  # noqa: E402
-from task_diag.kernel_fallback.maps import read_vmas        # noqa: E402
-from task_diag.kernel_fallback.procfs import ProcBackend    # noqa: E402
+from task_diag.procfs.maps import read_vmas        # noqa: E402
+from task_diag.procfs.backend import ProcBackend    # noqa: E402
 from task_diag.loader import load as loader                 # noqa: E402
-from task_diag.loader import lsm                            # noqa: E402
+from task_diag import lsm                                   # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers_vma

@@ -9,7 +9,7 @@ them exactly as it does for a reader of the pinned files.  The daemon
 streams: it reads from the iterator as its client reads, so its memory
 does not grow with the number of tasks.
 
-    python -m task_diag.fuse_front.daemon [--mountpoint /run/task-diag]
+    python -m task_diag.front.daemon [--mountpoint /run/task-diag]
 """
 import argparse
 import collections
@@ -25,7 +25,7 @@ import time
 
 import mfusepy as fuse
 
-from ..loader.pinned import PinnedBackend
+from ..bpf_backend import BpfBackend
 from .client import MOUNTPOINT
 from .transaction import Transaction
 
@@ -122,7 +122,7 @@ def cli(args=None):
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        engine = PinnedBackend(args.pin_dir) if args.pin_dir else PinnedBackend()
+        engine = BpfBackend(args.pin_dir) if args.pin_dir else BpfBackend()
     except OSError as e:
         print('task-diag-fuse: the BPF programs are not loaded (%s); run task-diag-load'
               % (e.strerror or e), file=sys.stderr)

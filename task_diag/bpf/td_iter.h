@@ -158,11 +158,11 @@ struct td_config {
 	/* Landlock's domain pointer in cred->security, + 1, where a reader in
 	 * a domain may not read others' maps; 0: no Landlock, or not found;
 	 * 0xffffffff: it may (nothing to refuse).  Found by the loader
-	 * (loader/lsm.py, TD_PROBE_LSM); read by the drivers. */
+	 * (task_diag/lsm.py, TD_PROBE_LSM); read by the drivers. */
 	__u32 landlock_off;
 };
 
-/* td_config.tier (loader/load.py, TIERS) */
+/* td_config.tier (task_diag/loader/load.py, TIERS) */
 #define TD_TIER_DPATH	1	/* task_diag.bpf.o: VMA names by bpf_d_path() */
 #define TD_TIER_WALK	2	/* task_diag.walk.bpf.o: VMA names by a dentry walk */
 #define TD_TIER_NOVMA	3	/* task_diag.novma.bpf.o: no VMA groups in BPF */

@@ -202,15 +202,10 @@ class ProcBackend:
 
     def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
         """The response, one task's messages at a time."""
-        if strategy not in wire.STRATEGIES:
-            raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
-        if strategy in wire.NEEDS_PID and pid <= 0:
-            raise OSError(errno.ESRCH, 'no task %d' % pid)
-        # VMAs are sent for thread-group leaders only in thread dumps.
-        leaders_only = strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
+        wire.check_request(strategy, pid)
         for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid):
             msg = task_message(task_dir, p, tgid, show, seq, stat_dir,
-                               vmas=not leaders_only or p == tgid)
+                               vmas=wire.sends_vmas(strategy, p, tgid))
             if msg is not None:
                 yield msg
 

@@ -18,15 +18,14 @@ import queue
 import threading
 import time
 
-from .. import wire
-from ..kernel_fallback import maps
-from ..iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
+from . import libbpf, lsm, wire
+from .iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
                          EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
                          PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
                          REQ_HOST_EACH, REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
-from . import libbpf, lsm
+from .procfs import maps
 
-STALE_CHECK_S = 0.05   # PinnedBackend.stale()
+STALE_CHECK_S = 0.05   # BpfBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
                         # under malloc's mmap threshold, so no fresh pages per read
 _F = {name: i for i, name in enumerate(REQUEST.names)}
@@ -37,8 +36,6 @@ SMAPS_PIECE = 1 << 16   # a task's smaps is read and parsed this much at a time
 # /proc anyway, read piece by piece (a task has up to vm.max_map_count,
 # 65530, VMAs: megabytes of records, per transaction).
 JOIN_MAX = 1 << 20
-_HDR = wire.NLMSGHDR.struct
-_MSG = wire.MSG.struct
 
 
 def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
@@ -69,23 +66,11 @@ def _read(fd, size=READ_SIZE):
     return os.read(fd, size)
 
 
-def _last_message(buf):
-    """(pid, tgid, flags) of the last whole message in @buf, or None."""
-    off, last = 0, None
-    while off + _HDR.size + _MSG.size <= len(buf):
-        length = _HDR.unpack_from(buf, off)[0]
-        if length < _HDR.size + _MSG.size or off + length > len(buf):
-            break
-        last = _MSG.unpack_from(buf, off + _HDR.size)
-        off += (length + 3) & ~3
-    return last
-
-
 def vma_supported(pin_dir=PIN_DIR):
     """Whether the loaded programs write VMA records themselves (a tier
     with the VMA code); without, VMAs come from /proc/PID/maps."""
     try:
-        b = PinnedBackend(pin_dir)
+        b = BpfBackend(pin_dir)
     except OSError:
         return False
     try:
@@ -203,7 +188,7 @@ def _thread_start_ticks():
     return int(data[data.rindex(b')') + 2:].split()[19])
 
 
-class PinnedBackend:
+class BpfBackend:
     """The BPF backend.  Opening it fails with OSError when nothing is
     pinned or the caller may not use the bpf() syscall."""
 
@@ -431,14 +416,7 @@ def _cut(buf, size):
     fits (messages are at most 32 KiB)."""
     if len(buf) <= size:
         return buf, b''
-    off = 0
-    while off + _HDR.size <= len(buf):
-        length = (_HDR.unpack_from(buf, off)[0] + 3) & ~3
-        if not length or off + length > size:
-            break
-        off += length
-    if not off:
-        off = size
+    off = wire.whole_head(buf, size) or size
     return buf[:off], buf[off:]
 
 
@@ -452,8 +430,6 @@ class Stream:
     did; b'' marks the end."""
 
     def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER, vma_stat=None):
-        if strategy not in wire.STRATEGIES:
-            raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
         # Where VMA records come from.  The programs write them, with their
         # statistics when VMA_STAT comes from the page walk (task-diag-load
         # --vma-stat=pagewalk).  Otherwise (VMA_STAT from smaps, or a tier
@@ -467,7 +443,7 @@ class Stream:
         want_vma = bool(show & wire.SHOW_VMA)
         if want_vma and _confined(viewer):
             # a reader whom an LSM may refuse the maps of others (Landlock
-            # only where the loader found it does, loader/lsm.py): the
+            # only where the loader found it does, task_diag/lsm.py): the
             # programs' ptrace test has no LSM hook, so none at all for
             # such a reader, rather than more than its /proc gives it
             raise OSError(errno.EACCES, 'TASK_DIAG_SHOW_VMA: not for a reader confined by %s'
@@ -529,8 +505,7 @@ class Stream:
 
     def _start(self):
         strategy, pid = self.strategy, self.pid
-        if strategy in wire.NEEDS_PID and pid <= 0:
-            raise OSError(errno.ESRCH, 'no task %d' % pid)
+        wire.check_request(strategy, pid)
         self._open(tid=pid if strategy == wire.DUMP_ONE else 0,
                    pid=pid if strategy == wire.DUMP_THREAD else 0)
         self._put()
@@ -646,18 +621,17 @@ class Stream:
         messages with VMA records from its /proc/PID/smaps, split as the
         fallback splits them (VMAs for thread-group leaders only in thread
         dumps; none without an mm), and without ATTR_HOST_PID."""
-        leaders_only = self.strategy in (wire.DUMP_ALL_THREAD, wire.DUMP_THREAD)
         out, group = [], []
         for msg in wire.iter_messages(chunk):
             group.append(msg)
             if not msg[1][2] & wire.TASK_DIAG_FLAG_CONT:
-                out.append(self._task_from_proc(chunk, group, leaders_only))
+                out.append(self._task_from_proc(chunk, group))
                 group = []
         if group:                       # cannot be: a read ends with a task's end
-            out.append(self._task_from_proc(chunk, group, leaders_only))
+            out.append(self._task_from_proc(chunk, group))
         return out
 
-    def _task_from_proc(self, chunk, group, leaders_only):
+    def _task_from_proc(self, chunk, group):
         """The messages of one task, @group: [iter_messages() items]; a
         generator if its VMAs are read from /proc."""
         hdr, (pid, tgid, _), attrs = group[0]
@@ -671,7 +645,7 @@ class Stream:
         tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t == wire.TASK_DIAG_STAT]
         marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
         self.tasks_from_proc += marked
-        if (self.proc_vmas or marked) and (not leaders_only or pid == tgid):
+        if (self.proc_vmas or marked) and wire.sends_vmas(self.strategy, pid, tgid):
             return self._messages_from_proc(pid, tgid, host, start, exec_id, head, tail, hdr[3])
         # the programs' VMA records, as they are, only without ATTR_HOST_PID
         out = []
@@ -764,7 +738,7 @@ class Stream:
         if not got or got[_F['cont_state']] != CONT_PENDING:
             return None
         pid, start = got[_F['cont_pid']], got[_F['cont_start']]
-        last = _last_message(chunk)
+        last = wire.last_message(chunk)
         if not last or last[0] != pid or not last[2] & wire.TASK_DIAG_FLAG_CONT:
             # the run that set it was thrown away (seq buffer overflow):
             # the iterator shows that task again on the next read

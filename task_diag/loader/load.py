@@ -14,7 +14,7 @@ for the next one; the refusal's last verifier lines go to VERIFIER_LOG.
 Pins, under /sys/fs/bpf/task_diag/: all and all_threads (iterator links,
 0444, safe for anyone to read: the program applies the reader's
 credentials and namespaces), prog_task, requests and config (0600).
-The front is a FUSE daemon (task_diag.fuse_front.daemon) mounted on
+The front is a FUSE daemon (task_diag.front.daemon) mounted on
 /run/task-diag; its pid is in /run/task-diag.pid, its log in
 /run/task-diag.log.
 """
@@ -29,11 +29,15 @@ import subprocess
 import sys
 import time
 
-from ..fuse_front.client import MOUNTPOINT, fuse_mounted, mount_type
+from .. import bpf, front, iterproto, libbpf, lsm, wire
+from .. import bpf_backend
+from ..bpf_backend import BpfBackend
+from ..front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
                          PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
                          VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
-from . import libbpf, lsm, pagewalk
+from ..procfs.maps import read_vmas
+from . import pagewalk
 
 BPFFS = '/sys/fs/bpf'
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -66,7 +70,6 @@ class Tier:
         self.name, self.number, self.obj, self.needs, self.costs = name, number, obj, needs, costs
 
     def path(self):
-        from .. import bpf
         return os.path.join(os.path.dirname(bpf.__file__), self.obj)
 
     def missing(self, features):
@@ -74,7 +77,7 @@ class Tier:
         return next((n for n in self.needs if not features.get(n)), None)
 
 
-# Richest first (bpf/Makefile builds each object).
+# Richest first (task_diag/bpf/Makefile builds each object).
 TIERS = (
     Tier('dpath', TIER_DPATH, 'task_diag.bpf.o', ('open_coded_vma_iter', 'trusted_vm_file'),
          'VMA names: dentry walk, not bpf_d_path (a name the walk cannot resolve exactly '
@@ -230,7 +233,6 @@ def _sysctl_id(name):
 def _gate_area():
     """(start, end, vm_flags) of [vsyscall] as our own maps shows it, or
     zeros: the same for every 64-bit process of this boot."""
-    from ..kernel_fallback.maps import read_vmas
     try:
         for v in read_vmas('/proc/self'):
             if v.name in (b'[vsyscall]', '[vsyscall]'):
@@ -338,10 +340,9 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
 
 
 def _find_landlock(pin_dir):
-    """td_config.landlock_off (loader/lsm.py), measured with the programs
+    """td_config.landlock_off (task_diag/lsm.py), measured with the programs
     just pinned."""
-    from .pinned import PinnedBackend
-    backend = PinnedBackend(pin_dir)
+    backend = BpfBackend(pin_dir)
     try:
         off = lsm.landlock_offset(backend)
     except (OSError, ValueError) as e:  # not measured: --status says "not found"
@@ -396,7 +397,7 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
 PIDFILE = '/run/task-diag.pid'
 LOGFILE = '/run/task-diag.log'
 MNT_DETACH = 2
-DAEMON = 'task_diag.fuse_front.daemon'
+DAEMON = 'task_diag.front.daemon'
 
 
 def pidfile(path=MOUNTPOINT):
@@ -429,7 +430,6 @@ def front_pid(path=MOUNTPOINT):
 def front_answers(path=MOUNTPOINT, timeout=0.0):
     """Whether a request on @path gets an answer (our own task), trying
     for up to @timeout seconds."""
-    from .. import wire
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -482,11 +482,10 @@ def _front_outdated(path=MOUNTPOINT):
     """Whether the code the daemon runs changed after it started (its pid
     file is written at its start): then it is restarted, so that loading
     again after an upgrade does not leave the old daemon serving."""
-    from .. import fuse_front, iterproto, wire
-    from . import pinned
-    code = [os.path.join(os.path.dirname(fuse_front.__file__), n)
-            for n in os.listdir(os.path.dirname(fuse_front.__file__)) if n.endswith('.py')]
-    code += [pinned.__file__, iterproto.__file__, wire.__file__, libbpf.__file__]
+    code = [os.path.join(os.path.dirname(front.__file__), n)
+            for n in os.listdir(os.path.dirname(front.__file__)) if n.endswith('.py')]
+    code += [bpf_backend.__file__, iterproto.__file__, wire.__file__, libbpf.__file__,
+             lsm.__file__]
     try:
         started = os.stat(pidfile(path)).st_mtime
         return max(os.stat(f).st_mtime for f in code) > started

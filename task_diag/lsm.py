@@ -31,7 +31,7 @@ import re
 import subprocess
 import sys
 
-from ..iterproto import LSM_PEEK, PROBE_LSM, REQUEST
+from .iterproto import LSM_PEEK, PROBE_LSM, REQUEST
 
 SYS_landlock_create_ruleset = 444
 LANDLOCK_CREATE_RULESET_VERSION = 1

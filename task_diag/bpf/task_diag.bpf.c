@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * task_diag over a BPF task iterator: one netlink message per task, in the
- * wire format of bpf/task_diag.h, assembled in a per-CPU scratch buffer and
+ * wire format of task_diag/bpf/task_diag.h, assembled in a per-CPU scratch buffer and
  * written with one bpf_seq_write().
  *
  * Two entry points share everything: td_all answers {DUMP_ALL, SHOW_BASE}

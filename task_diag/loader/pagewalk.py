@@ -1,5 +1,5 @@
 """task-diag-load --vma-stat=pagewalk: VMA_STAT from the programs' own
-page-table walk (bpf/td_pagewalk.h) instead of /proc/PID/smaps.
+page-table walk (task_diag/bpf/td_pagewalk.h) instead of /proc/PID/smaps.
 
 The walk copies smaps' rules (6.18, CONFIG_PAGE_MAPCOUNT) and reads kernel
 memory at addresses it derives; where either is wrong it would report
@@ -31,8 +31,9 @@ import time
 from .. import wire
 from ..iterproto import (TIER_NOVMA, CONFIG, PIN_CONFIG, PIN_DIR, PROBE_CALIBRATE, REQUEST,
                          VMA_STAT_PAGEWALK, VMA_STAT_SMAPS)
-from ..kernel_fallback.maps import read_vmas
-from . import libbpf
+from .. import libbpf
+from ..bpf_backend import BpfBackend
+from ..procfs.maps import read_vmas
 
 PSS_KB_SHIFT = 12 + 10          # smaps prints pss >> (PSS_SHIFT + 10)
 CHECK_TRIES = 3                 # a library's mapcount can change under a check
@@ -337,7 +338,6 @@ def self_check(backend):
 def enable(features, pin_dir=PIN_DIR):
     """Sets VMA_STAT's source to pagewalk after every check; raises Refused
     (the source is then smaps)."""
-    from .pinned import PinnedBackend
     reason = why_not(features)
     if reason:
         raise Refused(reason)
@@ -356,7 +356,7 @@ def enable(features, pin_dir=PIN_DIR):
         else:
             update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
                           pw_bad=0, pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
-        backend = PinnedBackend(pin_dir)
+        backend = BpfBackend(pin_dir)
         try:
             calibrate(backend)
             self_check(backend)

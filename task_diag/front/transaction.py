@@ -37,7 +37,7 @@ class _NotYours(OSError):
 
 class Transaction:
     """@engine: an object with stream(strategy, pid, show, seq, viewer) and
-    viewer_of(pid) (loader.pinned.PinnedBackend).  Its streams' read(n)
+    viewer_of(pid) (task_diag.bpf_backend.BpfBackend).  Its streams' read(n)
     hand out whole messages (Stream.read() does for n >= 32 KiB): pieces
     are passed on whole, only one cut at a read's end is walked."""
 
@@ -100,8 +100,7 @@ class Transaction:
                 hdr, (show, strategy, pid) = wire.decode_request(self.request)
             except ValueError as e:
                 raise OSError(errno.EINVAL, str(e))
-            if strategy not in wire.STRATEGIES:
-                raise OSError(errno.EINVAL, 'unknown dump strategy %d' % strategy)
+            wire.check_request(strategy, pid)
             viewer = self.engine.viewer_of(caller_pid)
             self.first = _FirstReader(caller_pid, viewer)
             self.reader = viewer
@@ -130,7 +129,7 @@ class Transaction:
                 out.append(pieces.popleft())
                 room -= len(piece)
                 continue
-            end = _whole_messages(piece, room)
+            end = wire.whole_head(piece, room)
             if end:
                 out.append(piece[:end])
                 pieces[0] = piece[end:]
@@ -233,15 +232,3 @@ def _who(viewer):
     if len(viewer) < VIEWER.size:
         return viewer
     return viewer[_WHO]
-
-
-def _whole_messages(buf, size):
-    """How many bytes of @buf, at most @size, end on a message boundary."""
-    off, n = 0, len(buf)
-    while off + 4 <= n:
-        length = int.from_bytes(buf[off:off + 4], 'little')
-        nxt = off + ((length + 3) & ~3)
-        if length < wire.NLMSG_HDRLEN or nxt > n or nxt > size:
-            break
-        off = nxt
-    return off
