@@ -20,8 +20,8 @@
  * never crash (probes fault safely; page tables are freed after an RCU
  * grace period and the iterator runs under rcu_read_lock()).
  *
- * The approach, and where it breaks, were worked out in
- * shared/research/vma_stat_bpf.md; this is a rewrite of that prototype.
+ * Where it breaks (memory encryption, device memory, protection keys): the
+ * README's VMA_STAT section, Known limits.
  */
 #ifndef __TD_PAGEWALK_H
 #define __TD_PAGEWALK_H

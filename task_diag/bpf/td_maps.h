@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Constants, the per-CPU scratch buffers and the maps every part shares.
+ *
+ * Part of task_diag.bpf.c, included there in order (each part uses the
+ * ones before it); not a header of its own.
+ */
+#ifndef __TD_MAPS_H
+#define __TD_MAPS_H
+
+#define NLM_F_MULTI	0x2
+#define NLMSG_HDRLEN	16
+#define NLA_HDRLEN	4
+#define CAP_SYS_PTRACE	19
+#define SUID_DUMP_USER	1
+#define MMF_DUMPABLE_MASK 3
+
+/* Task states, include/linux/sched.h (same values from 4.14 to 6.18). */
+#define TASK_REPORT		0x7f
+#define TASK_UNINTERRUPTIBLE	0x0002
+#define TASK_NOLOAD		0x0400
+#define TASK_IDLE		(TASK_UNINTERRUPTIBLE | TASK_NOLOAD)
+#define TASK_REPORT_IDLE	(TASK_REPORT + 1)
+#define TASK_RTLOCK_WAIT	0x1000
+#define TASK_FROZEN		0x8000
+
+#define USER_HZ		100
+#define NSEC_PER_TICK	(1000000000ULL / USER_HZ)
+
+#define TD_MAX_NS_LEVEL	32	/* MAX_PID_NS_LEVEL, and user namespaces nest as deep */
+#define TD_MAX_EXTENTS	340	/* UID_GID_MAP_MAX_EXTENTS */
+#define TD_MAX_THREADS	(1 << 20)
+
+/* Scratch for one message; a power of two so that lengths can be masked.
+ * The slack behind it takes one VMA record with its longest name written at
+ * any masked offset. */
+#define TD_BUF_SIZE	16384
+#define TD_BUF_MASK	(TD_BUF_SIZE - 1)
+#define TD_NAME_MAX	4096		/* PATH_MAX */
+#define TD_SLACK	8192
+/* What one program run may write: the iterator's seq buffer is 32 KiB and
+ * a write must leave it one byte short.  A task with more goes on in
+ * continuation passes (td_iter.h, TD_CONT_*). */
+#define TD_BUDGET	(28 * 1024)
+/* Room kept in each message for what may close it: the STAT attribute. */
+/* A size as an int, as the bounds it enters are computed (a size_t would
+ * turn them 64-bit, and the verifier's view of them with it). */
+#define TD_SIZEOF(x)	((int)sizeof(x))
+/* the [vsyscall] record: struct, name, pad */
+#define TD_GATE_LEN	(TD_SIZEOF(struct task_diag_vma) + TD_SIZEOF("[vsyscall]") + 1)
+#define TD_STAT_LEN	TD_SIZEOF(struct task_diag_vma_stat)
+/* what a task's last message needs after its VMAs: STAT, the gate area's
+ * record, and TD_ATTR_HOST_PID (td_iter.h) */
+#define TD_TAIL		(NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat) + TD_GATE_LEN + \
+			 TD_STAT_LEN + NLA_HDRLEN + TD_SIZEOF(struct td_host_pid))
+#define TD_MSG_HDR	(NLMSG_HDRLEN + TD_SIZEOF(struct task_diag_msg))
+#define PF_KTHREAD	0x00200000
+#define PAGE_SHIFT	12
+#define ENOENT		2
+#define ENAMETOOLONG	36
+
+struct td_nlmsghdr {
+	__u32 nlmsg_len;
+	__u16 nlmsg_type;
+	__u16 nlmsg_flags;
+	__u32 nlmsg_seq;
+	__u32 nlmsg_pid;
+};
+
+struct td_nlattr {
+	__u16 nla_len;
+	__u16 nla_type;
+};
+
+struct td_scratch {
+	char buf[TD_BUF_SIZE + TD_SLACK];
+	__u64 vma_next;		/* td_put_vmas' results */
+	__u32 vma_off;
+	/* the viewer's root, for VMA names: set before td_put_vmas() */
+	__u64 root_mnt, root_dentry;
+	__u64 busy;		/* a run is building its message here: show_task() */
+};
+
+/* Per CPU: [0] for every answer, the others spares for the answers without
+ * VMAs of runs that found [0] taken (show_task()). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct td_scratch);
+} td_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct td_config);
+} td_config SEC(".maps");
+
+/* LRU: a reader that died without deleting its entry is evicted in time;
+ * reader_start makes a stale entry useless to the next owner of the tid. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, TD_MAX_REQUESTS);
+	__type(key, __u64);		/* pid ns inode << 32 | tid in that ns */
+	__type(value, struct td_request);
+} td_requests SEC(".maps");
+
+/*
+ * Reading the kernel: ctx->task and the current task are trusted BTF
+ * pointers, and so is every pointer loaded through them, so fields are
+ * read with plain loads (the verifier guards them).  bpf_probe_read is
+ * kept for what plain loads cannot do: an array indexed by a variable,
+ * and the viewer's kernel pointers, which travel as numbers.
+ */
+
+#endif /* __TD_MAPS_H */

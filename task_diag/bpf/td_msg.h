@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The message: one task's attributes, in the order of the spec.
+ *
+ * Part of task_diag.bpf.c, included there in order (each part uses the
+ * ones before it); not a header of its own.
+ */
+#ifndef __TD_MSG_H
+#define __TD_MSG_H
+
+/* ---- the message ----------------------------------------------------- */
+
+/* Reserves an attribute of @len payload bytes at *@off; returns the payload. */
+static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
+{
+	struct td_nlattr *nla;
+	u32 o = *off;
+
+	/* room for the largest group struct, STAT: the verifier must see
+	 * every attribute's payload in bounds whatever @len */
+	if (o > TD_BUF_SIZE - NLA_HDRLEN - TD_SIZEOF(struct task_diag_stat))
+		return NULL;
+	nla = (void *)(buf + o);
+	nla->nla_len = NLA_HDRLEN + len;
+	nla->nla_type = type;
+	*off = o + ((NLA_HDRLEN + len + 3) & ~3);
+	return buf + o + NLA_HDRLEN;
+}
+
+/* td_scratch[@key] of this CPU, if no other run is using it: then ours
+ * until we clear its busy (show_task()). */
+/* TD_ATTR_HOST_PID of @task (td_iter.h); false when it does not fit. */
+static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct *task,
+					 struct td_request *req)
+{
+	struct td_host_pid *host = put_attr(buf, off, TD_ATTR_HOST_PID, sizeof(*host));
+
+	if (!host)
+		return false;
+	host->tid = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
+	host->tgid = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
+			       req->host_pid_ns_level);
+	host->start = task->start_boottime / NSEC_PER_TICK;
+	host->exec_id = task->group_leader->self_exec_id;
+	return true;
+}
+
+static __always_inline struct td_scratch *claim_scratch(u32 key)
+{
+	struct td_scratch *s = bpf_map_lookup_elem(&td_scratch, &key);
+
+	return s && !__sync_val_compare_and_swap(&s->busy, 0, 1) ? s : NULL;
+}
+
+/*
+ * The messages of @task, built in this CPU's scratch buffers and written:
+ * show_task()'s second half, run only while the buffers are ours.
+ */
+static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_struct *task,
+				     const struct td_viewer *v, struct td_request *req,
+				     struct td_scratch *scratch, u64 show, u64 strategy, u32 seqno,
+				     u32 pid, u32 tgid, bool leader, bool resume)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	bool thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD ||
+			   strategy == TASK_DIAG_DUMP_THREAD;
+	struct td_nlmsghdr *nlh;
+	struct task_diag_msg *msg;
+	u32 off, flags = 0;
+	u64 len;
+	void *p;
+
+	nlh = (void *)scratch->buf;
+	nlh->nlmsg_type = TASK_DIAG_CMD_GET;
+	nlh->nlmsg_flags = NLM_F_MULTI;
+	nlh->nlmsg_seq = seqno;
+	nlh->nlmsg_pid = 0;
+	msg = (void *)(scratch->buf + NLMSG_HDRLEN);
+	msg->pid = pid;
+	msg->tgid = tgid;
+	msg->flags = 0;
+	off = NLMSG_HDRLEN + sizeof(*msg);
+
+	if (req && req->host_pid_ns && (req->flags & TD_REQ_HOST_EACH) && !resume &&
+	    !put_host_pid(scratch->buf, &off, task, req))
+		return 0;
+	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
+		if (!p)
+			return 0;
+		/* to the next 8 bytes: whole 8-byte stores, the 4 past the
+		 * struct are the next attribute's or past the message */
+		__builtin_memset(p, 0, (TD_SIZEOF(struct task_diag_base) + 7) & ~7);
+		fill_base(p, task, v, pid, tgid);
+	}
+	if ((show & TASK_DIAG_SHOW_CRED) && !resume) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
+		if (!p)
+			return 0;
+		fill_creds(p, task, v);
+	}
+#ifndef TD_NO_VMA
+	/* VMAs: of a process's leader in thread dumps, none without an mm
+	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
+	 * Only for a reader's request: the default answer has no VMA. */
+	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
+		struct mm_struct *mm = task->mm;
+
+		if (mm && !(task->flags & PF_KTHREAD)) {
+			u32 zero = 0;
+			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
+					cfg->pw_page_offset && cfg->pw_vmemmap;
+
+			int vmas;
+
+			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
+				return 1;
+			if (req->viewer.valid) {
+				scratch->root_mnt = req->root[0];
+				scratch->root_dentry = req->root[1];
+			} else {
+				struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+				struct fs_struct *fs = me->fs;
+
+				scratch->root_mnt = fs ? (u64)fs->root.mnt : 0;
+				scratch->root_dentry = fs ? (u64)fs->root.dentry : 0;
+			}
+			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
+			vma_walk_end(mm, vmas == TD_VMA_DONE && !resume);
+			/* a name not exact in this run, or in an earlier run of
+			 * this task (the driver passes from_proc on) */
+			if (vmas != TD_VMA_RETRY && (names_inexact() || (resume && req->from_proc))) {
+				flags = TD_MSG_F_VMA_FROM_PROC;
+				req->from_proc = 1;
+			}
+			switch (vmas) {
+			case TD_VMA_RETRY:
+				return 1;
+			case TD_VMA_DONE:
+				break;
+			case TD_VMA_MORE:
+				req->cont_pid = pid;
+				req->cont_start = scratch->vma_next;
+				req->cont_state = resume ? TD_CONT_MORE : TD_CONT_PENDING;
+				return 0;
+			default:
+				return 0;
+			}
+			off = scratch->vma_off;
+		}
+	}
+	if (resume)
+		req->cont_state = TD_CONT_DONE;
+#endif
+	if (show & TASK_DIAG_SHOW_STAT) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
+		fill_stat(p, task, !thread_dump);
+	}
+	/* where the driver finds a task whose VMAs it reads from /proc */
+	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&
+	    !put_host_pid(scratch->buf, &off, task, req))
+		return 0;
+
+	nlh->nlmsg_len = off;
+	msg->flags = flags;
+	/* the compiler knows off's bound; the verifier must see it checked,
+	 * in the 64-bit register that the helper gets */
+	len = off;
+	asm volatile("" : "+r"(len));
+	if (len > TD_BUF_SIZE)
+		return 0;
+	bpf_seq_write(seq, scratch->buf, len);
+	return 0;
+}
+
+#endif /* __TD_MSG_H */
