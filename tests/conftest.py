@@ -1,26 +1,24 @@
-"""Shared fixtures.  Tests that need BPF use the `bpf` fixture: it loads
+"""The fixtures every test module may use (their helpers are in
+tests/helpers/).  Tests that need BPF use the `bpf` fixture: it loads
 task_diag (and unloads it at the end if it loaded it).  Where BPF cannot
 be had, they skip, unless TASK_DIAG_REQUIRE_BPF=1 (CI, make test): then
 they fail, so that a suite that skips everything cannot pass."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 
 import pytest
 
 from task_diag.iterproto import PIN_DIR, PINS
 from task_diag.bpf_backend import BpfBackend, vma_supported
 
-REQUIRE_BPF = os.environ.get('TASK_DIAG_REQUIRE_BPF') == '1'
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def need(condition, reason):
-    """Skip, or fail when BPF is required, unless @condition holds."""
-    if not condition:
-        if REQUIRE_BPF:
-            pytest.fail('TASK_DIAG_REQUIRE_BPF=1: ' + reason)
-        pytest.skip(reason)
+from helpers import build_c, need
+from helpers.front import Family, ensure_front
+from helpers.loader import BPFFS, remove_pins
+from helpers.swap import Swap, SwapUnavailable
 
 
 @pytest.fixture(scope='session')
@@ -99,3 +97,71 @@ def source(request):
     if request.param == 'bpf':
         request.getfixturevalue('bpf')
     return request.param
+
+
+@pytest.fixture
+def pin_dir():
+    """A fresh pin directory name under bpffs; removed at the end, loaded or not."""
+    need(os.geteuid() == 0, 'loading BPF needs root')
+    need(os.path.ismount(BPFFS), 'no bpffs on ' + BPFFS)
+    need(shutil.which('bpftool'), 'bpftool is needed to read object ids')
+    path = os.path.join(BPFFS, 'task_diag_test_%d_%s' % (os.getpid(), uuid.uuid4().hex[:8]))
+    assert not os.path.exists(path)
+    try:
+        yield path
+    finally:
+        remove_pins(path)
+
+
+# --- /run/task-diag (tests/helpers/front.py) --------------------------------
+
+@pytest.fixture(scope='session')
+def front(bpf):
+    """/run/task-diag, served by a daemon that runs this tree's code."""
+    return ensure_front()
+
+
+@pytest.fixture(scope='session')
+def td():
+    """The path of td_dump, built from tests/td_dump.c into a directory
+    that readers with other ids (nobody, user namespaces) can reach."""
+    tmp = tempfile.mkdtemp(prefix='td_dump-')
+    try:
+        os.chmod(tmp, 0o755)
+        yield build_c('td_dump.c', os.path.join(tmp, 'td_dump'), '-O2', '-Wall', '-Wextra',
+                      '-Werror')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def fd(front):
+    """An open descriptor of /run/task-diag."""
+    fd = os.open(front, os.O_RDWR)
+    yield fd
+    os.close(fd)
+
+
+@pytest.fixture(scope='module')
+def family(front):
+    """Stopped processes and threads of known shape (helpers.front.Family)."""
+    with Family() as f:
+        yield f
+
+
+# --- swap (tests/helpers/swap.py) -------------------------------------------
+
+@pytest.fixture(scope='module')
+def swap():
+    """Swap for the test module (a Swap); skipped, with the reason, when
+    it cannot be had."""
+    s = Swap()
+    try:
+        s.__enter__()
+    except SwapUnavailable as e:
+        pytest.skip(str(e))
+    try:
+        yield s
+    finally:
+        s.__exit__(None, None, None)
+

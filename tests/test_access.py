@@ -3,7 +3,7 @@ into a pin directory of this module's own: see `pins`), the
 in-process BPF backend and the /proc fallback, for readers with other
 credentials, in a pid namespace and in user namespaces.
 
-Each reader is a separate process (tests/nsutil.py) that reports what it
+Each reader is a separate process (tests/helpers/ns.py) that reports what it
 read and, as an oracle, the kernel's own verdict for every task of its
 /proc: readlink(/proc/PID/exe) is refused exactly when
 ptrace_may_access(PTRACE_MODE_READ_FSCREDS) fails, the rule of section 4.
@@ -24,8 +24,8 @@ from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PINS
 
 import task_diag
 from task_diag.bpf_backend import BpfBackend
-from conftest import need
-from nsutil import (NOBODY, Procs, Reader, comm_of, setpriv, status_ids, userns_sleeper,
+from helpers import need
+from helpers.ns import (NOBODY, Procs, Reader, comm_of, setpriv, status_ids, userns_sleeper,
                     write_id_maps)
 
 ALL, ALL_THREADS = PIN_ALL, PIN_ALL_THREADS        # names of pinned files

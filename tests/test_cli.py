@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 HOSTILE = b'\x1b]0;pwn\x07\xff\xfe'         # sets the terminal's title, then no UTF-8
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import task_diag
-from conftest import need
+from helpers import need
 from task_diag import wire
 from task_diag.bpf_backend import vma_supported
 

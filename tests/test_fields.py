@@ -20,9 +20,9 @@ import pytest
 import task_diag
 from task_diag import wire
 
-import procs
-from conftest import need
-from procs import node
+from helpers import procs
+from helpers import need
+from helpers.procs import node
 
 SHOW3 = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT
 PF_KTHREAD = 0x00200000

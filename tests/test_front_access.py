@@ -21,20 +21,13 @@ import subprocess
 import pytest
 
 from task_diag import wire
-from conftest import need
-from nsutil import Procs
-from test_front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_td, td_errno, td_ok,
+from helpers import ROOT, build_c, need
+from helpers.ns import NOBODY, Procs, setpriv
+from helpers.front import (BASE, CRED, MSG_BASE, PY, bpf_dump, check_reads, parse_td, td_errno, td_ok,
                         request, transact)
-from test_front import family, fd, front, td  # noqa: F401 (fixtures)
 
-NOBODY = 65534
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLONE_NEWUSER = 0x10000000
-
-
-def setpriv(uid, gid=None):
-    gid = uid if gid is None else gid
-    return ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid, '--clear-groups']
 
 
 @pytest.fixture(scope='module')
@@ -353,11 +346,9 @@ print(json.dumps(out))
 @pytest.fixture(scope='module')
 def fork_tool(tmp_path_factory):
     """bench/fork.c, the original selftests' load generator, built."""
-    need(shutil.which('gcc'), 'gcc is needed to build bench/fork.c')
-    exe = str(tmp_path_factory.mktemp('fork') / 'fork')
-    subprocess.run(['gcc', '-O2', '-Wall', '-Werror', '-pthread', '-o', exe,
-                    os.path.join(os.path.dirname(HERE), 'bench', 'fork.c')], check=True)
-    return exe
+    return build_c(os.path.join(ROOT, 'bench', 'fork.c'),
+                   str(tmp_path_factory.mktemp('fork') / 'fork'), '-O2', '-Wall', '-Werror',
+                   '-pthread')
 
 
 def test_original_selftests_in_a_pid_namespace(td, front, tools, fork_tool, tmp_path):
@@ -369,7 +360,7 @@ def test_original_selftests_in_a_pid_namespace(td, front, tools, fork_tool, tmp_
     as read in that namespace."""
     os.chmod(tmp_path, 0o755)
     r = subprocess.run(['unshare', '-p', '-f', '-m', '--mount-proc', PY, '-c', SELFTEST, td,
-                        fork_tool, os.path.join(HERE, 'helpers_names.py'), str(tmp_path)],
+                        fork_tool, os.path.join(HERE, 'helpers', 'names.py'), str(tmp_path)],
                        capture_output=True, text=True, timeout=300, cwd='/')
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)

@@ -15,9 +15,8 @@ import time
 import pytest
 
 from task_diag.loader import load as loader
-from conftest import ROOT
-from test_front import FRONT, PY, daemon_pid, reap, task_state, td_errno, td_ok
-from test_front import front, td  # noqa: F401 (fixtures)
+from helpers import ROOT
+from helpers.front import FRONT, PY, daemon_pid, reap, task_state, td_errno, td_ok
 
 LOADER = [PY, '-m', 'task_diag.loader.load']
 

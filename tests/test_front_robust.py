@@ -15,9 +15,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from task_diag import wire
-from test_front import (ALL_GROUPS, BASE, MSG_BASE, PY, check_reads, daemon_pid, raw_request,
+from helpers.front import (ALL_GROUPS, BASE, MSG_BASE, PY, check_reads, daemon_pid, raw_request,
                         read_all, request, transact, wait_for)
-from test_front import family, front  # noqa: F401 (fixtures)
 
 TABLE = {errno.EINVAL, errno.EBUSY, errno.ESRCH, errno.EPERM}
 VMA_BOTH = wire.SHOW_VMA | wire.SHOW_VMA_STAT

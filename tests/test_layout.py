@@ -17,7 +17,7 @@ import pytest
 
 from task_diag import iterproto, wire
 
-from conftest import ROOT
+from helpers import ROOT
 
 BPF_DIR = os.path.join(ROOT, 'task_diag', 'bpf')
 HEADERS = '#include <stddef.h>\n#include <stdio.h>\n#include <linux/types.h>\n' \

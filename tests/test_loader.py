@@ -15,66 +15,18 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 
 from task_diag import wire
-from task_diag.iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_PROG,
-                                 PIN_REQUESTS, PINS)
+from task_diag.iterproto import CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_REQUESTS, PINS
 from task_diag import libbpf
 from task_diag.loader import load as loader
 
-from conftest import ROOT, need
-from nsutil import NOBODY, setpriv
+from helpers import need
+from helpers.loader import BPFFS, KIND, LOADER, MODES, load, run
+from helpers.ns import NOBODY
 
-BPFFS = '/sys/fs/bpf'
-SCRIPT = os.path.join(ROOT, '.venv', 'bin', 'task-diag-load')
-LOADER = [SCRIPT] if os.access(SCRIPT, os.X_OK) else [sys.executable, '-m',
-                                                      'task_diag.loader.load']
-MODES = {PIN_ALL: 0o444, PIN_ALL_THREADS: 0o444, PIN_PROG: 0o600, PIN_REQUESTS: 0o600,
-         PIN_CONFIG: 0o600}
-KIND = {PIN_ALL: 'link', PIN_ALL_THREADS: 'link', PIN_PROG: 'prog', PIN_REQUESTS: 'map',
-        PIN_CONFIG: 'map'}
-
-
-def _remove(path):
-    """Removes a pin directory and whatever is in it."""
-    if os.path.isdir(path):
-        for name in os.listdir(path):
-            p = os.path.join(path, name)
-            if os.path.isdir(p) and not os.path.islink(p):
-                _remove(p)
-            else:
-                os.unlink(p)
-        os.rmdir(path)
-
-
-@pytest.fixture
-def pin_dir():
-    """A fresh pin directory name under bpffs; removed at the end, loaded or not."""
-    need(os.geteuid() == 0, 'loading BPF needs root')
-    need(os.path.ismount(BPFFS), 'no bpffs on ' + BPFFS)
-    need(shutil.which('bpftool'), 'bpftool is needed to read object ids')
-    path = os.path.join(BPFFS, 'task_diag_test_%d_%s' % (os.getpid(), uuid.uuid4().hex[:8]))
-    assert not os.path.exists(path)
-    try:
-        yield path
-    finally:
-        _remove(path)
-
-
-def run(pin_dir, *args, user=None):
-    prefix = setpriv(user, user) if user is not None else []
-    return subprocess.run(prefix + LOADER + list(args) + ['--pin-dir', pin_dir],
-                          capture_output=True, text=True, timeout=120, cwd='/')
-
-
-def load(pin_dir):
-    r = run(pin_dir)
-    assert r.returncode == 0, 'task-diag-load failed (%d): %s' % (r.returncode, r.stderr)
-    assert r.stderr == '', r.stderr
-    return r
 
 
 def bpftool_id(kind, path):
@@ -398,7 +350,7 @@ def _answers(pin_dir, tmp_path):
     """The tier under @pin_dir answers: BASE of this process, VMAs of a
     child equal to its maps (through whatever source the tier has)."""
     from task_diag.bpf_backend import BpfBackend
-    from helpers_vma import maps_lines, vma_lines
+    from helpers.vma import maps_lines, vma_lines
     b = BpfBackend(pin_dir)
     child = subprocess.Popen([sys.executable, '-c', TINY, str(tmp_path / 'mapped')],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)

@@ -98,3 +98,25 @@ def test_imports_inside_functions_say_why():
             if in_function and not re.search(r'#\s*\S', lines[line - 1]):
                 unexplained.append('%s:%d imports %s' % (os.path.relpath(path, ROOT), line, mod))
     assert not unexplained, unexplained
+
+
+def test_no_test_module_imports_another():
+    """Tests share helpers (tests/helpers/) and fixtures (conftest.py), never
+    each other's modules."""
+    found = []
+    for d, _, files in os.walk(os.path.join(ROOT, 'tests')):
+        for f in files:
+            if not f.endswith('.py'):
+                continue
+            path = os.path.join(d, f)
+            for node in ast.walk(ast.parse(open(path).read(), path)):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module]
+                for n in names:
+                    if n.split('.')[0].startswith(('test_', 'conftest')):
+                        found.append('%s:%d imports %s' % (os.path.relpath(path, ROOT),
+                                                           node.lineno, n))
+    assert not found, found

@@ -22,10 +22,9 @@ import pytest
 from task_diag import wire
 from task_diag import lsm
 from task_diag.loader import load
-from conftest import need
-from nsutil import Procs
-from test_front import PY, front  # noqa: F401 (fixture)
-from test_front_access import NOBODY, setpriv
+from helpers import need
+from helpers.ns import NOBODY, Procs, setpriv
+from helpers.front import PY
 
 SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
 

@@ -20,8 +20,8 @@ import pytest
 from task_diag import wire
 from task_diag.bpf_backend import vma_supported
 
-from conftest import need
-from helpers_vma import maps_lines, vma_lines
+from helpers import need
+from helpers.vma import maps_lines, vma_lines
 
 SHOW = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_VMA | wire.SHOW_STAT
 MAX_MSG = 32 * 1024

@@ -18,8 +18,8 @@ import pytest
 
 from task_diag import wire
 
+from helpers import build_c
 
-HAMMER_C = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'hammer.c')
 
 DUMPS = 30
 
@@ -32,10 +32,8 @@ def backend(vma_backend):
 @pytest.fixture
 def hammered(tmp_path):
     """(pid, start of the hammered mapping) of a running hammer."""
-    exe = tmp_path / 'hammer'
-    subprocess.run(['gcc', '-O2', '-Wall', '-Werror', '-pthread', '-o', str(exe), HAMMER_C],
-                   check=True)
-    p = subprocess.Popen([str(exe)], stdout=subprocess.PIPE)
+    exe = build_c('hammer.c', str(tmp_path / 'hammer'), '-O2', '-Wall', '-Werror', '-pthread')
+    p = subprocess.Popen([exe], stdout=subprocess.PIPE)
     try:
         area = int(p.stdout.readline(), 16)
         yield p.pid, area

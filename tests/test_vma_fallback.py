@@ -30,6 +30,9 @@ import task_diag
 from task_diag import maps_cli, wire
 from task_diag.procfs import maps as fb_maps
 
+from helpers import build_c
+from helpers.vma import as_maps, read_maps, read_smaps
+
 # The sources under test: adding a backend is adding its name here.
 # 'bpf' takes VMA_STAT from smaps, 'pagewalk' from the BPF page walk.
 HERE = os.path.dirname(os.path.abspath(__file__))   # tests/arena.h, for the C below
@@ -416,8 +419,7 @@ def helper(tmp_path_factory):
     src, exe = str(d / 'vmazoo.c'), str(d / 'vmazoo')
     with open(src, 'w') as f:
         f.write(VMAZOO_C)
-    subprocess.run(['gcc', '-O1', '-Wall', '-Werror', '-pthread', '-I', HERE, '-o', exe, src],
-                   check=True)
+    build_c(src, exe, '-O1', '-Wall', '-Werror', '-pthread', '-I', HERE)
     return Helper(exe, str(d))
 
 
@@ -459,56 +461,6 @@ LABELS = ['zoo', 'zoo-child', 'many']
 
 
 # --- /proc as this test reads it -------------------------------------------
-
-def parse_header(line):
-    """(start, end, perms, offset, major, minor, inode, name) of a maps
-    line; name None when there is none."""
-    parts = line.split(None, 5)
-    start, end = (int(x, 16) for x in parts[0].split(b'-'))
-    major, minor = (int(x, 16) for x in parts[3].split(b':'))
-    name = parts[5] if len(parts) > 5 else None
-    return (start, end, parts[1].decode(), int(parts[2], 16), major, minor, int(parts[4]),
-            name)
-
-
-def read_maps(pid):
-    with open('/proc/%d/maps' % pid, 'rb') as f:
-        data = f.read()
-    return [parse_header(line) for line in data.split(b'\n') if line]
-
-
-def read_smaps(pid):
-    """[(header tuple, {field: int, 'VmFlags': [codes]}, [raw lines])]."""
-    with open('/proc/%d/smaps' % pid, 'rb') as f:
-        data = f.read()
-    out = []
-    for line in data.split(b'\n'):
-        if not line:
-            continue
-        first = line.split(b' ', 1)[0]
-        if b'-' in first and not first.endswith(b':'):
-            out.append((parse_header(line), {}, [line]))
-            continue
-        key, _, value = line.partition(b':')
-        fields = out[-1][1]
-        out[-1][2].append(line)
-        if key == b'VmFlags':
-            fields['VmFlags'] = value.decode().split()
-        elif value.endswith(b' kB'):
-            fields[key.decode()] = int(value[:-3])
-    return out
-
-
-def perms_of(flags):
-    return ('r' if flags & F['READ'] else '-') + ('w' if flags & F['WRITE'] else '-') + \
-        ('x' if flags & F['EXEC'] else '-') + ('s' if flags & F['MAYSHARE'] else 'p')
-
-
-def as_maps(v):
-    """A decoded wire.Vma as the tuple parse_header() gives."""
-    name = None if v.name is None else v.name.encode('utf-8', 'surrogateescape')
-    return (v.start, v.end, perms_of(v.vm_flags), v.pgoff, v.major, v.minor, v.inode, name)
-
 
 def dump_one(pid, show, source):
     tasks = list(task_diag.dump(wire.DUMP_ONE, pid, show=show, source=source))

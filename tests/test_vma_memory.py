@@ -19,7 +19,7 @@ import pytest
 from task_diag import wire
 from task_diag.bpf_backend import JOIN_MAX
 
-from conftest import need
+from helpers import need
 
 N = 60000
 HELD_MAX = JOIN_MAX + (1 << 20)    # the passes held, a few pieces; not the task

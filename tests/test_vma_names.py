@@ -2,7 +2,7 @@
 same reader sees it: files on the root mount and on a tmpfs, a bind mount
 and an overlayfs, names with spaces, a newline and bytes that are not
 UTF-8, a deep path, a deleted file, memfd, SysV shm, shared /dev/zero,
-an io_uring ring (anon_inode), [heap], [stack], [vdso] (helpers_names.py
+an io_uring ring (anon_inode), [heap], [stack], [vdso] (helpers/names.py
 makes them); a chrooted reader; names the walk gives up on, which must
 come from /proc/PID/maps, never wrong.
 
@@ -24,11 +24,10 @@ from task_diag import wire
 from task_diag.loader import load as loader
 from task_diag.bpf_backend import BpfBackend
 
-from helpers_vma import maps_lines, vma_lines
-from test_front import front  # noqa: F401 (fixture)
+from helpers.vma import maps_lines, vma_lines
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-HELPER = os.path.join(HERE, 'helpers_names.py')
+HELPER = os.path.join(HERE, 'helpers', 'names.py')
 SHOW = wire.SHOW_BASE | wire.SHOW_VMA
 
 
@@ -152,7 +151,7 @@ import json, os, sys
 from task_diag import wire
 from task_diag.bpf_backend import BpfBackend
 sys.path.insert(0, sys.argv[4])
-from helpers_vma import parse_maps, vma_lines
+from helpers.vma import parse_maps, vma_lines
 pin_dir, pid, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 b = BpfBackend(pin_dir)
 b._key()                        # needs /proc: taken before the chroot
@@ -204,7 +203,7 @@ FRONT_CHROOT_READER = r'''
 import json, os, sys
 from task_diag import wire
 sys.path.insert(0, sys.argv[4])
-from helpers_vma import parse_maps, vma_lines
+from helpers.vma import parse_maps, vma_lines
 front, pid, root, show = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[5])
 fd = os.open(front, os.O_RDWR)
 maps = os.open('/proc/%d/maps' % pid, os.O_RDONLY)

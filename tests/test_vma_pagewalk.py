@@ -24,7 +24,7 @@ from task_diag.loader import pagewalk
 from task_diag.loader import load as loader
 from task_diag.bpf_backend import BpfBackend
 
-from test_loader import load, pin_dir, run   # noqa: F401  (pin_dir is a fixture)
+from helpers.loader import load, run
 
 SHOW = wire.SHOW_BASE | wire.SHOW_VMA | wire.SHOW_VMA_STAT
 CONT = wire.TASK_DIAG_FLAG_CONT

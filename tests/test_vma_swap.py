@@ -1,10 +1,10 @@
-"""TASK_DIAG_VMA_STAT with swapped pages (issue 4, "VMA groups"): every
+"""TASK_DIAG_VMA_STAT with swapped pages: every
 field of every VMA's statistics against /proc/PID/smaps, for a process
 whose memory is partly in swap, through each backend ('bpf', 'proc'),
 each VMA_STAT source of the loader ('smaps', 'pagewalk') and the FUSE
 file /run/task-diag.
 
-Swap comes from tests/swap.py (a zram device of our own, else a swap
+Swap comes from tests/helpers/swap.py (a zram device of our own, else a swap
 file; the module is skipped, with the reason, when neither can be had).
 The test process (a small C program, built here) maps, in an arena of its
 own where no two areas can merge:
@@ -42,8 +42,9 @@ import pytest
 import task_diag
 from task_diag import wire
 
-from swap import swap  # noqa: F401  (the module-scoped fixture)
-from test_vma_fallback import as_maps, read_smaps
+from helpers import BuildError, build_c
+from helpers.front import request, transact
+from helpers.vma import as_maps, read_smaps
 
 SHOW = task_diag.SHOW_BASE | task_diag.SHOW_VMA | task_diag.SHOW_VMA_STAT
 HERE = os.path.dirname(os.path.abspath(__file__))   # tests/arena.h, for the C below
@@ -276,10 +277,11 @@ def child_exe(tmp_path_factory):
         f.write(CHILD_C)
     # static where it links: no shared library whose Pss moves as other
     # processes map and unmap it
-    cmd = ['gcc', '-O1', '-Wall', '-Werror', '-I', HERE, '-o', exe, src]
-    if subprocess.run(cmd + ['-static'], capture_output=True).returncode != 0:
-        subprocess.run(cmd, check=True)
-    return exe
+    flags = ('-O1', '-Wall', '-Werror', '-I', HERE)
+    try:
+        return build_c(src, exe, *flags, '-static')
+    except BuildError:
+        return build_c(src, exe, *flags)
 
 
 @pytest.fixture(scope='module')
@@ -420,15 +422,13 @@ def test_vma_stat_equals_smaps(swapped, source, stat_source):
     assert sorted(in_swap) == sorted(GOALS) and all(in_swap.values()), in_swap
 
 
-def test_vma_stat_through_run_task_diag(swapped, bpf, stat_source):
-    """The same through the transactional file /run/task-diag (the helpers
-    of test_front.py: raw write() and read() of the protocol)."""
-    import test_front as front
-    path = front.ensure_front()
-    fd = os.open(path, os.O_RDWR)
+def test_vma_stat_through_run_task_diag(swapped, front, stat_source):
+    """The same through the transactional file /run/task-diag (raw write()
+    and read() of the protocol, tests/helpers/front.py)."""
+    fd = os.open(front, os.O_RDWR)
     try:
         def get():
-            _, tasks = front.transact(fd, front.request(wire.DUMP_ONE, swapped.pid, SHOW, 41))
+            _, tasks = transact(fd, request(wire.DUMP_ONE, swapped.pid, SHOW, 41))
             assert [t.pid for t in tasks] == [swapped.pid]
             return tasks[0].vmas
         vmas = agree(swapped, get, stat_source == 'smaps')

@@ -33,13 +33,12 @@ seconds allowed in the VM (default 300).
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import need
+from helpers import build_c, need
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -123,15 +122,7 @@ def vm_env():
 
 def build(source, exe, *flags):
     """gcc @source into tests/bin/@exe (the VM sees the repo); its path."""
-    need(shutil.which('gcc'), 'gcc is needed to build tests/%s' % source)
-    path = os.path.join(ROOT, 'tests', 'bin', exe)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = '%s.%d' % (path, os.getpid())
-    subprocess.run(['gcc', '-O2'] + list(flags) + ['-o', tmp,
-                                                   os.path.join(ROOT, 'tests', source)],
-                   check=True)
-    os.replace(tmp, path)           # whole, for a VM that runs it meanwhile
-    return path
+    return build_c(source, os.path.join(ROOT, 'tests', 'bin', exe), '-O2', *flags)
 
 
 @pytest.fixture(scope='module')

@@ -74,8 +74,8 @@ from task_diag.loader import load as loader                 # noqa: E402
 from task_diag import lsm                                   # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers_vma
-from helpers_vma import maps_lines, parse_maps, vma_lines  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers
+from helpers.vma import maps_lines, parse_maps, vma_lines  # noqa: E402
 
 TD_DUMP = (sys.argv[sys.argv.index('--td-dump') + 1] if '--td-dump' in sys.argv[:-1]
            else os.path.join(os.path.dirname(HERE), 'bin', 'td_dump'))
@@ -941,7 +941,7 @@ def check_apparmor(pids):
 
 
 def maps_diff(got, want):
-    """What differs between two lists of maps lines (helpers_vma), short."""
+    """What differs between two lists of maps lines (helpers.vma), short."""
     diff = [(g, w) for g, w in zip(got, want) if g != w]
     return '%d lines against %d, %d differ; the first (got, maps): %s' % (
         len(got), len(want), len(diff), diff[:2])

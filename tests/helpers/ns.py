@@ -40,8 +40,10 @@ CLONE_NEWUSER = 0x10000000
 # the test side
 # ---------------------------------------------------------------------------
 
-def setpriv(uid, gid, *extra):
-    """The setpriv prefix that runs a command as @uid/@gid, no groups."""
+def setpriv(uid, gid=None, *extra):
+    """The setpriv prefix that runs a command as @uid/@gid (@uid's number
+    by default), no groups."""
+    gid = uid if gid is None else gid
     return ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid, '--clear-groups', *extra]
 
 

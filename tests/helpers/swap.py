@@ -1,8 +1,6 @@
 """Swap space for the duration of a test module, and nothing left behind.
 
-    from swap import swap           # the module-scoped fixture
-
-    def test_x(swap):               # skipped, with the reason, when no swap can be had
+    def test_x(swap):               # the fixture (tests/conftest.py); skipped, with the reason, when no swap can be had
         swap.kind, swap.path        # 'zram' or 'file', what /proc/swaps names
 
     with Swap() as s:               # the same as a context manager (SwapUnavailable)
@@ -38,7 +36,6 @@ import sys
 import tempfile
 import time
 
-import pytest
 
 SIZE = 256 << 20
 PRIORITY = 32767                    # SWAP_FLAG_PRIO_MASK: the highest there is
@@ -367,21 +364,6 @@ class Swap:
             raise SwapUnavailable('swapon %s: %s' % (s['path'], e.strerror))
         if s['path'] not in active_swaps():
             raise SwapUnavailable('%s not in /proc/swaps after swapon' % s['path'])
-
-
-@pytest.fixture(scope='module')
-def swap():
-    """Swap for the test module (a Swap); skipped, with the reason, when
-    it cannot be had."""
-    s = Swap()
-    try:
-        s.__enter__()
-    except SwapUnavailable as e:
-        pytest.skip(str(e))
-    try:
-        yield s
-    finally:
-        s.__exit__(None, None, None)
 
 
 def _guard():

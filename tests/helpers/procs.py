@@ -107,8 +107,8 @@ def build_vforker(directory):
     src, exe = os.path.join(directory, 'vforker.c'), os.path.join(directory, 'vforker')
     with open(src, 'w') as f:
         f.write(VFORK_C)
-    subprocess.run(['gcc', '-O1', '-Wall', '-Werror', '-o', exe, src], check=True)
-    return exe
+    from . import build_c      # here: this file also runs as a script, outside the package
+    return build_c(src, exe, '-O1', '-Wall', '-Werror')
 
 
 # --- inside the test processes ----------------------------------------------
