@@ -76,16 +76,21 @@ import subprocess
 import sys
 import time
 
+from task_diag import libbpf, tdconfig
+from task_diag.front import service
+from task_diag.iterproto import PIN_ALL as PIN_ALL_NAME, PIN_ALL_THREADS, PIN_DIR
+from task_diag.iterproto import VMA_STAT_SOURCES as VMA_STAT_SOURCE_NUMBERS
+from task_diag.wire import SHOW_BASE, SHOW_VMA, SHOW_VMA_STAT
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.join(HERE, 'bin')
 OUT = os.path.join(HERE, 'out')
 PY = sys.executable
-PIN_ALL = '/sys/fs/bpf/task_diag/all'
-PIN_THREADS = '/sys/fs/bpf/task_diag/all_threads'
+PIN_ALL = os.path.join(PIN_DIR, PIN_ALL_NAME)
+PIN_THREADS = os.path.join(PIN_DIR, PIN_ALL_THREADS)
 PIN_FLOOR = '/sys/fs/bpf/task_diag_bench_floor'     # iter_floor.bpf.o, during a run only
 PIN_VMA_FLOOR = '/sys/fs/bpf/task_diag_bench_vma_floor'     # vma_floor.bpf.o, the same
-FRONT = '/run/task-diag'
-FRONT_PIDFILE = '/run/task-diag.pid'
+FRONT = service.MOUNTPOINT
 PID_MAX = '/proc/sys/kernel/pid_max'
 THREADS_MAX = '/proc/sys/kernel/threads-max'
 PID_MAX_LIMIT = 4 << 20         # the kernel's ceiling on 64-bit
@@ -98,8 +103,7 @@ vma_pin_dir = None
 DEFAULT_SCALES = '1000,5000,10000,20000,50000,10000x5'
 QUICK_SCALES = '1000,5000'
 VMA_NPROC, QUICK_VMA_NPROC = 5000, 1000
-SHOW_BASE, SHOW_VMA, SHOW_VMA_STAT = 1 << 0, 1 << 2, 1 << 3   # task_diag.wire
-VMA_STAT_SOURCES = ('smaps', 'pagewalk')
+VMA_STAT_SOURCES = tuple(VMA_STAT_SOURCE_NUMBERS)     # smaps, pagewalk
 
 # (target, scales it is judged at, ratio key, minimum ratio); a key with
 # "_mib" is a size in MiB that must stay below the bound instead
@@ -195,7 +199,6 @@ class FloorIterator:
         return self
 
     def _pin(self):
-        from task_diag import libbpf
         L = libbpf.lib()
         obj_name = self.name + '.bpf.o'
         obj = L.bpf_object__open_file(os.path.join(BIN, obj_name).encode(), None)
@@ -262,8 +265,7 @@ def front_rss_kib(field='VmRSS'):
     """VmRSS (or another size of /proc/PID/status) of the front daemon, in
     KiB (None without one)."""
     try:
-        with open(FRONT_PIDFILE) as f:
-            pid = int(f.read())
+        pid = service.front_pid()
         with open('/proc/%d/status' % pid) as f:
             for line in f:
                 if line.startswith(field + ':'):
@@ -271,14 +273,6 @@ def front_rss_kib(field='VmRSS'):
     except (OSError, ValueError):
         pass
     return None
-
-
-def front_answers():
-    try:
-        c_tool([os.path.join(BIN, 'iter_read'), '-w', FRONT])
-        return True
-    except (RuntimeError, subprocess.TimeoutExpired):
-        return False
 
 
 def fuse_read():
@@ -417,7 +411,7 @@ def methods_for(threads, with_one, load_pid, one_calls):
     }
     if os.path.exists(PIN_FLOOR):
         methods['iter_floor'] = lambda r: c_tool([iter_read, '-p', PIN_FLOOR])
-    if front_answers():
+    if service.front_answers():
         methods['fuse_read'] = lambda r: fuse_read()
     if threads > 1:
         methods['proc_scan_threads'] = lambda r: c_tool([proc_scan, '-p', '-t'])
@@ -487,13 +481,10 @@ def loader(*args, timeout=300):
 
 
 def vma_stat_source():
-    """The active VMA_STAT source, from the "vma_stat:" line of
-    task-diag-load --status; smaps, the only one there was, without it."""
-    p = subprocess.run(loader_argv('--status'), stdout=subprocess.PIPE, text=True, timeout=60)
-    for line in p.stdout.splitlines():
-        if line.startswith('vma_stat:'):
-            return line.split()[1]
-    return 'smaps'
+    """The active VMA_STAT source, as td_config holds it."""
+    cfg = tdconfig.read_pinned(vma_pin_dir or PIN_DIR)
+    names = {number: name for name, number in VMA_STAT_SOURCE_NUMBERS.items()}
+    return names.get(cfg['vma_stat'], 'smaps') if cfg else 'smaps'
 
 
 def set_vma_stat(source):

@@ -18,17 +18,17 @@ import queue
 import threading
 import time
 
-from . import libbpf, lsm, wire
-from .iterproto import (ATTR_HOST_PID, CONFIG, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
+from . import libbpf, lsm, tdconfig, wire
+from .iterproto import (ATTR_HOST_PID, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
                          EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
                          PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
-                         REQ_HOST_EACH, REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
+                         REQ_HOST_EACH, TD_REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from .procfs import maps
 
 STALE_CHECK_S = 0.05   # BpfBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
                         # under malloc's mmap threshold, so no fresh pages per read
-_F = {name: i for i, name in enumerate(REQUEST.names)}
+_F = {name: i for i, name in enumerate(TD_REQUEST.names)}
 EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while no scratch buffer is free
 SMAPS_PIECE = 1 << 16   # a task's smaps is read and parsed this much at a time
 # The continuation passes of one task are held until its last one says
@@ -41,7 +41,7 @@ JOIN_MAX = 1 << 20
 def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
     """A td_request field list, continuation fields clear.  @viewer: a
     td_viewer, or one with its root after it, as viewer_of() gives."""
-    fields = [0] * len(REQUEST.names)
+    fields = [0] * len(TD_REQUEST.names)
     fields[_F['show_flags']] = show
     fields[_F['dump_strategy']] = strategy
     fields[_F['pid']] = pid
@@ -256,9 +256,7 @@ class BpfBackend:
 
     def config(self):
         """The td_config of the program we drive, as a dict."""
-        value = bytearray(CONFIG.size)
-        libbpf.map_lookup(self.config_map, (0).to_bytes(4, 'little'), _cbuf(value))
-        return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
+        return tdconfig.read(self.config_map)
 
     def has_vma(self):
         """Whether our programs write VMA records (the tier loaded)."""
@@ -280,19 +278,19 @@ class BpfBackend:
         return key
 
     def put(self, fields):
-        """Stores the request @fields (a list in REQUEST order, reader_start
+        """Stores the request @fields (a list in TD_REQUEST order, reader_start
         filled in here) for this thread; returns the key."""
         key, start = self._key()
         fields[_F['reader_start']] = start
-        libbpf.map_update(self.requests, key, REQUEST.pack(*fields))
+        libbpf.map_update(self.requests, key, TD_REQUEST.pack(*fields))
         return key
 
     def get(self, key):
         """The request stored under @key as a field list, as the program left it."""
-        value = bytearray(REQUEST.size)
+        value = bytearray(TD_REQUEST.size)
         if not libbpf.map_lookup(self.requests, key, _cbuf(value)):
             return None
-        return list(REQUEST.struct.unpack(bytes(value)))
+        return list(TD_REQUEST.struct.unpack(bytes(value)))
 
     def drop(self, key):
         libbpf.map_delete(self.requests, key)

@@ -12,7 +12,7 @@ VIEWER_FIELDS = (
 )
 VIEWER = Layout('td_viewer', VIEWER_FIELDS)
 
-REQUEST = Layout('td_request', (
+TD_REQUEST = Layout('td_request', (
     ('show_flags', 'Q'), ('dump_strategy', 'Q'),
     ('pid', 'I'), ('seq', 'I'),
     ('reader_start', 'Q'),      # the reader thread's start, clock ticks after boot

@@ -31,7 +31,7 @@ import re
 import subprocess
 import sys
 
-from .iterproto import LSM_PEEK, PROBE_LSM, REQUEST
+from .iterproto import LSM_PEEK, PROBE_LSM, TD_REQUEST
 
 SYS_landlock_create_ruleset = 444
 LANDLOCK_CREATE_RULESET_VERSION = 1
@@ -66,7 +66,7 @@ def landlock_abi():
 
 def _blob(backend, pid):
     got = backend.probe(PROBE_LSM, 0, tid=pid)
-    return got[REQUEST.names.index('viewer')][:LSM_PEEK] if got else b''
+    return got[TD_REQUEST.names.index('viewer')][:LSM_PEEK] if got else b''
 
 
 LANDLOCK_READS = -1     # landlock_offset(): a domain may read others' maps

@@ -12,6 +12,8 @@ import uuid
 
 import pytest
 
+from task_diag import tdconfig
+from task_diag.front import service
 from task_diag.iterproto import PIN_DIR, PINS
 from task_diag.bpf_backend import BpfBackend, vma_supported
 
@@ -40,7 +42,7 @@ def bpf():
     # machine where someone enabled the page walk gets it back afterwards.
     from task_diag.iterproto import VMA_STAT_SOURCES
     from task_diag.loader import load as loader, pagewalk
-    cfg = loader.read_config()
+    cfg = tdconfig.read_pinned()
     walked = bool(cfg) and cfg['vma_stat'] == VMA_STAT_SOURCES['pagewalk']
     if walked:
         pagewalk.disable()
@@ -54,8 +56,7 @@ def bpf():
         subprocess.run([sys.executable, '-m', 'task_diag.loader.load', '--unload'],
                        capture_output=True)
     elif front_started:
-        from task_diag.loader.load import stop_front
-        stop_front()
+        service.stop_front()
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def vma_stat_source(bpf):
     from task_diag.iterproto import VMA_STAT_SOURCES
 
     def switch(name):
-        if loader.read_config()['vma_stat'] == VMA_STAT_SOURCES[name]:
+        if tdconfig.read_pinned()['vma_stat'] == VMA_STAT_SOURCES[name]:
             return
         if name == 'pagewalk':
             try:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from task_diag.loader import load as loader
+from task_diag.front import service
 from helpers import ROOT
 from helpers.front import FRONT, PY, daemon_pid, reap, task_state, td_errno, td_ok
 
@@ -47,12 +47,12 @@ def gone(pid, timeout=15):
 @pytest.fixture
 def restore(front):
     """The front answers at the start; it answers again at the end."""
-    assert loader.front_answers(timeout=5)
+    assert service.front_answers(timeout=5)
     yield
-    if not loader.front_answers(timeout=1) or len(fuse_mounts()) != 1:
+    if not service.front_answers(timeout=1) or len(fuse_mounts()) != 1:
         r = run_loader()
         assert r.returncode == 0, r.stderr
-    assert loader.front_answers(timeout=10)
+    assert service.front_answers(timeout=10)
 
 
 def test_load_twice_keeps_the_daemon(td, restore):
@@ -101,7 +101,7 @@ def test_unload_stops_and_unmounts(td, restore):
     assert 'front stopped' in r.stdout, r.stdout
     assert gone(pid)
     assert fuse_mounts() == []
-    assert not os.path.exists(loader.PIDFILE)
+    assert not os.path.exists(service.PIDFILE)
     r = run_loader('--status')
     assert 'front: not running' in r.stdout, r.stdout
     # and back, for the other tests
@@ -131,20 +131,20 @@ def test_a_module_planted_where_root_stands_does_not_run(front, tmp_path):
     for name in ('mfusepy.py', 'fuse.py', 'errno.py'):   # what the daemon imports first
         (plant / name).write_text(PLANT)
     other = str(tmp_path / 'other-front')
-    real = loader.front_pid()
+    real = service.front_pid()
     assert real
-    code = ('import os, sys; from task_diag.loader import load; os.chdir(sys.argv[1]); '
-            'load.start_front(path=sys.argv[2])')
+    code = ('import os, sys; from task_diag.front import service; os.chdir(sys.argv[1]); '
+            'service.start_front(path=sys.argv[2])')
     r = subprocess.run([PY, '-c', code, str(plant), other], capture_output=True, text=True,
                        timeout=60, cwd=str(plant), env=dict(os.environ, PYTHONPATH=str(plant)))
     try:
         assert r.returncode == 0, r.stderr
         assert not [p.name for p in plant.iterdir() if p.name.startswith('ran-as-')]
-        assert loader.front_answers(other, timeout=5)
-        ours = loader.front_pid(other)
+        assert service.front_answers(other, timeout=5)
+        ours = service.front_pid(other)
         assert ours and ours != real
-        assert loader.pidfile(other) != loader.PIDFILE
+        assert service.pidfile(other) != service.PIDFILE
     finally:
-        loader.stop_front(other)
-    assert loader.front_pid() == real and loader.front_answers(timeout=5)
-    assert not os.path.exists(loader.pidfile(other))
+        service.stop_front(other)
+    assert service.front_pid() == real and service.front_answers(timeout=5)
+    assert not os.path.exists(service.pidfile(other))

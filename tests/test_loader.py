@@ -20,7 +20,7 @@ import pytest
 
 from task_diag import wire
 from task_diag.iterproto import CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_REQUESTS, PINS
-from task_diag import libbpf
+from task_diag import libbpf, tdconfig
 from task_diag.loader import load as loader
 
 from helpers import need
@@ -49,7 +49,7 @@ def snapshot(pin_dir):
         path = os.path.join(pin_dir, name)
         st = os.stat(path)
         out[name] = (st.st_ino, st.st_mode & 0o7777, KIND[name], bpftool_id(KIND[name], path))
-    cfg = loader.read_config(pin_dir)
+    cfg = tdconfig.read_pinned(pin_dir)
     out['loaded_at'] = cfg['loaded_at'] if cfg else None
     return out
 
@@ -114,7 +114,7 @@ def test_load_pins_everything(pin_dir):
     new = set(os.listdir(BPFFS)) - before
     assert os.path.basename(pin_dir) in new
     assert not new & set(PINS), 'pins created directly under %s: %s' % (BPFFS, new & set(PINS))
-    cfg = loader.read_config(pin_dir)
+    cfg = tdconfig.read_pinned(pin_dir)
     assert cfg['obj_sha256'] == sha256(loader.object_path())
     with open('/proc/sys/kernel/overflowuid') as f:
         assert cfg['overflowuid'] == int(f.read())
@@ -230,7 +230,7 @@ def test_status_loaded(pin_dir, user):
         # where it comes from: the object, its sha256, unchanged since
         digest = sha256(loader.object_path()).hex()[:16]
         assert '%s (sha256 %s)' % (loader.object_path(), digest) in r.stdout, r.stdout
-        cfg = loader.read_config(pin_dir)
+        cfg = tdconfig.read_pinned(pin_dir)
         assert 'overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']) \
             in r.stdout, r.stdout
 
@@ -268,7 +268,7 @@ def test_other_build_is_replaced(pin_dir):
     old = object_ids(first)
     fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
     try:
-        cfg = loader.read_config(pin_dir)
+        cfg = tdconfig.read_pinned(pin_dir)
         value = CONFIG.pack(*dict(cfg, obj_sha256=bytes(32)).values())
         libbpf.map_update(fd, (0).to_bytes(4, 'little'), value)
     finally:
@@ -278,7 +278,7 @@ def test_other_build_is_replaced(pin_dir):
     assert 'already' not in r.stdout and 'loaded' in r.stdout, r.stdout
     second = snapshot(pin_dir)
     assert all(second[n][3] != first[n][3] for n in PINS), (first, second)
-    assert loader.read_config(pin_dir)['obj_sha256'] == sha256(loader.object_path())
+    assert tdconfig.read_pinned(pin_dir)['obj_sha256'] == sha256(loader.object_path())
     assert_works(pin_dir)
     assert_freed(old)
 
@@ -297,7 +297,7 @@ def test_backend_notices_a_reload(pin_dir, monkeypatch):
     assert not b.stale()
     fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
     try:
-        cfg = loader.read_config(pin_dir)
+        cfg = tdconfig.read_pinned(pin_dir)
         libbpf.map_update(fd, (0).to_bytes(4, 'little'),
                           CONFIG.pack(*dict(cfg, obj_sha256=bytes(32)).values()))
     finally:
@@ -391,7 +391,7 @@ def test_each_tier_forced(pin_dir, tmp_path, name):
     assert 'loaded tier %s (%s)' % (name, tier.obj) in r.stdout
     status = _status(pin_dir).stdout
     assert '  tier: %s (forced by --tier)' % name in status, status
-    assert loader.read_config(pin_dir)['tier'] == tier.number
+    assert tdconfig.read_pinned(pin_dir)['tier'] == tier.number
     assert _answers(pin_dir, tmp_path) == (tier.number != loader.TIER_NOVMA)
     # again: the same tier forced is already loaded; the default then replaces it
     assert 'already loaded' in run(pin_dir, '--tier', name, '--no-front').stdout

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from task_diag import wire
+from task_diag import tdconfig, wire
 from task_diag import lsm
-from task_diag.loader import load
+from task_diag.front import service
 from helpers import need
 from helpers.ns import NOBODY, Procs, setpriv
 from helpers.front import PY
@@ -214,8 +214,8 @@ def test_a_task_that_turns_setuid_before_its_smaps_is_read(front):
         shutil.copy('/bin/sleep', suid)
         os.chown(suid, 0, 0)
         os.chmod(suid, 0o4755)
-        r = subprocess.run([PY, '-c', 'import sys; from task_diag.loader import load; '
-                            'load.start_front(path=sys.argv[1])', other], capture_output=True,
+        r = subprocess.run([PY, '-c', 'import sys; from task_diag.front import service; '
+                            'service.start_front(path=sys.argv[1])', other], capture_output=True,
                            text=True, timeout=60, env=dict(os.environ,
                                                            TASK_DIAG_TEST_PAUSE_DIR=pause))
         assert r.returncode == 0, r.stderr
@@ -247,7 +247,7 @@ def test_a_task_that_turns_setuid_before_its_smaps_is_read(front):
         if target:
             target.kill()
             target.wait()
-        load.stop_front(other)
+        service.stop_front(other)
         shutil.rmtree(top, ignore_errors=True)
         shutil.rmtree(pause, ignore_errors=True)
 
@@ -297,7 +297,7 @@ def test_a_landlock_confined_reader_gets_what_its_proc_gives(front):
     them; where Landlock refuses it, it gets no VMA (EACCES).  BASE either
     way.  task-diag-load measured which (td_config.landlock_off)."""
     need(lsm.landlock_abi() > 0, 'Landlock is not active on this kernel')
-    off = load.read_config()['landlock_off']
+    off = tdconfig.read_pinned()['landlock_off']
     assert off, 'task-diag-load did not measure Landlock'
     with Procs() as procs:
         target = procs.sleeper()

@@ -17,9 +17,8 @@ import time
 
 import pytest
 
-from task_diag import wire
-from task_diag.iterproto import PIN_CONFIG, VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
-from task_diag import libbpf
+from task_diag import tdconfig, wire
+from task_diag.iterproto import VMA_STAT_PAGEWALK, VMA_STAT_SMAPS
 from task_diag.loader import pagewalk
 from task_diag.loader import load as loader
 from task_diag.bpf_backend import BpfBackend
@@ -33,7 +32,7 @@ CALIBRATIONS = 200
 
 
 def vma_stat(pin_dir):
-    return loader.read_config(pin_dir)['vma_stat']
+    return tdconfig.read_pinned(pin_dir)['vma_stat']
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def walking(pin_dir):
 
 def test_enable_status_disable(walking):
     assert vma_stat(walking) == VMA_STAT_PAGEWALK
-    cfg = loader.read_config(walking)
+    cfg = tdconfig.read_pinned(walking)
     assert cfg['pw_page_offset'] and cfg['pw_vmemmap'] and cfg['pw_levels'] in (4, 5)
     assert cfg['pw_page_offset'] % (1 << 30) == 0 and cfg['pw_vmemmap'] % (1 << 30) == 0
     assert cfg['pw_bad'] == 0
@@ -64,7 +63,7 @@ def test_enable_status_disable(walking):
 def test_a_fresh_load_reads_smaps(pin_dir):
     load(pin_dir)
     assert vma_stat(pin_dir) == VMA_STAT_SMAPS
-    assert loader.read_config(pin_dir)['pw_page_offset'] == 0
+    assert tdconfig.read_pinned(pin_dir)['pw_page_offset'] == 0
 
 
 @pytest.mark.parametrize('case', ['config', 'mapcount', 'arch', 'vma_iter', 'device'])
@@ -96,10 +95,10 @@ def test_refusals_are_one_line(pin_dir, monkeypatch, capsys, case):
 
 
 def corrupt(pin_dir, **fields):
-    fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
+    fd = tdconfig.open_pinned(pin_dir)
     try:
-        cfg = pagewalk.read_config(fd)
-        pagewalk.update_config(fd, **{k: cfg[k] + v for k, v in fields.items()})
+        cfg = tdconfig.read(fd)
+        tdconfig.update(fd, **{k: cfg[k] + v for k, v in fields.items()})
     finally:
         os.close(fd)
 
@@ -111,7 +110,7 @@ def test_calibration_finds_the_same_bases_from_any_process(walking):
     a match and failed (or could have found wrong bases).  Each forked
     child has page tables and a kernel stack of its own: every one of
     them must find the bases the loader found."""
-    want = loader.read_config(walking)
+    want = tdconfig.read_pinned(walking)
     results = []
     for _ in range(CALIBRATIONS):
         pid = os.fork()
@@ -126,7 +125,7 @@ def test_calibration_finds_the_same_bases_from_any_process(walking):
             finally:
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        cfg = loader.read_config(walking)
+        cfg = tdconfig.read_pinned(walking)
         results.append((os.waitstatus_to_exitcode(status), cfg['pw_page_offset'],
                         cfg['pw_vmemmap']))
     assert set(results) == {(0, want['pw_page_offset'], want['pw_vmemmap'])}
@@ -167,7 +166,7 @@ def test_failed_check_leaves_smaps(pin_dir, monkeypatch, capsys, was_on):
     rc = loader.main(['--no-front', '--vma-stat=pagewalk', '--pin-dir', pin_dir])
     err = capsys.readouterr().err
     assert rc == 1 and err.startswith(REFUSED) and 'disagrees with smaps' in err
-    cfg = loader.read_config(pin_dir)
+    cfg = tdconfig.read_pinned(pin_dir)
     assert cfg['vma_stat'] == VMA_STAT_SMAPS and cfg['pw_page_offset'] == 0 == cfg['pw_vmemmap']
 
 

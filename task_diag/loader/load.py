@@ -23,15 +23,13 @@ import ctypes
 import errno
 import hashlib
 import os
-import signal
 import stat
-import subprocess
 import sys
 import time
 
-from .. import bpf, front, iterproto, libbpf, lsm, wire
-from .. import bpf_backend
+from .. import bpf, libbpf, lsm, tdconfig
 from ..bpf_backend import BpfBackend
+from ..front import service
 from ..front.client import MOUNTPOINT, fuse_mounted, mount_type
 from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
                          PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
@@ -164,22 +162,6 @@ def tiers_to_try(features, forced=None):
     return out
 
 
-def read_config(pin_dir=PIN_DIR):
-    """The td_config the last load wrote, or None."""
-    try:
-        fd = libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
-    except OSError:
-        return None
-    try:
-        value = bytearray(CONFIG.size)
-        buf = (ctypes.c_char * CONFIG.size).from_buffer(value)
-        if not libbpf.map_lookup(fd, (0).to_bytes(4, 'little'), buf):
-            return None
-        return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
-    finally:
-        os.close(fd)
-
-
 def pinned(pin_dir=PIN_DIR):
     return [name for name in PINS if os.path.exists(os.path.join(pin_dir, name))]
 
@@ -302,8 +284,7 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
         fields.update(zip(('gate_start', 'gate_end', 'gate_flags'), _gate_area()))
         fields['tier'] = tier
         fields['tier_forced'] = int(forced)
-        value = CONFIG.pack(*(fields[n] for n in CONFIG.names))
-        libbpf.map_update(L.bpf_map__fd(cfg), (0).to_bytes(4, 'little'), value)
+        tdconfig.write(L.bpf_map__fd(cfg), fields)
     except BaseException:
         unload(pin_dir)
         raise
@@ -350,9 +331,9 @@ def _find_landlock(pin_dir):
         off = 0
     finally:
         backend.close()
-    fd = pagewalk._config_fd(pin_dir)
+    fd = tdconfig.open_pinned(pin_dir)
     try:
-        pagewalk.update_config(fd, landlock_off=off)
+        tdconfig.update(fd, landlock_off=off)
     finally:
         os.close(fd)
 
@@ -383,7 +364,7 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
     """Whether what is pinned is whole and what task-diag-load would load
     now: the same object file, the tier asked for (the richest that
     loaded, when not forced)."""
-    cfg = read_config(pin_dir)
+    cfg = tdconfig.read_pinned(pin_dir)
     if not cfg or len(pinned(pin_dir)) != len(PINS):
         return False
     tier = loaded_tier(cfg)
@@ -392,153 +373,18 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
     return tier.name == forced if forced else not cfg['tier_forced']
 
 
-# --- the front: /run/task-diag ------------------------------------------
-
-PIDFILE = '/run/task-diag.pid'
-LOGFILE = '/run/task-diag.log'
-MNT_DETACH = 2
-DAEMON = 'task_diag.front.daemon'
-
-
-def pidfile(path=MOUNTPOINT):
-    """The pid file of the front on @path: one per mount point, so that a
-    front started on another path never stops, or is taken for, the real
-    one."""
-    if os.path.abspath(path) == MOUNTPOINT:
-        return PIDFILE
-    return '/run/task-diag-%s.pid' % hashlib.sha256(os.fsencode(os.path.abspath(path))
-                                                     ).hexdigest()[:16]
-
-
-def front_pid(path=MOUNTPOINT):
-    """The pid of a live front daemon serving @path, or None: the pid file's
-    process must be our daemon, started for that mount point."""
-    try:
-        with open(pidfile(path)) as f:
-            pid = int(f.read())
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            argv = f.read().split(b'\0')
-    except (OSError, ValueError):
-        return None
-    want = os.fsencode(os.path.abspath(path))
-    if DAEMON.encode() in argv and any(a == b'--mountpoint' and b == want
-                                       for a, b in zip(argv, argv[1:])):
-        return pid
-    return None
-
-
-def front_answers(path=MOUNTPOINT, timeout=0.0):
-    """Whether a request on @path gets an answer (our own task), trying
-    for up to @timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR)
-            try:
-                os.write(fd, wire.encode_request(wire.DUMP_ONE, os.getpid()))
-                if os.read(fd, 64 * 1024):
-                    return True
-            finally:
-                os.close(fd)
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _umount(path):
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.umount2(path.encode(), MNT_DETACH)
-
-
-def stop_front(path=MOUNTPOINT):
-    """Stops the daemon and removes its mount, including a stale one left
-    by a daemon that died; returns whether anything was there."""
-    found = False
-    pid = front_pid(path)
-    if pid:
-        found = True
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            if front_pid(path) != pid:
-                break
-            time.sleep(0.05)
-        else:
-            os.kill(pid, signal.SIGKILL)
-    if fuse_mounted(path):
-        found = True
-        _umount(path)
-    if os.path.isfile(path) and not fuse_mounted(path) and os.path.getsize(path) == 0:
-        os.unlink(path)                 # the empty mountpoint: nothing may mistake it for the front
-    try:
-        os.unlink(pidfile(path))
-    except FileNotFoundError:
-        pass
-    return found
-
-
-def _front_outdated(path=MOUNTPOINT):
-    """Whether the code the daemon runs changed after it started (its pid
-    file is written at its start): then it is restarted, so that loading
-    again after an upgrade does not leave the old daemon serving."""
-    code = [os.path.join(os.path.dirname(front.__file__), n)
-            for n in os.listdir(os.path.dirname(front.__file__)) if n.endswith('.py')]
-    code += [bpf_backend.__file__, iterproto.__file__, wire.__file__, libbpf.__file__,
-             lsm.__file__]
-    try:
-        started = os.stat(pidfile(path)).st_mtime
-        return max(os.stat(f).st_mtime for f in code) > started
-    except OSError:
-        return True
-
-
-def start_front(pin_dir=PIN_DIR, path=MOUNTPOINT):
-    """Starts the daemon unless one answers already; waits until the file
-    answers.  A stale mount (its daemon killed) is removed first."""
-    path = os.path.abspath(path)
-    if front_pid(path) and front_answers(path) and not _front_outdated(path):
-        return False
-    stop_front(path)
-    log = open(LOGFILE, 'ab')
-    # -I: the daemon runs as root; without it the directory the admin
-    # stands in (and PYTHONPATH) would come first on its sys.path, and a
-    # module planted there would run as root.  From / besides.
-    proc = subprocess.Popen(
-        [sys.executable, '-I', '-m', DAEMON, '--mountpoint', path, '--pin-dir', pin_dir],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd='/')
-    log.close()
-    with open(pidfile(path), 'w') as f:
-        f.write('%d\n' % proc.pid)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if fuse_mounted(path) and front_answers(path, timeout=0.5):
-            return True
-        time.sleep(0.05)
-    stop_front(path)
-    tail = ''
-    try:
-        with open(LOGFILE, 'rb') as f:
-            tail = f.read()[-400:].decode(errors='replace').strip().splitlines()[-1]
-    except (OSError, IndexError):
-        pass
-    raise OSError(0, 'the front on %s did not answer%s' % (path, ': ' + tail if tail else ''))
-
-
 def status(pin_dir=PIN_DIR, out=None):
     out = out or sys.stdout
     names = pinned(pin_dir)
-    cfg = read_config(pin_dir) if names else None
+    cfg = tdconfig.read_pinned(pin_dir) if names else None
     features = kernel_features()
     print('kernel: %s' % os.uname().release, file=out)
     for name, _, _, what in FEATURES:
         print('  %-20s %-4s %s' % (name, 'yes' if features.get(name) else 'no', what), file=out)
-    pid = front_pid()
+    pid = service.front_pid()
     if pid:
         print('front: %s, daemon pid %d, %s' % (
-            MOUNTPOINT, pid, 'answering' if front_answers() else 'NOT answering'), file=out)
+            MOUNTPOINT, pid, 'answering' if service.front_answers() else 'NOT answering'), file=out)
     elif fuse_mounted():
         print('front: stale mount on %s (daemon gone); task-diag-load cleans it up'
               % MOUNTPOINT, file=out)
@@ -614,7 +460,7 @@ def main(argv=None):
         if args.unload:
             if os.geteuid() != 0:
                 raise Refusal('must run as root to remove pins under %s' % BPFFS)
-            front = args.pin_dir == PIN_DIR and stop_front()
+            front = args.pin_dir == PIN_DIR and service.stop_front()
             removed = unload(args.pin_dir)
             if removed or front:
                 print('task-diag: unloaded (%d pins removed%s)'
@@ -626,17 +472,17 @@ def main(argv=None):
         fresh = not up_to_date(args.pin_dir, args.tier)
         if fresh:
             if args.pin_dir == PIN_DIR:
-                stop_front()            # it holds the old programs
+                service.stop_front()            # it holds the old programs
             if pinned(args.pin_dir) or _pin_dir_exists(args.pin_dir):
                 unload(args.pin_dir)    # another build, or a partial load: replace it
             tier = load_tier(features, args.pin_dir, args.tier)
             print('task-diag: loaded tier %s (%s), pinned under %s'
                   % (tier.name, tier.obj, args.pin_dir))
         started = False
-        if args.no_front and args.pin_dir == PIN_DIR and not front_pid() and fuse_mounted():
-            stop_front()                # a stale mount: whoever starts the front next needs it gone
+        if args.no_front and args.pin_dir == PIN_DIR and not service.front_pid() and fuse_mounted():
+            service.stop_front()                # a stale mount: whoever starts the front next needs it gone
         if not args.no_front and args.pin_dir == PIN_DIR:
-            started = start_front(args.pin_dir)
+            started = service.start_front(args.pin_dir)
             if started:
                 print('task-diag: %s answers' % MOUNTPOINT)
         if not fresh and not started:

@@ -18,7 +18,6 @@ plausible numbers, not errors.  So it is enabled only when:
 Otherwise the source stays smaps and the refusal says why, in one line.
 """
 import ctypes
-import errno
 import gzip
 import mmap
 import os
@@ -29,9 +28,9 @@ import tempfile
 import time
 
 from .. import wire
-from ..iterproto import (TIER_NOVMA, CONFIG, PIN_CONFIG, PIN_DIR, PROBE_CALIBRATE, REQUEST,
-                         VMA_STAT_PAGEWALK, VMA_STAT_SMAPS)
-from .. import libbpf
+from ..iterproto import (TIER_NOVMA, PIN_DIR, PROBE_CALIBRATE, TD_REQUEST, VMA_STAT_PAGEWALK,
+                         VMA_STAT_SMAPS)
+from .. import tdconfig
 from ..bpf_backend import BpfBackend
 from ..procfs.maps import read_vmas
 
@@ -97,29 +96,6 @@ def why_not(features):
     if config.get('CONFIG_VMAP_STACK') != 'y':
         return 'no CONFIG_VMAP_STACK: the calibration needs a vmalloc\'ed kernel stack'
     return None
-
-
-# --- td_config -------------------------------------------------------------
-
-def _config_fd(pin_dir):
-    return libbpf.obj_get(os.path.join(pin_dir, PIN_CONFIG))
-
-
-def read_config(fd):
-    value = bytearray(CONFIG.size)
-    buf = (ctypes.c_char * CONFIG.size).from_buffer(value)
-    if not libbpf.map_lookup(fd, (0).to_bytes(4, 'little'), buf):
-        raise OSError(errno.ENOENT, 'td_config is empty')
-    return dict(zip(CONFIG.names, CONFIG.struct.unpack(bytes(value))))
-
-
-def update_config(fd, **fields):
-    """Read-modify-write of td_config: the programs write to it too
-    (calibration, pw_bad), and only the loader (root, one at a time) writes
-    these fields."""
-    cfg = read_config(fd)
-    cfg.update(fields)
-    libbpf.map_update(fd, (0).to_bytes(4, 'little'), CONFIG.pack(*(cfg[n] for n in CONFIG.names)))
 
 
 # --- the self-check's processes --------------------------------------------
@@ -276,7 +252,7 @@ CALIBRATION_STEPS = {
 def calibrate(backend):
     """Runs the TD_PROBE_CALIBRATE pass over our own task; raises Refused."""
     got = backend.probe(PROBE_CALIBRATE, 0, tid=os.getpid())
-    result = ctypes.c_int32(got[REQUEST.names.index('found')]).value if got else 0
+    result = ctypes.c_int32(got[TD_REQUEST.names.index('found')]).value if got else 0
     if result != 1:
         raise Refused('calibration failed (step %d): %s'
                       % (-result, CALIBRATION_STEPS.get(-result, 'unknown step')))
@@ -351,40 +327,40 @@ def enable(features, pin_dir=PIN_DIR):
     if reason:
         raise Refused(reason)
     max_swapfiles, hwpoison = swap_constants(kernel_config())
-    fd = _config_fd(pin_dir)
+    fd = tdconfig.open_pinned(pin_dir)
     try:
-        cfg = read_config(fd)
+        cfg = tdconfig.read(fd)
         if cfg['tier'] == TIER_NOVMA:
             raise Refused('the tier loaded (novma) has no VMA code to walk from')
         if cfg['vma_stat'] == VMA_STAT_PAGEWALK and cfg['pw_page_offset']:
             # Checked again while on: the bases stay as they are (they are
             # fixed at boot, and calibration finds them again), so that a
             # dump that chose the walk meanwhile still gets its statistics.
-            update_config(fd, pw_bad=0, pw_max_swapfiles=max_swapfiles,
+            tdconfig.update(fd, pw_bad=0, pw_max_swapfiles=max_swapfiles,
                           pw_hwpoison_num=hwpoison)
         else:
-            update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
+            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
                           pw_bad=0, pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
         backend = BpfBackend(pin_dir)
         try:
             calibrate(backend)
             self_check(backend)
-            if read_config(fd)['pw_bad']:
+            if tdconfig.read(fd)['pw_bad']:
                 raise Refused('the walk met pages outside their mapping during the check')
         except BaseException:
-            update_config(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0)
+            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0)
             raise
         finally:
             backend.close()
-        update_config(fd, vma_stat=VMA_STAT_PAGEWALK)
+        tdconfig.update(fd, vma_stat=VMA_STAT_PAGEWALK)
     finally:
         os.close(fd)
 
 
 def disable(pin_dir=PIN_DIR):
-    fd = _config_fd(pin_dir)
+    fd = tdconfig.open_pinned(pin_dir)
     try:
-        update_config(fd, vma_stat=VMA_STAT_SMAPS)
+        tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS)
     finally:
         os.close(fd)
 

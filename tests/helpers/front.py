@@ -17,12 +17,12 @@ import pytest
 
 import task_diag
 from task_diag import wire
-from task_diag.loader import load as loader
+from task_diag.front import service
 
 from . import ROOT, need
 from .ns import comm_of
 
-FRONT = loader.MOUNTPOINT
+FRONT = service.MOUNTPOINT
 TD_DUMP_C = os.path.join(ROOT, 'tests', 'td_dump.c')
 PY = sys.executable
 
@@ -46,7 +46,7 @@ CODE = [os.path.join(ROOT, 'task_diag', 'front', name) for name in ('daemon.py',
 
 
 def daemon_pid():
-    return loader.front_pid()
+    return service.front_pid()
 
 
 def started_at(pid):
@@ -70,12 +70,12 @@ def ensure_front():
     """The front answering with the code of this tree; (re)started if needed."""
     pid = daemon_pid()
     stale = pid is not None and started_at(pid) < max(os.stat(p).st_mtime for p in CODE) - 1
-    if pid is None or stale or not loader.front_answers(timeout=2):
-        loader.stop_front()
+    if pid is None or stale or not service.front_answers(timeout=2):
+        service.stop_front()
         if pid:
             reap(pid)
-        loader.start_front()
-    need(loader.front_answers(timeout=5), FRONT + ' does not answer')
+        service.start_front()
+    need(service.front_answers(timeout=5), FRONT + ' does not answer')
     return FRONT
 
 

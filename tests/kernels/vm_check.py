@@ -70,8 +70,9 @@ from task_diag.front.client import MOUNTPOINT, fuse_mounted  # noqa: E402
 from task_diag.iterproto import PIN_ALL, PIN_ALL_THREADS, PIN_DIR  # noqa: E402
 from task_diag.procfs.maps import read_vmas        # noqa: E402
 from task_diag.procfs.backend import ProcBackend    # noqa: E402
+from task_diag.front import service                          # noqa: E402
 from task_diag.loader import load as loader                 # noqa: E402
-from task_diag import lsm                                   # noqa: E402
+from task_diag import lsm, tdconfig                         # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))                   # tests/: helpers
@@ -544,7 +545,7 @@ def check_tier(status_text):
     name, for the summary."""
     global checks
     features = loader.kernel_features()
-    cfg = loader.read_config(PIN_DIR)
+    cfg = tdconfig.read_pinned(PIN_DIR)
     got = loader.loaded_tier(cfg)
     want = next((t for t in loader.TIERS if not t.missing(features)), None)
     say('tier %s, expected %s (kernel features: %s)' % (
@@ -800,10 +801,10 @@ def start_front():
     t = time.monotonic()
     rc, out = loader_main()
     sys.stdout.write(out)
-    if rc != 0 or not loader.front_answers(MOUNTPOINT, timeout=5):
+    if rc != 0 or not service.front_answers(MOUNTPOINT, timeout=5):
         log = ''
         try:
-            with open(loader.LOGFILE, 'rb') as f:
+            with open(service.LOGFILE, 'rb') as f:
                 log = f.read()[-1500:].decode(errors='replace')
         except OSError:
             pass
@@ -811,7 +812,7 @@ def start_front():
                 % (rc, fuse_mounted(MOUNTPOINT), log))
         return False
     say('front on %s answers after %.1f s (pid %s)' % (MOUNTPOINT, time.monotonic() - t,
-                                                       loader.front_pid()))
+                                                       service.front_pid()))
     return True
 
 
@@ -1002,13 +1003,13 @@ def main():
         problem('the check crashed:\n' + traceback.format_exc())
     finally:
         kill_tree(pids)
-        front = loader.front_pid()
+        front = service.front_pid()
         rc, out = loader_main('--unload')
         sys.stdout.write(out)
         if rc != 0:
             problem('task-diag-load --unload failed (exit %s)' % rc)
         checks += bool(front)
-        if front and ('front stopped' not in out or loader.front_pid()
+        if front and ('front stopped' not in out or service.front_pid()
                       or fuse_mounted(MOUNTPOINT)):
             problem('task-diag-load --unload left the front (pid %d) running or mounted'
                     % front)
