@@ -157,7 +157,7 @@ def tiers_to_try(features, forced=None):
         if lack:
             why = 'not on this kernel: %s' % dict((f[0], f[3]) for f in FEATURES)[lack]
         elif not os.path.exists(t.path()):
-            why = '%s is missing: build it with make -C bpf (needs clang)' % t.path()
+            why = '%s is missing: build it with make -C task_diag/bpf (needs clang)' % t.path()
         out.append((t, why))
     return out
 

@@ -157,7 +157,7 @@ def test_same_answers_on_stock_kernel(suite, kernel, td_dump, hammer):
     tool = find_tool()
     need(tool is not None, 'stock-kernel-run not found (looked at %s)'
          % ', '.join(tool_candidates()))
-    need(os.path.exists(BPF_OBJ), '%s is missing: make -C bpf' % BPF_OBJ)
+    need(os.path.exists(BPF_OBJ), '%s is missing: make -C task_diag/bpf' % BPF_OBJ)
     # The interpreter running this test, by absolute path (a pyenv shim
     # costs seconds per call under emulation); the host's / is visible in
     # the VM, read-only.
@@ -201,7 +201,7 @@ def test_readers_stay_apart_on_a_preemptible_kernel(suite, kernel):
     tool = find_tool()
     need(tool is not None, 'stock-kernel-run not found (looked at %s)'
          % ', '.join(tool_candidates()))
-    need(os.path.exists(BPF_OBJ), '%s is missing: make -C bpf' % BPF_OBJ)
+    need(os.path.exists(BPF_OBJ), '%s is missing: make -C task_diag/bpf' % BPF_OBJ)
     exe = build('preempt_stress.c', 'preempt_stress', '-Wall', '-Werror')
     cmd = vm_command(tool, suite, kernel, '--smp', '2', '--append', 'preempt=full')
     cmd += ['--', sys.executable, os.path.join(HERE, 'vm_stress.py'), exe]
