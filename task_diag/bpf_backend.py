@@ -112,7 +112,8 @@ class RootedReader:
     thread that reads them; for a viewer whose root is not ours (a
     chrooted reader of /run/task-diag) a thread of ours takes that root
     (unshare(CLONE_FS), then chroot: that thread only) and reads there what
-    was opened here, so that the names are those its own /proc shows."""
+    was opened here (read()), so that the names are those its own /proc
+    shows."""
 
     def __init__(self, root_pid):
         self.jobs = queue.Queue()
@@ -152,14 +153,6 @@ class RootedReader:
         if isinstance(got, OSError):
             raise got
         return got
-
-    def __call__(self, path):
-        """The bytes of @path (opened here, read there)."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            return b''.join(iter(lambda: self.read(fd, 1 << 16), b''))
-        finally:
-            os.close(fd)
 
     def close(self):
         self.jobs.put(None)

@@ -164,25 +164,20 @@ def iter_smaps(pieces, with_stat=False):
         yield parse_smaps(buf, with_stat)
 
 
-def _read(path):
-    with open(path, 'rb') as f:
-        return f.read()
-
-
-def read_vmas(task_dir, with_stat=False, read=_read):
+def read_vmas(task_dir, with_stat=False):
     """The VMAs of the task at @task_dir ([] for a kernel thread or a
     zombie, which have no mm).  Raises what opening or reading smaps
-    raises (PermissionError, FileNotFoundError, ProcessLookupError).
-    @read(path) gives a file's bytes: the names in smaps are printed
-    relative to the root of the thread that reads it."""
-    return parse_smaps(read(task_dir + '/smaps'), with_stat)
+    raises (PermissionError, FileNotFoundError, ProcessLookupError).  The
+    names are printed relative to the root of the thread that reads."""
+    with open(task_dir + '/smaps', 'rb') as f:
+        return parse_smaps(f.read(), with_stat)
 
 
-def vma_records(task_dir, with_stat=False, read=_read):
+def vma_records(task_dir, with_stat=False):
     """The encoded VMA records of the task at @task_dir (wire.encode_vma_records),
     None when it has no mm, is gone, or changed credentials meanwhile."""
     try:
-        return wire.encode_vma_records(read_vmas(task_dir, with_stat, read)) or None
+        return wire.encode_vma_records(read_vmas(task_dir, with_stat)) or None
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
 

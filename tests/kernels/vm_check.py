@@ -910,9 +910,15 @@ def check_apparmor(pids):
     Where AppArmor runs (Debian's kernels) and apparmor_parser is there
     (the host's apparmor package)."""
     global checks
-    if 'apparmor' not in lsm.active_lsms() or not os.path.isdir('/sys/kernel/security/apparmor') \
-            or not shutil.which('apparmor_parser') or not shutil.which('aa-exec'):
-        say('AppArmor: not running, or no apparmor_parser: not checked')
+    if 'apparmor' not in lsm.active_lsms() or not os.path.isdir('/sys/kernel/security/apparmor'):
+        say('AppArmor: not running on this kernel: not checked')
+        return
+    checks += 1
+    if not shutil.which('apparmor_parser') or not shutil.which('aa-exec'):
+        # the host's package (make setup installs it): its absence would
+        # silently turn this check off where it matters
+        problem('AppArmor runs here but apparmor_parser/aa-exec are missing '
+                '(Debian: apt-get install apparmor)')
         return
     path = '/tmp/td-confined.aa'
     with open(path, 'w') as f:
