@@ -28,6 +28,9 @@ def main():
         print('%s FAIL kernel=%s reason=not-in-a-VM' % (TAG, kernel), flush=True)
         sys.stderr.write('vm_stress.py: refusing to run outside stock-kernel-run\n')
         return 2
+    # A first line before anything is loaded: run_vm() boots again only a VM
+    # that died before its command printed.
+    print('vm_stress: kernel %s' % kernel, flush=True)
     exe = sys.argv[1]
     mode = re.search(r'\((\w+)\)', open('/sys/kernel/debug/sched/preempt').read()
                      if os.path.exists('/sys/kernel/debug/sched/preempt') else '')
