@@ -26,6 +26,9 @@ class task_diag_msg(nlmsg):
         (wire.TASK_DIAG_CRED, 'TASK_DIAG_CRED', 'cred'),
         (wire.TASK_DIAG_VMA, 'TASK_DIAG_VMA', 'vma'),
         (wire.TASK_DIAG_STAT, 'TASK_DIAG_STAT', 'stat'),
+        (wire.TASK_DIAG_STATM, 'TASK_DIAG_STATM', 'statm'),
+        (wire.TASK_DIAG_CMDLINE, 'TASK_DIAG_CMDLINE', 'cmdline'),
+        (wire.TASK_DIAG_STAT_EXT, 'TASK_DIAG_STAT_EXT', 'stat_ext'),
     )
 
     class base(nla):
@@ -40,6 +43,22 @@ class task_diag_msg(nlmsg):
 
     class stat(nla):
         fields = _fields(wire.STAT)
+
+    class statm(nla):
+        fields = _fields(wire.STATM)
+
+    class stat_ext(nla):
+        fields = _fields(wire.STAT_EXT)
+
+    class cmdline(nla):
+        """The bytes of /proc/PID/cmdline: 'raw', and 'args' as psutil
+        splits them."""
+        fields = ()
+
+        def decode(self):
+            nla.decode(self)
+            self['raw'] = bytes(self.data[self.offset + 4:self.offset + self.length])
+            self['args'] = wire.split_cmdline(self['raw'])
 
     class vma(nla):
         """The packed task_diag_vma records, decoded by wire.decode_vmas."""
@@ -98,7 +117,7 @@ def dump_text(buf, out=sys.stdout):
     for d in to_dicts(buf):
         flags = ' CONT' if d['flags'] & wire.TASK_DIAG_FLAG_CONT else ''
         print('message pid %d tgid %d seq %d%s' % (d['pid'], d['tgid'], d['seq'], flags), file=out)
-        for group in ('base', 'cred', 'vma', 'stat'):
+        for group in ('base', 'cred', 'vma', 'stat', 'statm', 'cmdline', 'stat_ext'):
             value = d.get(group)
             if value is None:
                 continue

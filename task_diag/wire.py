@@ -8,7 +8,8 @@ header and compares sizes and offsets).  Layout of a response::
     +----------+---------------+------------------+------------------+---
       16 bytes   12 bytes        4 + 44             4 + 64
 
-Groups come in the order BASE, CRED, VMA, STAT; a task split over several
+Groups come in the order BASE, CRED, VMA, STAT, STATM, CMDLINE (the
+original's), then this project's (STAT_EXT); a task split over several
 messages has TASK_DIAG_FLAG_CONT set in every message but its last.
 
 Two decoders: decode() for the hot path (when every message has the same
@@ -19,6 +20,7 @@ from the tables below).
 import errno
 import gc
 import struct
+import sys
 from array import array
 from collections import namedtuple
 from itertools import repeat
@@ -39,9 +41,11 @@ TASK_DIAG_CRED = 1
 TASK_DIAG_VMA = 2
 TASK_DIAG_VMA_STAT = 3          # a modifier of VMA, never an attribute type
 TASK_DIAG_STAT = 4
-TASK_DIAG_STATM = 5             # reserved
-TASK_DIAG_CMDLINE = 6           # reserved
-TASK_DIAG_ATTR_MAX = 6
+TASK_DIAG_STATM = 5             # the original's last rebase; our layout
+TASK_DIAG_CMDLINE = 6           # the original's last rebase: /proc/PID/cmdline's bytes
+TASK_DIAG_STAT_EXT = 7          # ours: the rest of /proc/PID/stat
+TASK_DIAG_ATTR_MAX = 7
+TASK_DIAG_CMDLINE_MAX = 4096    # CMDLINE: what one read of this many bytes gives
 
 SHOW_BASE = 1 << TASK_DIAG_BASE
 SHOW_CRED = 1 << TASK_DIAG_CRED
@@ -50,6 +54,7 @@ SHOW_VMA_STAT = 1 << TASK_DIAG_VMA_STAT
 SHOW_STAT = 1 << TASK_DIAG_STAT
 SHOW_STATM = 1 << TASK_DIAG_STATM
 SHOW_CMDLINE = 1 << TASK_DIAG_CMDLINE
+SHOW_STAT_EXT = 1 << TASK_DIAG_STAT_EXT
 
 DUMP_ALL = 0
 DUMP_ONE = 1
@@ -149,6 +154,16 @@ STAT = Layout('task_diag_stat', (
     ('_pad', '4x'),             # u64 alignment of the struct
 ))
 
+STATM = Layout('task_diag_statm', (
+    ('size', 'Q'), ('resident', 'Q'), ('shared', 'Q'), ('text', 'Q'), ('lib', 'Q'),
+    ('data', 'Q'), ('dt', 'Q'),
+))
+
+STAT_EXT = Layout('task_diag_stat_ext', (
+    ('start_time', 'Q'), ('tty_nr', 'I'), ('flags', 'I'), ('priority', 'i'), ('nice', 'i'),
+    ('rt_priority', 'I'), ('policy', 'I'),
+))
+
 VMA = Layout('task_diag_vma', (
     ('start', 'Q'), ('end', 'Q'), ('vm_flags', 'Q'), ('pgoff', 'Q'),
     ('major', 'I'), ('minor', 'I'), ('inode', 'Q'), ('generation', 'I'),
@@ -167,12 +182,20 @@ REQUEST = Layout('task_diag_pid', (
     ('_pad', '4x'),             # u64 alignment of the struct
 ))
 
-# Which layout each attribute carries (VMA is a packed array of records).
-ATTR_LAYOUTS = {TASK_DIAG_BASE: BASE, TASK_DIAG_CRED: CREDS, TASK_DIAG_STAT: STAT}
+# Which layout each attribute carries (VMA is a packed array of records,
+# CMDLINE bytes).
+ATTR_LAYOUTS = {TASK_DIAG_BASE: BASE, TASK_DIAG_CRED: CREDS, TASK_DIAG_STAT: STAT,
+                TASK_DIAG_STATM: STATM, TASK_DIAG_STAT_EXT: STAT_EXT}
 ATTR_NAMES = {TASK_DIAG_BASE: 'base', TASK_DIAG_CRED: 'cred', TASK_DIAG_VMA: 'vma',
-              TASK_DIAG_STAT: 'stat'}
-# The fill order of the original: BASE, CRED, VMA, STAT (not enum order).
-ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT)
+              TASK_DIAG_STAT: 'stat', TASK_DIAG_STATM: 'statm', TASK_DIAG_CMDLINE: 'cmdline',
+              TASK_DIAG_STAT_EXT: 'stat_ext'}
+# The fill order of the original: BASE, CRED, VMA, STAT, STATM, CMDLINE
+# (not enum order); then ours, in number order.
+ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT, TASK_DIAG_STATM,
+              TASK_DIAG_CMDLINE, TASK_DIAG_STAT_EXT)
+# The groups of fixed size, in that order: the fast decoder's shapes.
+FIXED_GROUPS = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT, TASK_DIAG_STATM,
+                TASK_DIAG_STAT_EXT)
 
 
 # --- records ------------------------------------------------------------
@@ -189,6 +212,8 @@ class Base(namedtuple('Base', BASE.names)):
 
 Cred = namedtuple('Cred', CREDS.names)
 Stat = namedtuple('Stat', STAT.names)
+Statm = namedtuple('Statm', STATM.names)
+StatExt = namedtuple('StatExt', STAT_EXT.names)
 VmaStat = namedtuple('VmaStat', VMA_STAT.names)
 
 try:
@@ -254,19 +279,56 @@ class Vma(tuple):
         return 'Vma(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
-class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown',
-                      defaults=(None, None, None, None, None))):
+class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdline stat_ext',
+                      defaults=(None,) * 8)):
     """One task of a dump: pid and tgid of task_diag_msg, then its groups,
-    None where not requested.  unknown: [(nla_type, bytes)] of attributes
-    this version does not know.  A tuple: cheap to make by the ten thousand.
-    Records are immutable, and decode() gives tasks with equal credentials
-    one Cred (and equal names one comm str) to share."""
+    None where not requested (cmdline: the raw bytes of CMDLINE).
+    unknown: [(nla_type, bytes)] of attributes this version does not know.
+    A tuple: cheap to make by the ten thousand.  Records are immutable, and
+    decode() gives tasks with equal credentials one Cred (and equal names
+    one comm str) to share."""
     __slots__ = ()
 
+    @property
+    def args(self):
+        """The command line as a list of str, decoded as psutil's
+        Process.cmdline() decodes /proc/PID/cmdline (the file system
+        encoding, surrogate escapes, text-mode newlines; a title rewritten
+        with spaces split at the spaces); None without CMDLINE."""
+        return None if self.cmdline is None else split_cmdline(self.cmdline)
+
     def __repr__(self):
-        return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s)' % (
+        extra = ''.join(', %s=%r' % (name, getattr(self, name))
+                        for name in ('statm', 'cmdline', 'stat_ext')
+                        if getattr(self, name) is not None)
+        return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s%s)' % (
             self.pid, self.tgid, self.base, self.cred, self.stat,
-            None if self.vmas is None else '[%d]' % len(self.vmas))
+            None if self.vmas is None else '[%d]' % len(self.vmas), extra)
+
+
+_FS_ENCODING = sys.getfilesystemencoding()
+_FS_ERRORS = sys.getfilesystemencodeerrors()
+
+
+def split_cmdline(raw):
+    """The arguments in the bytes of /proc/PID/cmdline, as psutil's
+    Process.cmdline() gives them (psutil/_pslinux.py): it reads the file
+    as text (so '\r' and '\r\n' become '\n'), drops one trailing
+    separator, NUL if the data ends with one, else a space, and splits at
+    it; data ending in NUL that holds no other NUL but spaces is split at
+    the spaces (a title rewritten by setproctitle)."""
+    if not raw:
+        return []
+    data = raw.decode(_FS_ENCODING, _FS_ERRORS)
+    if '\r' in data:
+        data = data.replace('\r\n', '\n').replace('\r', '\n')
+    sep = '\x00' if data.endswith('\x00') else ' '
+    if data.endswith(sep):
+        data = data[:-1]
+    args = data.split(sep)
+    if sep == '\x00' and len(args) == 1 and ' ' in data:
+        args = data.split(' ')
+    return args
 
 
 def decode_comm(raw):
@@ -369,7 +431,7 @@ class _Shape:
     def __init__(self, show):
         self.words, self.groups = [], {}
         off = NLMSG_HDRLEN + MSG.size
-        for attr in (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT):
+        for attr in FIXED_GROUPS:
             if show & (1 << attr):
                 layout = ATTR_LAYOUTS[attr]
                 self.words.append((off // 4, (NLA_HDRLEN + layout.size) | attr << 16))
@@ -382,14 +444,19 @@ class _Shape:
             self.comm = self.field(base + _BASE_OFF['comm'], '%ds' % TASK_DIAG_COMM_LEN)
         if TASK_DIAG_CRED in self.groups:
             self.cred = self.field(self.groups[TASK_DIAG_CRED], '%ds' % CREDS.size)
-        if TASK_DIAG_STAT in self.groups:
-            self.stat = self.field(self.groups[TASK_DIAG_STAT], STAT.fmt[1:])
+        self.records = {}               # the other fixed groups: a struct each
+        for attr, record in ((TASK_DIAG_STAT, Stat), (TASK_DIAG_STATM, Statm),
+                             (TASK_DIAG_STAT_EXT, StatExt)):
+            if attr in self.groups:
+                self.records[attr] = (self.field(self.groups[attr], ATTR_LAYOUTS[attr].fmt[1:]),
+                                      record)
 
     def field(self, off, fmt):
         return struct.Struct('<%dx%s%dx' % (off, fmt, self.size - off - struct.calcsize(fmt)))
 
 
 _shapes = {}
+_FIXED_SHOW = sum(1 << attr for attr in FIXED_GROUPS)
 
 
 def decode(buf, show=None):
@@ -402,12 +469,12 @@ def decode_pieces(pieces, show=None):
     """decode() of a response given as an iterable of pieces of whole
     messages (reads of a stream), each decoded as it comes: with VMAs, the
     tens of megabytes of a whole system's response are never one buffer."""
-    if show is not None and not show & SHOW_VMA:
+    if show is not None and not show & (SHOW_VMA | SHOW_CMDLINE):
         # the fast path reads each field over the whole response at once
         buf = b''.join(pieces)
         pieces = (buf,)
         if buf:
-            key = show & (SHOW_BASE | SHOW_CRED | SHOW_STAT)
+            key = show & _FIXED_SHOW
             shape = _shapes.get(key)
             if shape is None:
                 shape = _shapes[key] = _Shape(key)
@@ -460,16 +527,19 @@ def _decode_fixed(buf, shape):
     gc.disable()
     try:
         none = repeat(None)
-        bases = creds = stats = none
+        bases = creds = none
         if TASK_DIAG_CRED in shape.groups:
             # a list: the raw fields, freed now, leave their memory to the
             # records made next
             creds = list(_shared(_column(shape.cred, buf), _make_creds))
         if TASK_DIAG_BASE in shape.groups:
             bases = _bases(buf, shape, words, pids, tgids)
-        if TASK_DIAG_STAT in shape.groups:
-            stats = map(_new, repeat(Stat), shape.stat.iter_unpack(buf))
-        return list(map(_new, repeat(Task), zip(pids, tgids, bases, creds, stats, none, none)))
+        stats, statms, exts = (map(_new, repeat(shape.records[attr][1]),
+                                   shape.records[attr][0].iter_unpack(buf))
+                               if attr in shape.records else none
+                               for attr in (TASK_DIAG_STAT, TASK_DIAG_STATM, TASK_DIAG_STAT_EXT))
+        return list(map(_new, repeat(Task), zip(pids, tgids, bases, creds, stats, none, none,
+                                                statms, none, exts)))
     finally:
         if gc_was:
             gc.enable()
@@ -653,12 +723,13 @@ def iter_decode(buf):
 def iter_decode_pieces(pieces):
     """iter_decode() of a response in pieces of whole messages; a task's
     CONT messages may go on in the next piece."""
-    cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown]
+    cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown, statm,
+                                        #  cmdline, stat_ext]
     names = {}                          # VMA names, decoded once per dump
     for buf in pieces:
         for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
             if cur is None:
-                cur = [pid, tgid, None, None, None, None, None]
+                cur = [pid, tgid, None, None, None, None, None, None, None, None]
             elif (cur[0], cur[1]) != (pid, tgid):
                 raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
                                   % (cur[0], pid))
@@ -673,8 +744,14 @@ def iter_decode_pieces(pieces):
                         cur[2] = Base._make(values[:7] + (decode_comm(values[7]),))
                     elif nla_type == TASK_DIAG_CRED:
                         cur[3] = Cred._make(values)
-                    else:
+                    elif nla_type == TASK_DIAG_STAT:
                         cur[4] = Stat._make(values)
+                    elif nla_type == TASK_DIAG_STATM:
+                        cur[7] = Statm._make(values)
+                    else:
+                        cur[9] = StatExt._make(values)
+                elif nla_type == TASK_DIAG_CMDLINE:
+                    cur[8] = bytes(buf[start:end])
                 elif nla_type == TASK_DIAG_VMA:
                     if cur[5] is None:
                         cur[5] = []

@@ -9,7 +9,8 @@
  * struct task_diag_pid.  The answer is a stream of netlink messages, one or
  * more per task: nlmsghdr (type TASK_DIAG_CMD_GET, flags NLM_F_MULTI),
  * struct task_diag_msg, then one netlink attribute per requested group in
- * the order BASE, CRED, VMA, STAT.
+ * the order BASE, CRED, VMA, STAT, STATM, CMDLINE, then the groups this
+ * project adds (STAT_EXT), in number order.
  */
 #ifndef _UAPI_LINUX_TASK_DIAG_H
 #define _UAPI_LINUX_TASK_DIAG_H
@@ -32,8 +33,10 @@ enum {
 	TASK_DIAG_VMA,
 	TASK_DIAG_VMA_STAT,		/* a modifier of VMA, never an attribute type */
 	TASK_DIAG_STAT,
-	TASK_DIAG_STATM,		/* reserved (last rebase of the series) */
-	TASK_DIAG_CMDLINE,		/* reserved (last rebase of the series) */
+	TASK_DIAG_STATM,		/* last rebase of the series; our layout, below */
+	TASK_DIAG_CMDLINE,		/* last rebase: the bytes of /proc/PID/cmdline */
+	/* groups this project adds: numbered after the original's */
+	TASK_DIAG_STAT_EXT,		/* the rest of /proc/PID/stat: start time, tty, nice */
 
 	__TASK_DIAG_ATTR_MAX
 #define TASK_DIAG_ATTR_MAX (__TASK_DIAG_ATTR_MAX - 1)
@@ -46,6 +49,7 @@ enum {
 #define TASK_DIAG_SHOW_STAT	(1ULL << TASK_DIAG_STAT)
 #define TASK_DIAG_SHOW_STATM	(1ULL << TASK_DIAG_STATM)
 #define TASK_DIAG_SHOW_CMDLINE	(1ULL << TASK_DIAG_CMDLINE)
+#define TASK_DIAG_SHOW_STAT_EXT	(1ULL << TASK_DIAG_STAT_EXT)
 
 /* Index into "RSDTtXZPI": the letter /proc/PID/stat shows. */
 enum {
@@ -186,6 +190,47 @@ struct task_diag_stat {			/* 72 bytes */
 	__u64 cstime;
 
 	__u32 threads;
+};
+
+/*
+ * TASK_DIAG_STATM: the seven numbers of /proc/PID/statm, in pages, for the
+ * task's mm (the thread group's: threads share it); all 0 without an mm
+ * (kernel threads, zombies).  The original's last rebase sent a struct of
+ * this name whose header was never published; this layout is ours.
+ */
+struct task_diag_statm {		/* 56 bytes */
+	__u64 size;			/* total_vm */
+	__u64 resident;			/* file + anon + shmem pages */
+	__u64 shared;			/* file + shmem pages */
+	__u64 text;
+	__u64 lib;			/* always 0, as in /proc */
+	__u64 data;			/* data_vm + stack_vm */
+	__u64 dt;			/* always 0, as in /proc */
+};
+
+/*
+ * TASK_DIAG_CMDLINE carries no struct: its payload is the bytes a read of
+ * TASK_DIAG_CMDLINE_MAX bytes from the start of /proc/PID/cmdline returns
+ * to the same reader (NUL-separated arguments, the last one NUL-terminated
+ * unless the task rewrote its argument area); empty for kernel threads and
+ * zombies.  A payload of exactly TASK_DIAG_CMDLINE_MAX bytes may have been
+ * cut there.
+ */
+#define TASK_DIAG_CMDLINE_MAX 4096
+
+/*
+ * TASK_DIAG_STAT_EXT: fields of /proc/PID/stat that task_diag_stat lacks,
+ * with the same values (per thread in ALL_THREAD and THREAD dumps, as
+ * /proc/PID/task/TID/stat gives them).
+ */
+struct task_diag_stat_ext {		/* 32 bytes */
+	__u64 start_time;		/* field 22: clock ticks after boot */
+	__u32 tty_nr;			/* field 7: the controlling tty's device, 0: none */
+	__u32 flags;			/* field 9: PF_* (PF_KTHREAD 0x00200000) */
+	__s32 priority;			/* field 18 */
+	__s32 nice;			/* field 19 */
+	__u32 rt_priority;		/* field 40 */
+	__u32 policy;			/* field 41: SCHED_* */
 };
 
 #define TASK_DIAG_DUMP_ALL		0

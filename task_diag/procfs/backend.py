@@ -12,6 +12,10 @@ original applied.
 /proc names kernel threads and workqueue workers longer than task->comm
 ("kworker/0:1-events"); task_comm() recovers the comm they start with.
 
+STATM is /proc/PID/statm; CMDLINE, one read of TASK_DIAG_CMDLINE_MAX
+bytes of /proc/PID/cmdline; STAT_EXT, more fields of the stat file that
+BASE reads.
+
 VMA and VMA_STAT come from /proc/PID/smaps (maps.py), for thread-group
 leaders only in thread dumps; a task without an mm (kernel thread, zombie)
 gets no VMA attribute; a task whose records do not fit into one message of
@@ -41,6 +45,15 @@ def parse_stat(data):
     lpar = data.index(b'(')
     rpar = data.rindex(b')')
     return data[lpar + 1:rpar], data[rpar + 2:].split()
+
+
+def read_head(path, size):
+    """What one read() of @size bytes from the start of @path returns."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
 
 
 def parse_status(data):
@@ -106,6 +119,18 @@ def _stat(f):
     return wire.STAT.pack(*(int(x) for x in f[7:15]), int(f[17]))
 
 
+def _statm(data):
+    # size resident shared text lib data dt, in pages
+    return wire.STATM.pack(*(int(x) for x in data.split()))
+
+
+def _stat_ext(f):
+    # starttime: field 22; tty_nr 7, flags 9, priority 18, nice 19,
+    # rt_priority 40, policy 41 (f[0] is field 3)
+    return wire.STAT_EXT.pack(int(f[19]), int(f[4]), int(f[6]), int(f[15]), int(f[16]),
+                              int(f[37]), int(f[38]))
+
+
 def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
     """The message(s) of the task at @task_dir, or None if it is gone or
     hidden: one message, or several (TASK_DIAG_FLAG_CONT) when its VMA
@@ -123,6 +148,9 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
         records = None
         if vmas and show & wire.SHOW_VMA:
             records = maps.vma_records(task_dir, bool(show & wire.SHOW_VMA_STAT))
+        statm = read_file(task_dir + '/statm') if show & wire.SHOW_STATM else None
+        cmdline = read_head(task_dir + '/cmdline', wire.TASK_DIAG_CMDLINE_MAX) \
+            if show & wire.SHOW_CMDLINE else None
     except (FileNotFoundError, ProcessLookupError):
         return None                 # exited meanwhile
     head = []
@@ -133,6 +161,12 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
     tail = []
     if show & wire.SHOW_STAT:
         tail.append((wire.TASK_DIAG_STAT, _stat(sf)))
+    if statm is not None:
+        tail.append((wire.TASK_DIAG_STATM, _statm(statm)))
+    if cmdline is not None:
+        tail.append((wire.TASK_DIAG_CMDLINE, cmdline))
+    if show & wire.SHOW_STAT_EXT:
+        tail.append((wire.TASK_DIAG_STAT_EXT, _stat_ext(f)))
     if not records:                 # no mm (kernel thread, zombie): no VMA attribute
         return wire.encode_message(pid, tgid, head + tail, seq)
     return b''.join(maps.task_messages(pid, tgid, head, records, tail, seq))
