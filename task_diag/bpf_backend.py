@@ -208,6 +208,7 @@ class BpfBackend:
         self._local = threading.local()
         self._own_pid_ns = None
         self._has_vma = None
+        self._has_cmdline = None
         self._landlock_off = None
         self._lsms = None               # lsm.active_lsms(), once
         self._own_root = None
@@ -250,6 +251,12 @@ class BpfBackend:
     def config(self):
         """The td_config of the program we drive, as a dict."""
         return tdconfig.read(self.config_map)
+
+    def has_cmdline(self):
+        """Whether our programs read CMDLINE (a sleepable object loaded)."""
+        if self._has_cmdline is None:
+            self._has_cmdline = bool(self.config()['cmdline'])
+        return self._has_cmdline
 
     def has_vma(self):
         """Whether our programs write VMA records (the tier loaded)."""
@@ -402,6 +409,10 @@ class BpfBackend:
             s.close()
 
 
+# The groups that follow VMA on the wire: a task's last message carries them.
+_AFTER_VMA = frozenset(wire.ATTR_ORDER[wire.ATTR_ORDER.index(wire.TASK_DIAG_VMA) + 1:])
+
+
 def _cut(buf, size):
     """(head, rest) of @buf: at most @size bytes, whole messages where one
     fits (messages are at most 32 KiB)."""
@@ -431,6 +442,12 @@ class Stream:
         # resolve exactly comes with MSG_F_VMA_FROM_PROC and is answered
         # the same way.  To find the tasks of a reader of another pid
         # namespace in our /proc, the programs add ATTR_HOST_PID.
+        if show & wire.SHOW_CMDLINE and not backend.has_cmdline():
+            # the loaded object is not sleepable: api.dump() answers from
+            # /proc (its EOPNOTSUPP fallback), and so does a client that
+            # reads /proc itself
+            raise OSError(errno.EOPNOTSUPP, 'TASK_DIAG_SHOW_CMDLINE: not read by the programs '
+                          'loaded here (see task-diag-load --status)')
         want_vma = bool(show & wire.SHOW_VMA)
         if want_vma and _confined(viewer):
             # a reader whom an LSM may refuse the maps of others (Landlock
@@ -632,8 +649,8 @@ class Stream:
                 host, _, start, exec_id = HOST_PID.struct.unpack_from(chunk, a)
                 break
         head = [(t, bytes(chunk[a:b])) for t, a, b in attrs
-                if t not in (wire.TASK_DIAG_VMA, wire.TASK_DIAG_STAT, ATTR_HOST_PID)]
-        tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t == wire.TASK_DIAG_STAT]
+                if t not in _AFTER_VMA and t not in (wire.TASK_DIAG_VMA, ATTR_HOST_PID)]
+        tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t in _AFTER_VMA]
         marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
         self.tasks_from_proc += marked
         if (self.proc_vmas or marked) and wire.sends_vmas(self.strategy, pid, tgid):

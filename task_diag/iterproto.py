@@ -47,6 +47,8 @@ CONFIG = Layout('td_config', (
     ('tier', 'I'),              # TIER_*: the object loaded
     ('tier_forced', 'I'),       # 1: by task-diag-load --tier
     ('landlock_off', 'i'),      # Landlock's domain in cred->security, + 1 (task_diag/lsm.py)
+    ('statm_cpus', 'I'),        # STATM's RSS: 0 approximate, N summed over N CPUs (loader)
+    ('cmdline', 'I'),           # 1: a sleepable object, which reads CMDLINE itself
     ('_pad', '4x'),
 ))
 

@@ -73,6 +73,7 @@ def _declare(L):
         'bpf_object__find_program_by_name': (c_void_p, [c_void_p, c_char_p]),
         'bpf_object__find_map_by_name': (c_void_p, [c_void_p, c_char_p]),
         'bpf_map__fd': (c_int, [c_void_p]),
+        'bpf_map__value_size': (ctypes.c_uint32, [c_void_p]),
         'bpf_map__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_program__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_program__fd': (c_int, [c_void_p]),

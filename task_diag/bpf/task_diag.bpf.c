@@ -22,6 +22,14 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Sleepable where CMDLINE is read by the programs (bpf_copy_from_user_task()
+ * may fault the argument pages in): the .s objects. */
+#ifdef TD_SLEEPABLE
+#define TD_ITER_SEC "iter.s/task"
+#else
+#define TD_ITER_SEC "iter/task"
+#endif
+
 #include "td_maps.h"
 #include "td_ids.h"
 #include "td_creds.h"
@@ -33,9 +41,22 @@ char LICENSE[] SEC("license") = "GPL";
 #include "td_vmas.h"
 #endif
 #include "td_msg.h"
+#ifdef TD_SLEEPABLE
+#include "td_cmdline.h"
+
+extern void bpf_rcu_read_lock(void) __ksym;
+extern void bpf_rcu_read_unlock(void) __ksym;
+#endif
 
 
-static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_strategy)
+/*
+ * Whether and how @ctx->task is shown to the reader, and its message,
+ * built and written; 1 to have the iterator show the task again.  Where
+ * the message waits for CMDLINE (TD_EMIT_CMDLINE), *@claimed is the
+ * scratch buffer that holds it, still ours.
+ */
+static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_strategy,
+				     struct td_scratch **claimed, u64 *shown)
 {
 	struct task_struct *task = ctx->task;
 	struct task_struct *reader;
@@ -180,18 +201,51 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 		return 1;
 	ret = emit_task(ctx, task, v, req, scratch, show, strategy, seqno, pid, tgid, leader,
 			resume);
+	if (ret == TD_EMIT_CMDLINE) {
+		*claimed = scratch;
+		*shown = show;
+		return ret;
+	}
 	barrier();		/* every store to the buffers before the release */
 	__sync_lock_test_and_set(&scratch->busy, 0);
 	return ret;
 }
 
-SEC("iter/task")
+/*
+ * The non-sleepable objects run pick_task() as it is: a BPF iterator runs
+ * them in an RCU read-side section.  The sleepable ones (the .s objects,
+ * TD_SLEEPABLE) take that section themselves for it, so that every pointer
+ * it follows is what it would be there, and leave it only to read the
+ * command line, which may sleep.
+ */
+static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_strategy)
+{
+	struct td_scratch *scratch = NULL;
+	u64 show = 0;
+	int ret;
+
+#ifdef TD_SLEEPABLE
+	bpf_rcu_read_lock();
+#endif
+	ret = pick_task(ctx, default_strategy, &scratch, &show);
+#ifdef TD_SLEEPABLE
+	bpf_rcu_read_unlock();
+	if (ret == TD_EMIT_CMDLINE && scratch && ctx->task) {
+		ret = put_cmdline_and_write(ctx, ctx->task, scratch, show);
+		barrier();
+		__sync_lock_test_and_set(&scratch->busy, 0);
+	}
+#endif
+	return ret == TD_EMIT_CMDLINE ? 0 : ret;
+}
+
+SEC(TD_ITER_SEC)
 int td_all(struct bpf_iter__task *ctx)
 {
 	return show_task(ctx, TASK_DIAG_DUMP_ALL);
 }
 
-SEC("iter/task")
+SEC(TD_ITER_SEC)
 int td_all_threads(struct bpf_iter__task *ctx)
 {
 	return show_task(ctx, TASK_DIAG_DUMP_ALL_THREAD);

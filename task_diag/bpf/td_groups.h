@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The fixed groups: BASE, CRED and STAT of one task.
+ * The fixed groups: BASE, CRED, STAT, STATM and STAT_EXT of one task.
  *
  * Part of task_diag.bpf.c, included there in order (each part uses the
  * ones before it); not a header of its own.
@@ -235,6 +235,141 @@ static __noinline void fill_stat(struct task_diag_stat *s, struct task_struct *t
 	}
 	s->utime = ut / NSEC_PER_TICK;
 	s->stime = st / NSEC_PER_TICK;
+}
+
+/* ---- STATM: task_statm() ---------------------------------------------- */
+
+#define TD_PAGE	(1ULL << PAGE_SHIFT)
+
+enum { TD_MM_FILEPAGES = 0, TD_MM_ANONPAGES = 1, TD_MM_SHMEMPAGES = 3 };
+
+/*
+ * percpu_counter_sum() needs where each CPU's copy of per-CPU data is
+ * (__per_cpu_offset[cpu]): data, not in kallsyms without
+ * CONFIG_KALLSYMS_ALL, so neither a ksym nor bpf_per_cpu_ptr() finds it.
+ * td_scratch shows it: its key 0 is the __percpu pointer pptrs[0], and
+ * bpf_map_lookup_percpu_elem() gives that plus CPU @cpu's offset.  Both
+ * are read as numbers (bpf_probe_read_kernel() of the pointers, which we
+ * do not dereference ourselves): the verifier forbids arithmetic on them.
+ */
+struct td_pcpu_ctx {
+	u64 counters;		/* the percpu_counter's __percpu s32 */
+	u64 base;		/* td_scratch's pptrs[0] */
+	s64 sum;
+};
+
+static __always_inline u64 as_number(void *ptr)
+{
+	u64 n = 0;
+
+	bpf_probe_read_kernel(&n, sizeof(n), &ptr);
+	return n;
+}
+
+static long pcpu_sum_cb(u32 cpu, struct td_pcpu_ctx *c)
+{
+	u32 zero = 0;
+	void *mine = bpf_map_lookup_percpu_elem(&td_scratch, &zero, cpu);
+	s32 v = 0;
+
+	if (!mine || bpf_probe_read_kernel(&v, sizeof(v),
+					   (void *)(c->counters + as_number(mine) - c->base)))
+		return 1;
+	c->sum += v;
+	return 0;
+}
+
+/*
+ * get_mm_counter() as /proc/PID/statm reads it on this kernel, clamped at
+ * 0 like the kernel.  Before 6.2 an atomic; since, a per-CPU counter that
+ * /proc reads either as its approximate total (percpu_counter_read()) or,
+ * since the 2025 change to statm, summed over the CPUs
+ * (percpu_counter_sum()).  Which one the kernel does cannot be seen in
+ * BTF: the loader measures it and sets td_config.statm_cpus (0: the
+ * approximate total; N: sum CPUs 0..N-1).
+ */
+static __always_inline u64 mm_counter(struct mm_struct *mm, int member, u32 cpus)
+{
+	s64 v;
+
+	if (bpf_core_type_exists(struct mm_rss_stat___atomic)) {
+		struct mm_struct___atomic_rss *old = (void *)mm;
+
+		switch (member) {
+		case TD_MM_FILEPAGES:
+			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_FILEPAGES].counter);
+			break;
+		case TD_MM_ANONPAGES:
+			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_ANONPAGES].counter);
+			break;
+		default:
+			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_SHMEMPAGES].counter);
+		}
+	} else {
+		/* constant indices: CO-RE relocates each, while a variable one
+		 * would be scaled by our short struct's size */
+		struct percpu_counter *fbc = member == TD_MM_FILEPAGES ? &mm->rss_stat[0] :
+					     member == TD_MM_ANONPAGES ? &mm->rss_stat[1] :
+					     &mm->rss_stat[3];
+		struct td_pcpu_ctx c = {};
+
+		bpf_probe_read_kernel(&c.sum, sizeof(c.sum), &fbc->count);
+		if (cpus) {
+			struct bpf_array *scratch = (void *)as_number(&td_scratch);
+
+			bpf_probe_read_kernel(&c.counters, sizeof(c.counters), &fbc->counters);
+			bpf_probe_read_kernel(&c.base, sizeof(c.base), &scratch->pptrs[0]);
+			if (c.counters && c.base)
+				bpf_loop(cpus, pcpu_sum_cb, &c, 0);
+		}
+		v = c.sum;
+	}
+	return v < 0 ? 0 : v;
+}
+
+static __noinline void fill_statm(struct task_diag_statm *s, struct task_struct *task,
+				  u32 cpus)
+{
+	struct mm_struct *mm = task->mm;
+	u64 file, anon, shmem;
+
+	if (!mm)
+		return;		/* kernel threads, zombies: /proc prints zeros */
+	file = mm_counter(mm, TD_MM_FILEPAGES, cpus);
+	anon = mm_counter(mm, TD_MM_ANONPAGES, cpus);
+	shmem = mm_counter(mm, TD_MM_SHMEMPAGES, cpus);
+	s->size = mm->total_vm;
+	s->shared = file + shmem;
+	s->resident = s->shared + anon;
+	s->text = (((mm->end_code + TD_PAGE - 1) & ~(TD_PAGE - 1)) -
+		   (mm->start_code & ~(TD_PAGE - 1))) >> PAGE_SHIFT;
+	s->data = mm->data_vm + mm->stack_vm;
+}
+
+/* ---- STAT_EXT: more of do_task_stat() -------------------------------- */
+
+/* new_encode_dev(tty_devnum(tty)) */
+static __always_inline u32 tty_nr(struct signal_struct *sig)
+{
+	struct tty_struct *tty = sig->tty;
+	u32 major, minor;
+
+	if (!tty)
+		return 0;
+	major = tty->driver->major;
+	minor = tty->driver->minor_start + tty->index;
+	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
+}
+
+static __always_inline void fill_stat_ext(struct task_diag_stat_ext *x, struct task_struct *task)
+{
+	x->start_time = task->start_boottime / NSEC_PER_TICK;
+	x->tty_nr = tty_nr(task->signal);
+	x->flags = task->flags;
+	x->priority = task->prio - 100;		/* task_prio(): prio - MAX_RT_PRIO */
+	x->nice = task->static_prio - 120;	/* task_nice(): PRIO_TO_NICE() */
+	x->rt_priority = task->rt_priority;
+	x->policy = task->policy;
 }
 
 #endif /* __TD_GROUPS_H */

@@ -160,6 +160,11 @@ struct td_config {
 	 * 0xffffffff: it may (nothing to refuse).  Found by the loader
 	 * (task_diag/lsm.py, TD_PROBE_LSM); read by the drivers. */
 	__u32 landlock_off;
+	/* STATM's RSS counters as /proc reads them (td_groups.h,
+	 * mm_counter()): 0, each per-CPU counter's approximate total; N, its
+	 * exact sum over CPUs 0..N-1.  Measured by the loader. */
+	__u32 statm_cpus;
+	__u32 cmdline;		/* 1: a sleepable object (.s), which reads CMDLINE */
 };
 
 /* td_config.tier (task_diag/loader/load.py, TIERS) */

@@ -103,8 +103,19 @@ struct prev_cputime {
 	u64 stime;
 };
 
+struct tty_driver {
+	int major;
+	int minor_start;
+};
+
+struct tty_struct {
+	struct tty_driver *driver;
+	int index;
+};
+
 struct signal_struct {
 	int nr_threads;
+	struct tty_struct *tty;		/* the controlling terminal, or NULL */
 	struct list_head thread_head;
 	struct pid *pids[PIDTYPE_MAX];
 	u64 utime, stime, cutime, cstime;
@@ -113,11 +124,38 @@ struct signal_struct {
 	struct prev_cputime prev_cputime;
 };
 
+/* The RSS counters: per-CPU counters since 6.2 (the mm's rss_stat is an
+ * array of these), atomics before (a struct of an array). */
+struct percpu_counter {
+	s64 count;
+	s32 *counters;			/* __percpu */
+};
+
+/* kernel/bpf/arraymap.c: a per-CPU array's values, one __percpu pointer
+ * per key (in a union of flexible arrays) */
+struct bpf_array {
+	void *pptrs[0];
+};
+
+typedef struct { s64 counter; } atomic_long_t;
+
+struct mm_rss_stat___atomic {
+	atomic_long_t count[4];
+};
+
 struct mm_struct {
 	struct user_namespace *user_ns;
 	unsigned long start_brk, brk, start_stack;
+	unsigned long start_code, end_code;
+	unsigned long arg_start, arg_end, env_start, env_end;
+	unsigned long total_vm, data_vm, stack_vm;
+	struct percpu_counter rss_stat[4];	/* NR_MM_COUNTERS */
 	void *pgd;			/* pgd_t *: the page walk's root */
 	int map_count;			/* its VMAs */
+};
+
+struct mm_struct___atomic_rss {		/* before 6.2 */
+	struct mm_rss_stat___atomic rss_stat;
 };
 
 /* ---- VMAs (only used by the object built with the VMA code) ---- */
@@ -233,6 +271,8 @@ struct task_struct {
 	int exit_state;
 	unsigned int ptrace;
 	unsigned int flags;
+	int prio, static_prio;
+	unsigned int rt_priority, policy;
 	u64 start_boottime;
 	u64 self_exec_id;		/* u64 since 5.7; counts execve()s */
 	struct task_struct *real_parent;

@@ -49,10 +49,13 @@
 /* the [vsyscall] record: struct, name, pad */
 #define TD_GATE_LEN	(TD_SIZEOF(struct task_diag_vma) + TD_SIZEOF("[vsyscall]") + 1)
 #define TD_STAT_LEN	TD_SIZEOF(struct task_diag_vma_stat)
-/* what a task's last message needs after its VMAs: STAT, the gate area's
- * record, and TD_ATTR_HOST_PID (td_iter.h) */
+/* what a task's last message needs after its VMAs: STAT, STATM, CMDLINE,
+ * STAT_EXT, the gate area's record, and TD_ATTR_HOST_PID (td_iter.h) */
 #define TD_TAIL		(NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat) + TD_GATE_LEN + \
-			 TD_STAT_LEN + NLA_HDRLEN + TD_SIZEOF(struct td_host_pid))
+			 TD_STAT_LEN + NLA_HDRLEN + TD_SIZEOF(struct td_host_pid) + \
+			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_statm) + \
+			 NLA_HDRLEN + TASK_DIAG_CMDLINE_MAX + \
+			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat_ext))
 #define TD_MSG_HDR	(NLMSG_HDRLEN + TD_SIZEOF(struct task_diag_msg))
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -79,6 +82,10 @@ struct td_scratch {
 	/* the viewer's root, for VMA names: set before td_put_vmas() */
 	__u64 root_mnt, root_dentry;
 	__u64 busy;		/* a run is building its message here: show_task() */
+	/* CMDLINE (td_cmdline.h): the message so far, and STAT_EXT, which
+	 * follows CMDLINE, kept while the run reads the command line */
+	__u32 cmdline_off;
+	struct task_diag_stat_ext cmdline_ext;
 };
 
 /* Per CPU: [0] for every answer, the others spares for the answers without

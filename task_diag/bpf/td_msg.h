@@ -10,6 +10,9 @@
 
 /* ---- the message ----------------------------------------------------- */
 
+/* emit_task(): the message waits for its CMDLINE (td_cmdline.h) */
+#define TD_EMIT_CMDLINE	2
+
 /* Reserves an attribute of @len payload bytes at *@off; returns the payload. */
 static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 {
@@ -160,13 +163,44 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
 		fill_stat(p, task, !thread_dump);
 	}
+	if (show & TASK_DIAG_SHOW_STATM) {
+		u32 zero = 0;
+		struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+
+		p = put_attr(scratch->buf, &off, TASK_DIAG_STATM, sizeof(struct task_diag_statm));
+		if (!p)
+			return 0;
+		__builtin_memset(p, 0, sizeof(struct task_diag_statm));
+		fill_statm(p, task, cfg ? cfg->statm_cpus : 0);
+	}
+#ifdef TD_SLEEPABLE
+	/* CMDLINE comes next, read after the RCU section (td_cmdline.h);
+	 * STAT_EXT, which follows it, is filled now, while we hold it */
+	if (show & TASK_DIAG_SHOW_CMDLINE) {
+		if (show & TASK_DIAG_SHOW_STAT_EXT)
+			fill_stat_ext(&scratch->cmdline_ext, task);
+	} else
+#endif
+	if (show & TASK_DIAG_SHOW_STAT_EXT) {
+		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT_EXT,
+			     sizeof(struct task_diag_stat_ext));
+		if (!p)
+			return 0;
+		fill_stat_ext(p, task);
+	}
 	/* where the driver finds a task whose VMAs it reads from /proc */
 	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&
 	    !put_host_pid(scratch->buf, &off, task, req))
 		return 0;
 
-	nlh->nlmsg_len = off;
 	msg->flags = flags;
+#ifdef TD_SLEEPABLE
+	if (show & TASK_DIAG_SHOW_CMDLINE) {
+		scratch->cmdline_off = off;
+		return TD_EMIT_CMDLINE;
+	}
+#endif
+	nlh->nlmsg_len = off;
 	/* the compiler knows off's bound; the verifier must see it checked,
 	 * in the 64-bit register that the helper gets */
 	len = off;

@@ -35,7 +35,7 @@ from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, 
                          PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
                          VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
 from ..procfs.maps import read_vmas
-from . import pagewalk
+from . import pagewalk, statm
 
 BPFFS = '/sys/fs/bpf'
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -53,6 +53,8 @@ FEATURES = (
     ('task_from_pid', 'bpf_task_from_pid', BTF_KIND_FUNC, 'bpf_task_from_pid kfunc (6.2)'),
     ('trusted_vm_file', 'vm_area_struct__safe_trusted_or_null', BTF_KIND_STRUCT,
      'verifier trusts vm_area_struct.vm_file (late 2025)'),
+    ('sleepable_cmdline', 'bpf_rcu_read_lock', BTF_KIND_FUNC,
+     'bpf_rcu_read_lock kfunc for sleepable iterators, which read CMDLINE (6.2)'),
 )
 
 
@@ -67,8 +69,19 @@ class Tier:
     def __init__(self, name, number, obj, needs, costs):
         self.name, self.number, self.obj, self.needs, self.costs = name, number, obj, needs, costs
 
-    def path(self):
-        return os.path.join(os.path.dirname(bpf.__file__), self.obj)
+    def path(self, sleepable=False):
+        """The object; @sleepable: its .s twin, which reads CMDLINE itself
+        (task_diag/bpf/td_cmdline.h)."""
+        obj = self.obj.replace('.bpf.o', '.s.bpf.o') if sleepable else self.obj
+        return os.path.join(os.path.dirname(bpf.__file__), obj)
+
+    def objects(self, features):
+        """[(path, sleepable)] to try, in order: the sleepable twin first
+        where the kernel's BTF shows what it needs and it was built."""
+        out = [(self.path(), False)]
+        if features.get('sleepable_cmdline') and os.path.exists(self.path(True)):
+            out.insert(0, (self.path(True), True))
+        return out
 
     def missing(self, features):
         """The first of our needs the kernel lacks, or None."""
@@ -98,7 +111,8 @@ def object_path(features=None):
     one task-diag-load tries."""
     if features is None:
         features = kernel_features()
-    return next((t.path() for t in TIERS if not t.missing(features)), TIERS[-1].path())
+    tier = next((t for t in TIERS if not t.missing(features)), TIERS[-1])
+    return tier.objects(features)[0][0]
 
 
 def kernel_features():
@@ -228,7 +242,7 @@ LOG_BUF = 4 << 20      # the verifier's log of a refused program: its tail
                         # (the kernel keeps the tail of a log that overflows, 6.4 on)
 
 
-def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
+def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False):
     """Loads @obj_path and pins it under @pin_dir.  On any error every pin
     made so far is removed and the object closed; Rejected when the kernel
     refused the object (its .log: the verifier's last lines)."""
@@ -277,6 +291,12 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
             libbpf._check(L.bpf_map__pin(m, os.path.join(pin_dir, pin).encode()),
                           'pinning ' + pin)
         cfg = L.bpf_object__find_map_by_name(obj, b'td_config')
+        if L.bpf_map__value_size(cfg) != CONFIG.size:
+            # an object built before td_iter.h changed: its config would
+            # drop the fields it does not have
+            raise OSError(errno.EINVAL, '%s has a td_config of %d bytes, not %d: rebuild it '
+                          '(make -C task_diag/bpf)' % (obj_path, L.bpf_map__value_size(cfg),
+                                                       CONFIG.size))
         fields = dict.fromkeys(CONFIG.names, 0)     # VMA_STAT from smaps, walk not calibrated
         fields.update(zip(('overflowuid', 'overflowgid', 'loaded_at', 'obj_sha256'),
                           (_sysctl_id('overflowuid'), _sysctl_id('overflowgid'),
@@ -284,6 +304,7 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False):
         fields.update(zip(('gate_start', 'gate_end', 'gate_flags'), _gate_area()))
         fields['tier'] = tier
         fields['tier_forced'] = int(forced)
+        fields['cmdline'] = int(cmdline)
         tdconfig.write(L.bpf_map__fd(cfg), fields)
     except BaseException:
         unload(pin_dir)
@@ -305,18 +326,24 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
             if forced:
                 raise Refusal('tier %s: %s' % (tier.name, why))
             continue
-        try:
-            load(tier.path(), pin_dir, tier.number, forced=bool(forced))
-            _find_landlock(pin_dir)
-            return tier
-        except Rejected as e:
-            refused.append('== %s: %s\n%s\n' % (tier.name, e.strerror, e.log))
-            _write_verifier_log(refused)
-            print('task-diag-load: tier %s refused by the kernel (%s; its log: %s)%s'
-                  % (tier.name, os.strerror(e.errno), VERIFIER_LOG,
-                     '' if forced else '; trying the next'), file=out)
-            if forced:
-                raise
+        variants = tier.objects(features)
+        for i, (path, sleepable) in enumerate(variants):
+            label = tier.name + (' (sleepable, CMDLINE)' if sleepable else '')
+            try:
+                load(path, pin_dir, tier.number, forced=bool(forced), cmdline=sleepable)
+                _find_landlock(pin_dir)
+                _measure_statm(pin_dir)
+                return tier
+            except Rejected as e:
+                refused.append('== %s: %s\n%s\n' % (label, e.strerror, e.log))
+                _write_verifier_log(refused)
+                last = i == len(variants) - 1
+                print('task-diag-load: tier %s refused by the kernel (%s; its log: %s)%s'
+                      % (label, os.strerror(e.errno), VERIFIER_LOG,
+                         '; trying its plain object' if not last
+                         else '' if forced else '; trying the next'), file=out)
+                if forced and last:
+                    raise
     raise Refusal('no tier loads on kernel %s (logs: %s)' % (os.uname().release, VERIFIER_LOG))
 
 
@@ -338,6 +365,20 @@ def _find_landlock(pin_dir):
         os.close(fd)
 
 
+def _measure_statm(pin_dir):
+    """td_config.statm_cpus (task_diag/loader/statm.py), measured with the
+    programs just pinned."""
+    backend = BpfBackend(pin_dir)
+    fd = tdconfig.open_pinned(pin_dir)
+    try:
+        statm.measure(backend, lambda n: tdconfig.update(fd, statm_cpus=n))
+    except (OSError, ValueError, IndexError) as e:    # STATM then reads the totals
+        print('task-diag-load: STATM counters not measured (%s)' % e, file=sys.stderr)
+    finally:
+        backend.close()
+        os.close(fd)
+
+
 def _write_verifier_log(entries):
     try:
         with open(VERIFIER_LOG, 'w') as f:
@@ -350,6 +391,11 @@ def _write_verifier_log(entries):
 def loaded_tier(cfg):
     """The Tier a td_config says is loaded (configs before tiers: dpath)."""
     return TIER_BY_NUMBER.get(cfg['tier'], TIERS[0])
+
+
+def loaded_path(cfg):
+    """The object file a td_config says is loaded."""
+    return loaded_tier(cfg).path(bool(cfg['cmdline']))
 
 
 def _sha256(path):
@@ -368,7 +414,10 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
     if not cfg or len(pinned(pin_dir)) != len(PINS):
         return False
     tier = loaded_tier(cfg)
-    if cfg['obj_sha256'] != _sha256(tier.path()):
+    if cfg['obj_sha256'] != _sha256(loaded_path(cfg)):
+        return False
+    # a sleepable object built since a plain one was loaded
+    if not cfg['cmdline'] and tier.objects(kernel_features())[0][1]:
         return False
     return tier.name == forced if forced else not cfg['tier_forced']
 
@@ -400,7 +449,7 @@ def status(pin_dir=PIN_DIR, out=None):
         print('  %-12s %04o' % (name, st.st_mode & 0o7777), file=out)
     if cfg:
         tier = loaded_tier(cfg)
-        obj = tier.path()
+        obj = loaded_path(cfg)
         print('  tier: %s%s' % (tier.name, ' (forced by --tier)' if cfg['tier_forced'] else ''),
               file=out)
         for richer in TIERS[:TIERS.index(tier)]:
@@ -417,6 +466,13 @@ def status(pin_dir=PIN_DIR, out=None):
                                                  time.localtime(cfg['loaded_at'])), file=out)
         print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
               file=out)
+        print('  CMDLINE: %s' % ('read by the programs (a sleepable object)' if cfg['cmdline']
+                                  else 'not in this object (needs a sleepable iterator and '
+                                  'bpf_rcu_read_lock, 6.2): requests with it are answered '
+                                  'from /proc'), file=out)
+        print('  STATM: RSS counters %s, as /proc/PID/statm reads them'
+              % ('summed over %d CPUs' % cfg['statm_cpus'] if cfg['statm_cpus']
+                 else 'as their totals'), file=out)
         if cfg['landlock_off'] == lsm.LANDLOCK_READS:
             print('  landlock: a reader in a domain may read the maps of others, as here: '
                   'nothing to refuse', file=out)
@@ -477,7 +533,8 @@ def main(argv=None):
                 unload(args.pin_dir)    # another build, or a partial load: replace it
             tier = load_tier(features, args.pin_dir, args.tier)
             print('task-diag: loaded tier %s (%s), pinned under %s'
-                  % (tier.name, tier.obj, args.pin_dir))
+                  % (tier.name, os.path.basename(loaded_path(tdconfig.read_pinned(args.pin_dir))),
+                     args.pin_dir))
         started = False
         if args.no_front and args.pin_dir == PIN_DIR and not service.front_pid() and fuse_mounted():
             service.stop_front()                # a stale mount: whoever starts the front next needs it gone

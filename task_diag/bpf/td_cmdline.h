@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * CMDLINE: what a read of TASK_DIAG_CMDLINE_MAX bytes at the start of
+ * /proc/PID/cmdline returns (get_mm_cmdline() and get_mm_proctitle() of
+ * fs/proc/base.c), read from the task's memory with
+ * bpf_copy_from_user_task().  That helper may fault pages in, so only a
+ * sleepable program may call it: the .s objects (TD_SLEEPABLE), whose runs
+ * do everything else in an RCU read-side section, as a non-sleepable
+ * program runs, and read the command line after it (show_task()).
+ *
+ * Part of task_diag.bpf.c, included there in order (each part uses the
+ * ones before it); not a header of its own.
+ */
+#ifndef __TD_CMDLINE_H
+#define __TD_CMDLINE_H
+
+#define TD_CMDLINE_MAX	TASK_DIAG_CMDLINE_MAX
+#define TD_PAGE_BYTES	(1UL << PAGE_SHIFT)
+
+struct td_strnlen_ctx {
+	const char *s;
+	u32 got, len;
+};
+
+static long strnlen_cb(u32 i, struct td_strnlen_ctx *c)
+{
+	/* the mask shows the verifier the bound that bpf_loop() keeps */
+	if (i >= c->got || !c->s[i & (TD_CMDLINE_MAX - 1)])
+		return 1;
+	c->len = i + 1;
+	return 0;
+}
+
+/*
+ * @n bytes of @task's memory at @addr into @dst, or as many as there are
+ * up to the end of @addr's page when the rest is not mapped
+ * (access_remote_vm() returns what it could read; our helper all or
+ * nothing).  Returns the bytes read.
+ */
+static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
+				     struct task_struct *task)
+{
+	u32 head = TD_PAGE_BYTES - (addr & (TD_PAGE_BYTES - 1));
+
+	if (n > TD_CMDLINE_MAX)
+		n = TD_CMDLINE_MAX;
+	if (!bpf_copy_from_user_task(dst, n, (void *)addr, task, 0))
+		return n;
+	if (head >= n || head > TD_CMDLINE_MAX)
+		return 0;
+	return bpf_copy_from_user_task(dst, head, (void *)addr, task, 0) ? 0 : head;
+}
+
+/* The payload of @task's CMDLINE into @dst (TD_CMDLINE_MAX bytes of room);
+ * its length. */
+static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
+{
+	unsigned long arg_start, arg_end, env_start, env_end, count;
+	struct td_strnlen_ctx c = {};
+	struct mm_struct *mm;
+	char last = 0;
+
+	if (!task || !dst)
+		return 0;
+	mm = task->mm;
+	if (!mm || (task->flags & PF_KTHREAD))
+		return 0;		/* get_task_mm(): none for these */
+	arg_start = mm->arg_start;
+	arg_end = mm->arg_end;
+	env_start = mm->env_start;
+	env_end = mm->env_end;
+	if (!env_end || arg_start >= arg_end)
+		return 0;		/* not far enough into exec */
+	/* setproctitle() may run on into the environment, and only there */
+	if (env_start != arg_end || env_end < env_start)
+		env_start = env_end = arg_end;
+	count = env_end - arg_start;
+	if (count > TD_CMDLINE_MAX)
+		count = TD_CMDLINE_MAX;
+
+	if (!bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0) && last) {
+		/* the last byte of argv is not NUL: a rewritten title, its
+		 * first string up to a page, with its NUL if there is one */
+		c.s = dst;
+		c.got = copy_task(dst, TD_PAGE_BYTES, arg_start, task);
+		bpf_loop(TD_CMDLINE_MAX, strnlen_cb, &c, 0);
+		if (c.len < c.got)
+			c.len++;
+		return c.len < count ? c.len : count;
+	}
+	/* otherwise strictly [arg_start, arg_end) */
+	if (count > arg_end - arg_start)
+		count = arg_end - arg_start;
+	return copy_task(dst, count, arg_start, task);
+}
+
+/*
+ * The end of a message that emit_task() left at scratch->cmdline_off, with
+ * CMDLINE asked: the CMDLINE attribute, then STAT_EXT if asked; then the
+ * message is written.  Runs outside the RCU section: it may sleep.
+ */
+static __always_inline int put_cmdline_and_write(struct bpf_iter__task *ctx,
+						 struct task_struct *task,
+						 struct td_scratch *scratch, u64 show)
+{
+	u32 off = scratch->cmdline_off, len;
+	struct td_nlmsghdr *nlh = (void *)scratch->buf;
+	struct td_nlattr *nla;
+	u64 total;
+
+	if (off > TD_BUF_SIZE - 2 * NLA_HDRLEN - TD_CMDLINE_MAX -
+		  TD_SIZEOF(struct task_diag_stat_ext))
+		return 0;
+	nla = (void *)(scratch->buf + off);
+	len = td_read_cmdline(scratch->buf + off + NLA_HDRLEN, task);
+	if (len > TD_CMDLINE_MAX)
+		return 0;
+	nla->nla_len = NLA_HDRLEN + len;
+	nla->nla_type = TASK_DIAG_CMDLINE;
+	/* zeros up to the next attribute */
+	if (len & 3) {
+		char *pad = scratch->buf + off + NLA_HDRLEN + len;
+
+		pad[0] = 0;
+		if ((len & 3) <= 2)
+			pad[1] = 0;
+		if ((len & 3) == 1)
+			pad[2] = 0;
+	}
+	off += NLA_HDRLEN + ((len + 3) & ~3U);
+	if (show & TASK_DIAG_SHOW_STAT_EXT) {
+		if (off > TD_BUF_SIZE - NLA_HDRLEN - TD_SIZEOF(struct task_diag_stat_ext))
+			return 0;
+		nla = (void *)(scratch->buf + off);
+		nla->nla_len = NLA_HDRLEN + sizeof(struct task_diag_stat_ext);
+		nla->nla_type = TASK_DIAG_STAT_EXT;
+		__builtin_memcpy(scratch->buf + off + NLA_HDRLEN, &scratch->cmdline_ext,
+				 sizeof(struct task_diag_stat_ext));
+		off += NLA_HDRLEN + sizeof(struct task_diag_stat_ext);
+	}
+	nlh->nlmsg_len = off;
+	total = off;
+	asm volatile("" : "+r"(total));
+	if (total > TD_BUF_SIZE)
+		return 0;
+	bpf_seq_write(ctx->meta->seq, scratch->buf, total);
+	return 0;
+}
+
+#endif /* __TD_CMDLINE_H */
