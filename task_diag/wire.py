@@ -24,7 +24,7 @@ import sys
 from array import array
 from collections import namedtuple
 from itertools import repeat
-from operator import itemgetter
+from operator import add, itemgetter
 
 # --- constants (task_diag.h) ---------------------------------------------
 
@@ -469,11 +469,19 @@ def decode_pieces(pieces, show=None):
     """decode() of a response given as an iterable of pieces of whole
     messages (reads of a stream), each decoded as it comes: with VMAs, the
     tens of megabytes of a whole system's response are never one buffer."""
-    if show is not None and not show & (SHOW_VMA | SHOW_CMDLINE):
-        # the fast path reads each field over the whole response at once
+    if show is not None and not show & SHOW_VMA:
+        # the fast paths read each field over the whole response at once
         buf = b''.join(pieces)
         pieces = (buf,)
-        if buf:
+        if buf and show & SHOW_CMDLINE:
+            key = show & (_FIXED_SHOW | SHOW_CMDLINE)
+            shape = _shapes.get(key)
+            if shape is None:
+                shape = _shapes[key] = _CmdlineShape(key)
+            tasks = _decode_cmdline(buf, shape)
+            if tasks is not None:
+                return tasks
+        elif buf:
             key = show & _FIXED_SHOW
             shape = _shapes.get(key)
             if shape is None:
@@ -543,6 +551,109 @@ def _decode_fixed(buf, shape):
     finally:
         if gc_was:
             gc.enable()
+
+
+class _CmdlineShape:
+    """For requests with CMDLINE and without VMAs every message is a fixed
+    head (the header, task_diag_msg, the fixed groups before CMDLINE and
+    CMDLINE's attribute header), the command line, and a fixed tail (the
+    groups after it).  @head reads the whole head as one struct; @groups:
+    {attribute: (index of its nla_len in the head's values, record)}."""
+
+    def __init__(self, show):
+        fmt = ['<IHHII', MSG.fmt[1:]]
+        self.groups, index, self.size = {}, 8, NLMSG_HDRLEN + MSG.size
+        for attr in FIXED_GROUPS:
+            if show & (1 << attr) and attr in _BEFORE_CMDLINE:
+                layout = ATTR_LAYOUTS[attr]
+                self.groups[attr] = (index, NLA_HDRLEN + layout.size)
+                fmt.append('HH' + layout.fmt[1:])
+                index += 2 + len(layout.names)
+                self.size += NLA_HDRLEN + layout.size
+        self.cmdline = index                    # CMDLINE's nla_len, then nla_type
+        self.cmdline_off = self.size            # its header's offset in a message
+        fmt.append('HH')
+        self.head = struct.Struct(''.join(fmt))
+        self.tail = None
+        self.tail_size = 0
+        if show & SHOW_STAT_EXT:
+            self.tail = struct.Struct('<HH' + STAT_EXT.fmt[1:])
+            self.tail_size = self.tail.size
+
+
+_BEFORE_CMDLINE = ATTR_ORDER[:ATTR_ORDER.index(TASK_DIAG_CMDLINE)]
+
+
+def _decode_cmdline(buf, shape):
+    """The fast path with CMDLINE: the tasks of @buf if every message has
+    @shape, else None.  One struct call reads each message's head and one
+    its tail; the columns are checked and the records made by zip() and
+    map(), as in _decode_fixed()."""
+    offs, off, n = [], 0, len(buf)
+    u32 = _U32.unpack_from
+    while off < n:                              # every message's offset
+        if n - off < shape.cmdline_off + NLA_HDRLEN:
+            return None
+        offs.append(off)
+        off += (u32(buf, off)[0] + 3) & ~3
+    if off != n or len(offs) < 2:
+        return None
+    count = len(offs)
+    rows = list(map(shape.head.unpack_from, repeat(buf), offs))
+    cols = list(zip(*rows))
+    del rows
+    if (cols[1].count(TASK_DIAG_CMD_GET) != count or cols[2].count(NLM_F_MULTI) != count
+            or cols[7].count(0) != count
+            or cols[shape.cmdline + 1].count(TASK_DIAG_CMDLINE) != count):
+        return None
+    for attr, (index, length) in shape.groups.items():
+        if cols[index].count(length) != count or cols[index + 1].count(attr) != count:
+            return None
+    lens = cols[shape.cmdline]
+    if min(lens) < NLA_HDRLEN:
+        return None
+    start = shape.cmdline_off + NLA_HDRLEN
+    ends = [shape.cmdline_off + ((length + 3) & ~3) for length in lens]
+    if [e + shape.tail_size for e in ends] != list(cols[0]):
+        return None                             # a CONT, a foreign message: the generic path
+    gc_was = gc.isenabled()
+    gc.disable()
+    try:
+        cmdlines = [buf[o + start:o + shape.cmdline_off + length]
+                    for o, length in zip(offs, lens)]
+        exts = repeat(None)
+        if shape.tail is not None:
+            tails = list(zip(*map(shape.tail.unpack_from, repeat(buf), map(add, offs, ends))))
+            if (tails[0].count(NLA_HDRLEN + STAT_EXT.size) != count
+                    or tails[1].count(TASK_DIAG_STAT_EXT) != count):
+                return None
+            exts = map(_new, repeat(StatExt), zip(*tails[2:]))
+        pids, tgids = list(cols[5]), list(cols[6])
+        none = repeat(None)
+        records = {}
+        for attr, (index, _) in shape.groups.items():
+            fields = cols[index + 2:index + 2 + len(ATTR_LAYOUTS[attr].names)]
+            if attr == TASK_DIAG_BASE:
+                comms = list(_shared(list(fields[7]), _make_comms))
+                records[attr] = map(_new, repeat(Base), zip(*fields[:7], comms))
+            elif attr == TASK_DIAG_CRED:
+                records[attr] = list(_shared(list(zip(*fields)), _make_cred_tuples))
+            else:
+                record = {TASK_DIAG_STAT: Stat, TASK_DIAG_STATM: Statm}[attr]
+                records[attr] = map(_new, repeat(record), zip(*fields))
+        del cols
+        get = records.get
+        return list(map(_new, repeat(Task), zip(
+            pids, tgids, get(TASK_DIAG_BASE, none), get(TASK_DIAG_CRED, none),
+            get(TASK_DIAG_STAT, none), none, none, get(TASK_DIAG_STATM, none), cmdlines,
+            exts)))
+    finally:
+        if gc_was:
+            gc.enable()
+
+
+def _make_cred_tuples(values):
+    return map(_new, repeat(Cred), values)
 
 
 def _column(st, buf):

@@ -537,6 +537,55 @@ def run_checks(pids):
                     % (label, seen, reader, pids['td-user']))
 
 
+def check_new_groups(pids):
+    """STATM, STAT_EXT and CMDLINE against /proc: byte for byte for the test
+    tasks (sleeping, stopped or dead: their memory holds still), and for
+    every task that lived through both reads, its command line, start time,
+    tty and policy.  CMDLINE from the programs where the loader says a
+    sleepable object is loaded; elsewhere the programs refuse it
+    (EOPNOTSUPP) and task_diag.dump() answers it from /proc."""
+    global checks
+    cmdline = bool(tdconfig.read_pinned(PIN_DIR)['cmdline'])
+    say('CMDLINE: %s' % ('by the programs' if cmdline else 'from /proc (a plain object)'))
+    show = wire.SHOW_BASE | wire.SHOW_STATM | wire.SHOW_STAT_EXT
+    if cmdline:
+        show |= wire.SHOW_CMDLINE
+    else:
+        checks += 1
+        try:
+            task_diag.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_CMDLINE, source='bpf')
+            problem('CMDLINE: a plain object answered it')
+        except OSError as e:
+            if e.errno != errno.EOPNOTSUPP:
+                problem('CMDLINE from a plain object: %r, not EOPNOTSUPP' % e)
+        checks += 1
+        got = list(task_diag.dump(wire.DUMP_ONE, os.getpid(), wire.SHOW_CMDLINE))
+        want = open('/proc/self/cmdline', 'rb').read(wire.TASK_DIAG_CMDLINE_MAX)
+        if len(got) != 1 or got[0].cmdline != want:
+            problem('CMDLINE by the /proc fallback: %r, expected %r' % (got, want))
+    quiet = {pid for name, pid in pids.items() if name != 'td-traced'}
+    for strategy, label in ((wire.DUMP_ALL, 'ALL'), (wire.DUMP_ALL_THREAD, 'ALL_THREAD')):
+        before = all_tids()
+        bpf = task_diag.raw(strategy, 0, show, source='bpf')
+        proc = task_diag.raw(strategy, 0, show, source='proc')
+        alive = before & all_tids()
+        b, p = dict(split(bpf)), dict(split(proc))
+        for pid in sorted(quiet):
+            checks += 1
+            if b.get(pid) != p.get(pid):
+                problem('%s statm|stat_ext|cmdline: task %d differs\n    bpf:  %s\n'
+                        '    proc: %s' % (label, pid, describe(b.get(pid, b''), show),
+                                          describe(p.get(pid, b''), show)))
+        for pid in sorted(alive & set(b) & set(p) - quiet):
+            tb, tp = wire.decode(b[pid], show)[0], wire.decode(p[pid], show)[0]
+            checks += 1
+            keep = ('start_time', 'tty_nr', 'policy', 'rt_priority')
+            if (tb.cmdline != tp.cmdline
+                    or [getattr(tb.stat_ext, k) for k in keep]
+                    != [getattr(tp.stat_ext, k) for k in keep]):
+                problem('%s: task %d differs\n    bpf:  %r\n    proc: %r' % (label, pid, tb, tp))
+
+
 # --- the tier, task-diag ps, VMA and VMA_STAT, the front -----------------------
 
 def check_tier(status_text):
@@ -1000,6 +1049,7 @@ def main():
         pids = make_tree()
         say('tree ready after %.1f s' % (time.monotonic() - T0))
         run_checks(pids)
+        check_new_groups(pids)
         check_ps(pids)
         check_vmas(pids)
         check_busy()
