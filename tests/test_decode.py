@@ -186,9 +186,9 @@ def test_fast_path_rejects_other_shapes(monkeypatch):
     assert wire.decode(only_base, SHOW3) == generic(only_base)
     assert [t.cred for t in wire.decode(only_base, SHOW3)] == [None] * 3
     # same length as BASE+CRED but two CRED-sized attributes of another type
-    odd = wire.encode_message(9, 9, [(7, bytes(44)), (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED))])
+    odd = wire.encode_message(9, 9, [(40, bytes(44)), (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED))])
     assert wire.decode(odd, wire.SHOW_BASE | wire.SHOW_CRED) == generic(odd)
-    assert generic(odd)[0].unknown == [(7, bytes(44))] and generic(odd)[0].base is None
+    assert generic(odd)[0].unknown == [(40, bytes(44))] and generic(odd)[0].base is None
 
 
 def test_cont_merges_groups(monkeypatch):
@@ -362,16 +362,16 @@ def test_unknown_attributes_kept(monkeypatch):
     read for the fields we know."""
     b = base(50)
     buf = wire.encode_message(50, 50, [
-        (wire.TASK_DIAG_STATM, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
+        (41, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
         (wire.TASK_DIAG_BASE | 0x8000, pack_base(b)),
-        (wire.TASK_DIAG_CMDLINE, b'sleep\x00100\x00'),
+        (42, b'sleep\x00100\x00'),
         (wire.TASK_DIAG_CRED, wire.CREDS.pack(*CRED) + b'\xee' * 8),
         (0x3fff, b'xyz'),
         (wire.TASK_DIAG_VMA_STAT, b''),
     ], flags=CONT) + wire.encode_message(50, 50, [(1000, b'\xaa' * 5)])
     want = wire.Task(50, 50, as_base(b), CRED, unknown=[
-        (wire.TASK_DIAG_STATM, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
-        (wire.TASK_DIAG_CMDLINE, b'sleep\x00100\x00'), (0x3fff, b'xyz'),
+        (41, b'\x01\x02\x03\x04\x05\x06\x07\x08'),
+        (42, b'sleep\x00100\x00'), (0x3fff, b'xyz'),
         (wire.TASK_DIAG_VMA_STAT, b''), (1000, b'\xaa' * 5)])
     assert generic(buf) == [want]
     assert wire.decode(buf, wire.SHOW_BASE | wire.SHOW_CRED) == [want]
@@ -382,7 +382,7 @@ def test_unknown_attributes_through_nlmsg():
     of each unknown attribute can be found in its output."""
     nlmsg = pytest.importorskip('task_diag.nlmsg')
     buf = wire.encode_message(51, 51, [(wire.TASK_DIAG_BASE, pack_base(base(51))),
-                                       (wire.TASK_DIAG_STATM, b'\x11\x22\x33\x44'),
+                                       (41, b'\x11\x22\x33\x44'),
                                        (300, b'\x55\x66\x77')])
     d, = nlmsg.to_dicts(buf)
     assert d['base'] == as_base(base(51))._asdict()
@@ -529,3 +529,103 @@ def test_fuzz_fast_and_generic_agree(which, edits, cut):
         except wire.DecodeError:
             results.append(wire.DecodeError)
     assert results[0] == results[1]
+
+
+# --- STATM, CMDLINE, STAT_EXT -------------------------------------------------
+
+SHOW_ALL_FIXED = (wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_STATM
+                  | wire.SHOW_STAT_EXT)
+CMDLINES = (b'', b'a', b'ab\x00', b'abc\x00', b'sleep\x00100\x00', b'\xff\xfe title',
+            b'x' * 4095 + b'\x00', b'y' * 4096)
+
+
+def new_group_tasks(show):
+    """Tasks with every group of @show, a command line each from CMDLINES."""
+    out = []
+    for i, cmdline in enumerate(CMDLINES):
+        pid = 100 + i
+        b = base(pid)
+        task = wire.Task(pid, pid,
+                         base=as_base(b) if show & wire.SHOW_BASE else None,
+                         cred=CRED if show & wire.SHOW_CRED else None,
+                         stat=wire.Stat(*STAT) if show & wire.SHOW_STAT else None,
+                         statm=wire.Statm(4000 + i, 300, 200, 5, 0, 900, 0)
+                         if show & wire.SHOW_STATM else None,
+                         cmdline=cmdline if show & wire.SHOW_CMDLINE else None,
+                         stat_ext=wire.StatExt(12345 + i, 34816, 0x400100, 20, -i, 0, 0)
+                         if show & wire.SHOW_STAT_EXT else None)
+        attrs = []
+        for attr in wire.ATTR_ORDER:
+            name = wire.ATTR_NAMES[attr]
+            value = getattr(task, name, None)
+            if value is None:
+                continue
+            if attr == wire.TASK_DIAG_BASE:
+                attrs.append((attr, pack_base(b)))
+            elif attr == wire.TASK_DIAG_CMDLINE:
+                attrs.append((attr, value))
+            else:
+                attrs.append((attr, wire.ATTR_LAYOUTS[attr].pack(*value)))
+        out.append((task, wire.encode_message(pid, pid, attrs, seq=3)))
+    return out
+
+
+@pytest.mark.parametrize('show', [
+    SHOW_ALL_FIXED, SHOW_ALL_FIXED | wire.SHOW_CMDLINE, wire.SHOW_CMDLINE,
+    wire.SHOW_BASE | wire.SHOW_CMDLINE, wire.SHOW_CMDLINE | wire.SHOW_STAT_EXT,
+    wire.SHOW_STATM, wire.SHOW_STAT_EXT | wire.SHOW_BASE])
+def test_new_groups_decode(show):
+    """STATM and STAT_EXT through the fixed fast path, CMDLINE (every length
+    modulo 4, empty, a whole page) through its own: the same tasks as the
+    generic decoder and as encoded; the fast paths are taken."""
+    tasks = new_group_tasks(show)
+    buf = b''.join(m for _, m in tasks)
+    want = [t for t, _ in tasks]
+    assert generic(buf) == want
+    assert wire.decode(buf, show) == want
+    if show & wire.SHOW_CMDLINE:
+        fast = wire._decode_cmdline(buf, wire._CmdlineShape(show))
+    else:
+        fast = wire._decode_fixed(buf, wire._Shape(show))
+    assert fast == want
+
+
+def test_cmdline_fast_path_rejects_other_shapes():
+    """A CONT message, a foreign message type or a missing group sends a
+    CMDLINE dump to the generic decoder, which reads it right."""
+    show = wire.SHOW_BASE | wire.SHOW_CMDLINE | wire.SHOW_STAT_EXT
+    tasks = new_group_tasks(show)
+    shape = wire._CmdlineShape(show)
+    msgs = [m for _, m in tasks]
+    split = msgs[:2] + [wire.encode_message(102, 102, [(wire.TASK_DIAG_BASE,
+                                                        pack_base(base(102)))], 3, CONT),
+                        wire.encode_message(102, 102, [(wire.TASK_DIAG_CMDLINE, b'ab\x00'),
+                                                       (wire.TASK_DIAG_STAT_EXT,
+                                                        wire.STAT_EXT.pack(*tasks[2][0]
+                                                                           .stat_ext))], 3)]
+    assert wire._decode_cmdline(b''.join(split), shape) is None
+    assert wire.decode(b''.join(split), show) == generic(b''.join(split))
+    assert wire.decode(b''.join(split), show)[2] == tasks[2][0]
+    no_ext = msgs[:1] + [wire.encode_message(101, 101, [(wire.TASK_DIAG_BASE,
+                                                         pack_base(base(101))),
+                                                        (wire.TASK_DIAG_CMDLINE, b'a')], 3)]
+    assert wire._decode_cmdline(b''.join(no_ext), shape) is None
+    assert wire.decode(b''.join(no_ext), show)[1].stat_ext is None
+
+
+@pytest.mark.parametrize('raw,args', [
+    (b'', []),
+    (b'sleep\x00100\x00', ['sleep', '100']),
+    (b'a\x00\x00b\x00', ['a', '', 'b']),              # an empty argument
+    (b'nginx: worker process', ['nginx:', 'worker', 'process']),     # a title, no NUL
+    (b'postgres: checkpointer \x00', ['postgres:', 'checkpointer', '']),
+    (b'one arg\x00', ['one', 'arg']),                  # one NUL, spaces: psutil #1179
+    (b'a\r\nb\x00c\rd\x00', ['a\nb', 'c\nd']),         # text mode: newlines translated
+    (b'\xff\xfe\x00ok\x00', ['\udcff\udcfe', 'ok']),  # not UTF-8: surrogate escapes
+])
+def test_args_split_as_psutil(raw, args):
+    """Task.args splits the command line as psutil's Process.cmdline()
+    splits /proc/PID/cmdline (psutil/_pslinux.py)."""
+    assert wire.Task(1, 1, cmdline=raw).args == args
+    assert wire.split_cmdline(raw) == args
+    assert wire.Task(1, 1).args is None
