@@ -1,6 +1,7 @@
 """task-diag: the command line.
 
     task-diag ps [--threads]          PID PPID PGID SID STAT COMMAND, like ps
+    task-diag ps -f [--threads]       UID PID PPID C STIME TTY TIME CMD, like ps -ef (-efL)
     task-diag maps PID [--smaps]      its mappings, like /proc/PID/maps (or smaps)
     task-diag dump [options] > f.bin  one request, the raw response
     task-diag decode < f.bin          print a response message by message
@@ -10,41 +11,13 @@ import sys
 
 from . import api, wire
 from .maps_cli import main_maps
+from .ps_cli import cmd_ps, printable  # noqa: F401 (printable: cli's, as it was)
 
 GROUPS = {'base': wire.SHOW_BASE, 'cred': wire.SHOW_CRED, 'stat': wire.SHOW_STAT,
-          'vma': wire.SHOW_VMA, 'vma_stat': wire.SHOW_VMA | wire.SHOW_VMA_STAT}
+          'vma': wire.SHOW_VMA, 'vma_stat': wire.SHOW_VMA | wire.SHOW_VMA_STAT,
+          'statm': wire.SHOW_STATM, 'cmdline': wire.SHOW_CMDLINE,
+          'stat_ext': wire.SHOW_STAT_EXT}
 STRATEGIES = {name: value for value, name in wire.STRATEGY_NAMES.items()}
-
-
-def printable(name):
-    """@name as ps prints it: a character that is not printable (a control
-    such as ESC, which would drive the terminal, or a byte that is not
-    UTF-8, decoded as a surrogate escape) becomes '?', as procps'
-    escape_str() does."""
-    if name.isprintable():
-        return name
-    return ''.join(c if c.isprintable() else '?' for c in name)
-
-
-def cmd_ps(args):
-    strategy = wire.DUMP_ALL_THREAD if args.threads else wire.DUMP_ALL
-    tasks = api.dump(strategy, show=wire.SHOW_BASE, source=args.source)
-    cols = ('PID', 'TID', 'PPID', 'PGID', 'SID') if args.threads else ('PID', 'PPID', 'PGID', 'SID')
-    rows = []
-    for t in tasks:
-        b = t.base
-        stat = b.state_letter + ('s' if b.sid == b.tgid else '')
-        ids = (b.tgid, b.pid, b.ppid, b.pgid, b.sid) if args.threads else \
-            (b.tgid, b.ppid, b.pgid, b.sid)
-        rows.append([str(i) for i in ids] + [stat, printable(b.comm)])
-    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
-    out = sys.stdout
-    header = ' '.join(c.rjust(w) for c, w in zip(cols, widths)) + ' STAT COMMAND'
-    print(header, file=out)
-    for r in rows:
-        print(' '.join(v.rjust(w) for v, w in zip(r, widths)) + ' ' + r[-2].ljust(4) + ' '
-              + r[-1], file=out)
-    return 0
 
 
 def parse_show(text):
@@ -85,7 +58,9 @@ def main(argv=None):
     sub = ap.add_subparsers(dest='cmd', required=True)
 
     p = sub.add_parser('ps', help='list processes like ps')
-    p.add_argument('--threads', action='store_true', help='every thread')
+    p.add_argument('--threads', '-L', action='store_true', help='every thread')
+    p.add_argument('-f', dest='full', action='store_true',
+                   help="full format, as procps' ps -ef: UID PID PPID C STIME TTY TIME CMD")
     p.set_defaults(func=cmd_ps)
 
     p = sub.add_parser('maps', help="a process's mappings, like /proc/PID/maps")

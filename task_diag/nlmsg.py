@@ -9,6 +9,7 @@ import sys
 from pyroute2.netlink import nla, nlmsg
 
 from . import wire
+from .ps_cli import printable
 
 
 def _fields(layout):
@@ -113,7 +114,10 @@ def to_dicts(buf):
 
 
 def dump_text(buf, out=sys.stdout):
-    """One block per message, pyroute2's field names, the state as its letter."""
+    """One block per message, pyroute2's field names, the state as its
+    letter, comm as ps prints it (no byte that drives a terminal), the
+    command line as Python literals (raw bytes, and args as
+    Task.args splits them), stat_ext's PF_* flags in hex."""
     for d in to_dicts(buf):
         flags = ' CONT' if d['flags'] & wire.TASK_DIAG_FLAG_CONT else ''
         print('message pid %d tgid %d seq %d%s' % (d['pid'], d['tgid'], d['seq'], flags), file=out)
@@ -123,7 +127,12 @@ def dump_text(buf, out=sys.stdout):
                 continue
             if group == 'base':
                 value = dict(value, state=wire.STATE_LETTERS[value['state']]
-                             if value['state'] < len(wire.STATE_LETTERS) else value['state'])
+                             if value['state'] < len(wire.STATE_LETTERS) else value['state'],
+                             comm=printable(value['comm']))
+            elif group == 'cmdline':
+                value = {'raw': repr(value['raw']), 'args': repr(value['args'])}
+            elif group == 'stat_ext':
+                value = dict(value, flags='%#x' % value['flags'])
             if group == 'vma':
                 for rec in value['records']:
                     print('  vma %s' % rec, file=out)
