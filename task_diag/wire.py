@@ -322,6 +322,11 @@ def split_cmdline(raw):
     data = raw.decode(_FS_ENCODING, _FS_ERRORS)
     if '\r' in data:
         data = data.replace('\r\n', '\n').replace('\r', '\n')
+    if not data.endswith('\x00') and '\x00' in data:
+        # argv cut at TASK_DIAG_CMDLINE_MAX: psutil, which reads the whole
+        # file, splits it at the NULs (a rewritten title holds a NUL only
+        # as its last byte); its last argument is cut here
+        return data.split('\x00')
     sep = '\x00' if data.endswith('\x00') else ' '
     if data.endswith(sep):
         data = data[:-1]

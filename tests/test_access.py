@@ -613,3 +613,37 @@ def test_userns_b_ids_from_outside(userns_b, pins):
             assert got[ready['joined']][4:] == (UNMAPPED,) * 8, source
     finally:
         bpf.close()
+
+
+HIDDEN_ONE = r'''
+import errno, sys
+from task_diag import wire
+from task_diag.procfs.backend import ProcBackend
+b = ProcBackend()
+for strategy in (wire.DUMP_ONE, wire.DUMP_THREAD, wire.DUMP_CHILDREN):
+    for pid in map(int, sys.argv[1:]):
+        try:
+            got = b.raw(strategy, pid, wire.SHOW_BASE)
+            print(strategy, pid, 'answered', len(got))
+        except OSError as e:
+            print(strategy, pid, errno.errorcode[e.errno])
+'''
+
+
+def test_proc_backend_hides_a_pid_as_missing():
+    """The /proc fallback answers ONE, THREAD and CHILDREN of a pid its
+    reader may not see with ESRCH, as the programs do (hidepid=invisible),
+    and a pid it may see as before."""
+    with Procs() as procs:
+        hidden = procs.sleeper()                    # root's
+        mine = procs.sleeper(setpriv(NOBODY))
+        r = subprocess.run(setpriv(NOBODY) + [sys.executable, '-c', HIDDEN_ONE,
+                                              str(hidden.pid), str(4194304 - 3), str(mine.pid)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split('\n')
+        for strategy in (wire.DUMP_ONE, wire.DUMP_THREAD, wire.DUMP_CHILDREN):
+            for pid in (hidden.pid, 4194304 - 3):
+                assert '%d %d ESRCH' % (strategy, pid) in lines, r.stdout
+            answered = '%d %d answered' % (strategy, mine.pid)
+            assert any(line.startswith(answered) for line in lines), r.stdout

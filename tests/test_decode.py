@@ -32,9 +32,10 @@ def fast_only(monkeypatch, buf, show):
     """wire.decode(buf, show) with the generic path disabled: proves the fast
     path handled @buf by itself."""
     with monkeypatch.context() as m:
-        def no_generic(_buf):
-            raise AssertionError('fast path fell back to iter_decode')
+        def no_generic(*_):
+            raise AssertionError('fast path fell back to the generic decoder')
         m.setattr(wire, 'iter_decode', no_generic)
+        m.setattr(wire, 'iter_decode_pieces', no_generic)    # what decode() falls back to
         return wire.decode(buf, show)
 
 
@@ -629,3 +630,13 @@ def test_args_split_as_psutil(raw, args):
     assert wire.Task(1, 1, cmdline=raw).args == args
     assert wire.split_cmdline(raw) == args
     assert wire.Task(1, 1).args is None
+
+
+def test_args_of_a_cut_command_line():
+    """A command line cut at TASK_DIAG_CMDLINE_MAX has NULs inside and none
+    at its end: split at the NULs, as psutil splits the whole file."""
+    whole = b''.join(b'arg%04d\x00' % i for i in range(600))
+    cut = whole[:wire.TASK_DIAG_CMDLINE_MAX]
+    args = wire.split_cmdline(cut)
+    assert args[:-1] == wire.split_cmdline(whole)[:len(args) - 1]
+    assert whole.split(b'\x00')[len(args) - 1].startswith(args[-1].encode())

@@ -581,5 +581,5 @@ def test_unknown_show_bits_ignored(tree, source):
     """Bits of no group add nothing to the answer."""
     p = tree['stopped']
     want = task_diag.raw(wire.DUMP_THREAD, p.pid, SHOW3, source=source)
-    for extra in (1 << 7, 1 << 40, 1 << 63):
+    for extra in (1 << (wire.TASK_DIAG_ATTR_MAX + 1), 1 << 40, 1 << 63):
         assert task_diag.raw(wire.DUMP_THREAD, p.pid, SHOW3 | extra, source=source) == want

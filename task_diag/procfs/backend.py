@@ -188,10 +188,14 @@ class ProcBackend:
         self.proc = proc
 
     def _tgid(self, pid):
+        """The tgid of task @pid, or None when there is none or the reader
+        may not see it: ONE, THREAD and CHILDREN then answer ESRCH, as the
+        programs do (hidepid=invisible)."""
         try:
-            return int(parse_status(read_file('%s/%d/status' % (self.proc, pid)))[b'Tgid'])
+            tgid = int(parse_status(read_file('%s/%d/status' % (self.proc, pid)))[b'Tgid'])
         except (FileNotFoundError, ProcessLookupError, KeyError):
             return None
+        return tgid if may_read('%s/%d' % (self.proc, pid)) else None
 
     def tasks(self, strategy, pid):
         """(task dir, pid, tgid, stat dir) of each task the request names, in
