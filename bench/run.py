@@ -17,6 +17,11 @@ the same conditions):
   psutil         psutil.process_iter(['pid','ppid','name','uids','gids']) into a list
   task_diag      list(task_diag.dump(DUMP_ALL, show=BASE|CRED, source='bpf')), the
                  second call of a fresh interpreter (the first one is reported apart)
+  psutil_iter    psutil.process_iter(DROPIN_ATTRS) into a list: its first and its
+                 second call in a fresh interpreter (run.py --dropin-worker psutil)
+  tdps_iter      task_diag.psutil.process_iter(DROPIN_ATTRS), the drop-in, the
+                 same way (run.py --dropin-worker task_diag; the default source,
+                 the fastest that works); its .info dicts are psutil's
   fuse_read      C: one {DUMP_ALL, SHOW_BASE} transaction on /run/task-diag, the
                  FUSE front (iter_read.c -p -w): open, write the request, read to
                  0; after each, the front daemon's VmRSS and VmHWM (its pid in
@@ -110,6 +115,9 @@ VMA_STAT_SOURCES = tuple(VMA_STAT_SOURCE_NUMBERS)     # smaps, pagewalk
 TARGETS = (
     ('pinned iterator CPU <= 1/10 of the /proc scan', (20000, 50000), 'proc_iter_cpu', 10),
     ('task_diag.dump() >= 30x faster than psutil (wall)', (5000, 20000), 'psutil_dump_wall', 30),
+    # task_diag.psutil.process_iter(DROPIN_ATTRS) against psutil's, wall
+    ('process_iter drop-in >= 30x psutil, 1st calls', (10000, 20000), 'dropin_wall', 30),
+    ('process_iter drop-in >= 30x psutil, 2nd calls', (10000, 20000), 'dropin_wall2', 30),
     ('/run/task-diag transaction wall <= 1/5 of /proc scan', (20000, 50000), 'proc_fuse_wall', 5),
     ('/run/task-diag daemon RSS < 64 MiB', (50000,), 'front_rss_mib', 64),
 )
@@ -261,6 +269,54 @@ def py_worker(*args):
     return result
 
 
+# --- task_diag.psutil against psutil (the drop-in) ----------------------------------
+
+# The attributes of the drop-in's benchmark: what a ps-like tool asks
+DROPIN_ATTRS = ['pid', 'ppid', 'name', 'cmdline', 'username', 'status', 'num_threads',
+                'cpu_times', 'memory_info']
+
+
+def self_cpu_ms():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return (ru.ru_utime + ru.ru_stime) * 1000
+
+
+def dropin_worker(which):
+    """run.py --dropin-worker psutil|task_diag, in a fresh interpreter (no
+    cache of an earlier run helps): two calls of process_iter(DROPIN_ATTRS)
+    into a list, each timed inside (imports excluded; the first call of
+    task_diag also opens its backend, as psutil's first makes its Process
+    objects), each list dropped before the next call.  Prints one JSON
+    object: cpu_ms, wall_ms of the first call, cpu2_ms, wall2_ms of the
+    second, tasks (of the first), source (task_diag's backend)."""
+    if which == 'psutil':
+        import psutil
+        iterate, source = psutil.process_iter, None
+    else:
+        import task_diag
+        import task_diag.psutil as tdps
+        iterate = tdps.process_iter
+    out = {}
+    for suffix in ('', '2'):
+        c0, w0 = self_cpu_ms(), time.perf_counter()
+        procs = list(iterate(DROPIN_ATTRS))
+        w1, c1 = time.perf_counter(), self_cpu_ms()
+        out['cpu%s_ms' % suffix], out['wall%s_ms' % suffix] = c1 - c0, (w1 - w0) * 1000
+        out.setdefault('tasks', len(procs))
+        del procs
+    if which != 'psutil':
+        source = task_diag.backend().name
+    out['source'] = source
+    json.dump(out, sys.stdout)
+
+
+def dropin(which):
+    out, proc_cpu = spawn([PY, os.path.abspath(__file__), '--dropin-worker', which])
+    sample = json.loads(out)
+    sample['proc_cpu_ms'] = proc_cpu
+    return sample
+
+
 def front_rss_kib(field='VmRSS'):
     """VmRSS (or another size of /proc/PID/status) of the front daemon, in
     KiB (None without one)."""
@@ -408,6 +464,8 @@ def methods_for(threads, with_one, load_pid, one_calls):
         'iter_read': lambda r: c_tool([iter_read, '-p', PIN_ALL]),
         'psutil': lambda r: py_worker('psutil'),
         'task_diag': lambda r: py_worker('dump'),
+        'psutil_iter': lambda r: dropin('psutil'),
+        'tdps_iter': lambda r: dropin('task_diag'),
     }
     if os.path.exists(PIN_FLOOR):
         methods['iter_floor'] = lambda r: c_tool([iter_read, '-p', PIN_FLOOR])
@@ -451,6 +509,10 @@ def ratios(samples):
     out = {'proc_iter_cpu': per_run('proc_scan', 'iter_read', 'cpu_ms'),
            'psutil_dump_wall': per_run('psutil', 'task_diag', 'wall_ms'),
            'psutil_dump_cpu': per_run('psutil', 'task_diag', 'cpu_ms')}
+    if 'tdps_iter' in samples:
+        for key, field in (('dropin_wall', 'wall_ms'), ('dropin_cpu', 'cpu_ms'),
+                           ('dropin_wall2', 'wall2_ms'), ('dropin_cpu2', 'cpu2_ms')):
+            out[key] = per_run('psutil_iter', 'tdps_iter', field)
     if 'iter_floor' in samples:
         out['proc_floor_cpu'] = per_run('proc_scan', 'iter_floor', 'cpu_ms')
     if 'iter_threads' in samples:
@@ -670,6 +732,10 @@ def print_scales(results):
                 print('%-9s %-20s %8s %10.2f %10.2f' % (
                     lab, 'task_diag 1st call', '', median(samples, 'first_cpu_ms'),
                     median(samples, 'first_wall_ms')))
+            if name in ('psutil_iter', 'tdps_iter'):
+                print('%-9s %-20s %8s %10.2f %10.2f' % (
+                    lab, name + ' 2nd call', '', median(samples, 'cpu2_ms'),
+                    median(samples, 'wall2_ms')))
 
     print('\n(the C readers never sleep: a wall time well above the cpu time means other\n'
           ' work on the machine had the CPUs)')
@@ -687,6 +753,19 @@ def print_scales(results):
         print('%-9s %20s %21s %22s %21s %24s %20s %15s' % (
             label(sc['nproc'], sc['threads']), '%.1fx' % r['proc_iter_cpu'], floor,
             '%.1fx' % r['psutil_dump_wall'], '%.1fx' % r['psutil_dump_cpu'], thr, fuse, rss))
+
+    dropin = [sc for sc in results['scales'] if 'dropin_wall' in sc['ratios']]
+    if dropin:
+        sources = sorted({s['source'] for sc in dropin for s in sc['samples']['tdps_iter']})
+        print('\npsutil.process_iter / task_diag.psutil.process_iter (source %s), attrs\n%s'
+              % (', '.join(sources), DROPIN_ATTRS))
+        print('%-9s %14s %14s %14s %14s' % ('scale', '1st call wall', '1st call CPU',
+                                            '2nd call wall', '2nd call CPU'))
+        for sc in dropin:
+            r = sc['ratios']
+            print('%-9s %14s %14s %14s %14s' % (
+                label(sc['nproc'], sc['threads']), *('%.1fx' % r[k] for k in (
+                    'dropin_wall', 'dropin_cpu', 'dropin_wall2', 'dropin_cpu2'))))
 
     one = results.get('dump_one')
     if one:
@@ -840,6 +919,9 @@ def main():
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == ['--dropin-worker']:       # one measure, in a fresh interpreter
+        dropin_worker(sys.argv[2])
+        sys.exit(0)
     try:
         main()
     except KeyboardInterrupt:      # the loads are gone and the limits restored by now
