@@ -55,10 +55,12 @@ static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
  * its length. */
 static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
 {
-	unsigned long arg_start, arg_end, env_start, env_end, count;
+	unsigned long arg_start, arg_end, env_start, env_end, count, argv;
 	struct td_strnlen_ctx c = {};
 	struct mm_struct *mm;
+	bool known = false;
 	char last = 0;
+	u32 got = 0;
 
 	if (!task || !dst)
 		return 0;
@@ -78,19 +80,43 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
 	if (count > TD_CMDLINE_MAX)
 		count = TD_CMDLINE_MAX;
 
-	if (!bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0) && last) {
+	/* Each read of another task's memory costs a page-table walk and a
+	 * page pinned: one read covers an argv that fits, its last byte
+	 * included; a longer one (rare) is tested by a read of that byte. */
+	argv = arg_end - arg_start;
+	if (argv <= TD_CMDLINE_MAX) {
+		got = copy_task(dst, argv, arg_start, task);
+		if (got == argv) {
+			last = dst[(argv - 1) & (TD_CMDLINE_MAX - 1)];
+			known = true;
+		}
+	}
+	if (!known && bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0))
+		last = 0;
+
+	if (last) {
 		/* the last byte of argv is not NUL: a rewritten title, its
 		 * first string up to a page, with its NUL if there is one */
 		c.s = dst;
-		c.got = copy_task(dst, TD_PAGE_BYTES, arg_start, task);
-		bpf_loop(TD_CMDLINE_MAX, strnlen_cb, &c, 0);
+		if (known) {
+			c.got = got;
+			bpf_loop(TD_CMDLINE_MAX, strnlen_cb, &c, 0);
+		}
+		if (!known || (c.len == c.got && count > c.got)) {
+			/* no NUL in argv, and the title may run on */
+			c.len = 0;
+			c.got = copy_task(dst, TD_PAGE_BYTES, arg_start, task);
+			bpf_loop(TD_CMDLINE_MAX, strnlen_cb, &c, 0);
+		}
 		if (c.len < c.got)
 			c.len++;
 		return c.len < count ? c.len : count;
 	}
 	/* otherwise strictly [arg_start, arg_end) */
-	if (count > arg_end - arg_start)
-		count = arg_end - arg_start;
+	if (count > argv)
+		count = argv;
+	if (known)
+		return count;		/* in dst already */
 	return copy_task(dst, count, arg_start, task);
 }
 
