@@ -53,12 +53,10 @@ import functools
 import gc
 import os
 import pwd
-import struct
 import threading
-from array import array
 from collections import deque
 from itertools import compress, repeat
-from operator import add, and_, eq, ge, itemgetter, lt, mul, not_, truediv
+from operator import add, and_, eq, ge, lt, mul, not_, truediv
 
 import psutil as _psutil
 from psutil import _pslinux, _psposix
@@ -188,178 +186,17 @@ SHOW_FIXED = SHOW & ~wire.SHOW_CMDLINE
 GROUP_NAMES = {'base': wire.TASK_DIAG_BASE, 'cred': wire.TASK_DIAG_CRED,
                'stat': wire.TASK_DIAG_STAT, 'statm': wire.TASK_DIAG_STATM,
                'stat_ext': wire.TASK_DIAG_STAT_EXT}
-_U32 = struct.Struct('<I')
-
-
-class _Shape:
-    """Where each field of a message of @show lies.  Messages without
-    CMDLINE all have one size: a response is then an array of records.
-    With it, a message is a prefix (headers, the groups before CMDLINE,
-    CMDLINE's header), the payload (any length), a suffix (the groups
-    after); cut the payloads out and the rest is again an array of
-    records, of prefix + suffix bytes."""
-
-    def __init__(self, show):
-        self.show = show
-        off = wire.NLMSG_HDRLEN + wire.MSG.size
-        # the words every message repeats: its type and flags, and
-        # task_diag_msg.flags 0 (no TASK_DIAG_FLAG_CONT)
-        self.words = [(1, wire.TASK_DIAG_CMD_GET | wire.NLM_F_MULTI << 16),
-                      ((wire.NLMSG_HDRLEN + wire.MSG.offsets()['flags']) // 4, 0)]
-        self.pid = wire.NLMSG_HDRLEN + wire.MSG.offsets()['pid']
-        self.groups = {}                # attribute -> payload offset in a record
-        self.cmd_hdr = self.prefix = None
-        for attr in wire.ATTR_ORDER:
-            if not show & (1 << attr):
-                continue
-            if attr == wire.TASK_DIAG_CMDLINE:
-                self.cmd_hdr = off      # its nlattr: nla_len, nla_type
-                off += wire.NLA_HDRLEN
-                self.prefix = off
-                continue
-            layout = wire.ATTR_LAYOUTS[attr]
-            self.words.append((off // 4, (wire.NLA_HDRLEN + layout.size) | attr << 16))
-            self.groups[attr] = off + wire.NLA_HDRLEN
-            off += wire.NLA_HDRLEN + layout.size
-        self.size = off                 # of a record
-        self.suffix = None if self.prefix is None else off - self.prefix
-        self.offsets = {attr: wire.ATTR_LAYOUTS[attr].offsets() for attr in self.groups}
-        self.formats = {attr: dict(wire.ATTR_LAYOUTS[attr].fields) for attr in self.groups}
-
-
-_SHAPES = {show: _Shape(show) for show in (SHOW, SHOW_FIXED)}
-
-
-class _Columns:
-    """The tasks of a response, a field at a time: pids, col(group, field)
-    (a list, one value per task), comms (str), cmdlines (raw bytes, with
-    CMDLINE); or None from read() when a message has another shape."""
-
-    @classmethod
-    def read(cls, buf, shape):
-        if type(buf) is not bytes:
-            buf = bytes(buf)
-        self = cls()
-        self.shape, self.size, self._views = shape, shape.size, {}
-        if not buf:
-            self.buf, self.n, self.pids, self.cmdlines = b'', 0, [], []
-            return self
-        if shape.prefix is None:
-            self.buf = buf
-        else:
-            self.buf = self._cut(buf)
-            if self.buf is None:
-                return None
-        self.n = len(self.buf) // shape.size
-        if len(self.buf) % shape.size:
-            return None
-        # the words every message repeats (lengths, types, flags 0: no
-        # TASK_DIAG_FLAG_CONT), each compared for all messages at once
-        words = self._view('I')
-        step = shape.size // 4
-        for index, value in shape.words:
-            if words[index::step] != array('I', (value,)) * self.n:
-                return None
-        if shape.prefix is not None:
-            halves = self._view('H')
-            hstep = shape.size // 2
-            cmd_type = array('H', (wire.TASK_DIAG_CMDLINE,)) * self.n
-            if halves[shape.cmd_hdr // 2 + 1::hstep] != cmd_type:
-                return None
-            # each message is a record and its CMDLINE payload, padded
-            cmd_len = halves[shape.cmd_hdr // 2::hstep].tolist()           # nla_len
-            padded = map(and_, map(add, cmd_len, repeat(3 - wire.NLA_HDRLEN)), repeat(~3))
-            if list(map(add, padded, repeat(shape.size))) != words[0::step].tolist() \
-                    or min(cmd_len) < wire.NLA_HDRLEN:
-                return None
-            # CMDLINE's payload ends nla_len bytes after its header
-            starts = self._cmd_starts
-            stops = map(add, map(add, starts, repeat(-wire.NLA_HDRLEN)), cmd_len)
-            self.cmdlines = list(map(buf.__getitem__, map(slice, starts, stops)))
-            del self._cmd_starts
-        elif words[0::step] != array('I', (shape.size,)) * self.n:
-            return None
-        self.pids = words[shape.pid // 4::step].tolist()
-        return self
-
-    def _cut(self, buf):
-        """@buf without the CMDLINE payloads (None if it is not a series
-        of messages long enough for our shape)."""
-        shape, n = self.shape, len(buf)
-        # The one walk over the messages, where each starts: the rest of
-        # this class runs in C, over all tasks at once.
-        unpack = _U32.unpack_from
-        offs = []
-        append = offs.append
-        off, least = 0, shape.size
-        while off < n:
-            append(off)
-            length = unpack(buf, off)[0] if n - off >= 4 else 0
-            if length < least:
-                return None
-            off += (length + 3) & ~3
-        if off != n:
-            return None
-        # Each message from the end of the previous payload to the start
-        # of its own (a message of our shape: its suffix and the next
-        # prefix); checked by read() against the lengths.
-        self._cmd_starts = cmd_starts = list(map(add, offs, repeat(shape.prefix)))
-        offs.append(n)
-        rest_starts = list(map(add, offs, repeat(-shape.suffix)))
-        rest_starts[0] = 0
-        return b''.join(map(buf.__getitem__, map(slice, rest_starts, cmd_starts + [n])))
-
-    def _view(self, fmt, shift=0):
-        """@fmt items of the records from byte @shift on (a u64 at an
-        offset that is 4 mod 8 is read from a view shifted by 4)."""
-        key = (fmt, shift)
-        view = self._views.get(key)
-        if view is None:
-            width = struct.calcsize(fmt)
-            mv = memoryview(self.buf)[shift:]
-            view = self._views[key] = mv[:len(mv) - len(mv) % width].cast(fmt)
-        return view
-
-    def col(self, group, field):
-        attr = GROUP_NAMES[group]
-        off = self.shape.groups[attr] + self.shape.offsets[attr][field]
-        fmt = self.shape.formats[attr][field]
-        size = self.size
-        if fmt == 'Q':
-            if size % 8 == 0:
-                shift = off % 8
-                return self._view('Q', shift)[(off - shift) // 8::size // 8].tolist()
-            lo, hi = (self._view('I')[o // 4::size // 4].tolist() for o in (off, off + 4))
-            return list(map(add, lo, map(mul, hi, repeat(1 << 32))))
-        if fmt in ('I', 'i'):
-            return self._view(fmt)[off // 4::size // 4].tolist()
-        if fmt == 'B':
-            return self._view('B')[off::size].tolist()
-        raise ValueError('no column for %s.%s (%s)' % (group, field, fmt))
-
-    def comms(self):
-        """base.comm of each task as psutil decodes the name of
-        /proc/PID/stat; most tasks share a name with others: each
-        distinct one is decoded once."""
-        base = wire.TASK_DIAG_BASE
-        off = self.shape.groups[base] + self.shape.offsets[base]['comm']
-        field = struct.Struct('<%dx%ds%dx' % (off, wire.TASK_DIAG_COMM_LEN,
-                                              self.size - off - wire.TASK_DIAG_COMM_LEN))
-        raws = list(map(itemgetter(0), field.iter_unpack(self.buf)))
-        names = {raw: raw.split(b'\0', 1)[0].decode(ENCODING, ENCODING_ERRS)
-                 for raw in set(raws)}
-        return list(map(names.__getitem__, raws))
 
 
 class _Records:
-    """_Columns from wire.Task records (the generic decoder's), for a
-    response of another shape: a producer that sends a task without one
-    of the groups (its pid is then in .missing, for psutil), a message
-    cut in two (TASK_DIAG_FLAG_CONT)."""
+    """wire.Columns' interface over wire.Task records (the generic
+    decoder's), for a response of another shape: a producer that sends a
+    task without one of the groups (its pid is then in .missing, for
+    psutil), a message cut in two (TASK_DIAG_FLAG_CONT)."""
 
-    def __init__(self, buf, shape):
-        groups = [name for name, attr in GROUP_NAMES.items() if shape.show & (1 << attr)]
-        if shape.prefix is not None:
+    def __init__(self, buf, show):
+        groups = [name for name, attr in GROUP_NAMES.items() if show & (1 << attr)]
+        if show & wire.SHOW_CMDLINE:
             groups.append('cmdline')
         tasks = list(wire.iter_decode(buf))
         complete = [t.pid == t.tgid and all(getattr(t, g) is not None for g in groups)
@@ -373,17 +210,17 @@ class _Records:
     def col(self, group, field):
         return [getattr(getattr(t, group), field) for t in self.tasks]
 
-    def comms(self):
-        # wire decodes comm as UTF-8 with surrogate escapes; psutil with
-        # the file system encoding
-        return [t.base.comm.encode('utf-8', 'surrogateescape').decode(ENCODING, ENCODING_ERRS)
+    def comms(self, encoding, errors):
+        # wire decodes comm as UTF-8 with surrogate escapes
+        return [t.base.comm.encode('utf-8', 'surrogateescape').decode(encoding, errors)
                 for t in self.tasks]
 
 
 def _columns(buf, show):
-    shape = _SHAPES[show]
-    cols = _Columns.read(buf, shape)
-    return cols if cols is not None else _Records(buf, shape)
+    """The dump as columns: wire's, or from its records where a message
+    has another shape."""
+    cols = wire.columns(buf, show)
+    return cols if cols is not None else _Records(buf, show)
 
 
 class _Listing(threading.Thread):
@@ -587,7 +424,7 @@ class _Build:
     # 15 characters or more is completed from cmdline[0] when its base
     # name starts with it (psutil's Process.name())
     def attr_name(self):
-        names = self.cols.comms()
+        names = self.cols.comms(ENCODING, ENCODING_ERRS)
         flags = self._col('stat_ext', 'flags')
         pids = self.cols.pids
         for i in _where(map(and_, flags, repeat(PF_WQ_WORKER | PF_KTHREAD))):

@@ -24,7 +24,7 @@ import sys
 from array import array
 from collections import namedtuple
 from itertools import repeat
-from operator import add, itemgetter
+from operator import add, and_, itemgetter, mul
 
 # --- constants (task_diag.h) ---------------------------------------------
 
@@ -594,14 +594,8 @@ def _decode_cmdline(buf, shape):
     @shape, else None.  One struct call reads each message's head and one
     its tail; the columns are checked and the records made by zip() and
     map(), as in _decode_fixed()."""
-    offs, off, n = [], 0, len(buf)
-    u32 = _U32.unpack_from
-    while off < n:                              # every message's offset
-        if n - off < shape.cmdline_off + NLA_HDRLEN:
-            return None
-        offs.append(off)
-        off += (u32(buf, off)[0] + 3) & ~3
-    if off != n or len(offs) < 2:
+    offs = message_offsets(buf, shape.cmdline_off + NLA_HDRLEN)
+    if offs is None or len(offs) < 2:
         return None
     count = len(offs)
     rows = list(map(shape.head.unpack_from, repeat(buf), offs))
@@ -772,6 +766,24 @@ def decode_vmas(buf, start, end, names=None):
     return vmas
 
 
+def message_offsets(buf, least=NLMSG_HDRLEN):
+    """The offset of every message of @buf, which must be whole messages
+    of at least @least bytes each, or None: the strict twin of
+    message_spans() for the decoders that read a whole response at once
+    (a tight loop: a generator would cost a third of their time)."""
+    offs, off, n = [], 0, len(buf)
+    append, u32 = offs.append, _U32.unpack_from
+    while off < n:
+        if n - off < least:
+            return None
+        length = u32(buf, off)[0]
+        if length < least:
+            return None
+        append(off)
+        off += (length + 3) & ~3
+    return offs if off == n else None
+
+
 def message_spans(buf):
     """(offset, nlmsg_len) of each whole message at the head of @buf, in
     order, up to the first that is cut short or is no message: the one
@@ -881,3 +893,167 @@ def iter_decode_pieces(pieces):
                 cur = None
     if cur is not None:
         raise DecodeError('dump ends inside task %d (TASK_DIAG_FLAG_CONT)' % cur[0])
+
+
+# --- columns -----------------------------------------------------------------
+
+class ColumnShape:
+    """Where each field of a message of @show lies.  Messages without
+    CMDLINE all have one size: a response is then an array of records.
+    With it, a message is a prefix (headers, the groups before CMDLINE,
+    CMDLINE's header), the payload (any length), a suffix (the groups
+    after); cut the payloads out and the rest is again an array of
+    records, of prefix + suffix bytes."""
+
+    def __init__(self, show):
+        self.show = show
+        off = NLMSG_HDRLEN + MSG.size
+        # the words every message repeats: its type and flags, and
+        # task_diag_msg.flags 0 (no TASK_DIAG_FLAG_CONT)
+        self.words = [(1, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16),
+                      ((NLMSG_HDRLEN + MSG.offsets()['flags']) // 4, 0)]
+        self.pid = NLMSG_HDRLEN + MSG.offsets()['pid']
+        self.groups = {}                # attribute -> payload offset in a record
+        self.cmd_hdr = self.prefix = None
+        for attr in ATTR_ORDER:
+            if not show & (1 << attr):
+                continue
+            if attr == TASK_DIAG_CMDLINE:
+                self.cmd_hdr = off      # its nlattr: nla_len, nla_type
+                off += NLA_HDRLEN
+                self.prefix = off
+                continue
+            layout = ATTR_LAYOUTS[attr]
+            self.words.append((off // 4, (NLA_HDRLEN + layout.size) | attr << 16))
+            self.groups[attr] = off + NLA_HDRLEN
+            off += NLA_HDRLEN + layout.size
+        self.size = off                 # of a record
+        self.suffix = None if self.prefix is None else off - self.prefix
+        self.offsets = {attr: ATTR_LAYOUTS[attr].offsets() for attr in self.groups}
+        self.formats = {attr: dict(ATTR_LAYOUTS[attr].fields) for attr in self.groups}
+
+
+class Columns:
+    """The tasks of a response, a field at a time: pids, col(group, field)
+    (a list, one value per task), comms (str), cmdlines (raw bytes, with
+    CMDLINE); or None from read() when a message has another shape."""
+
+    @classmethod
+    def read(cls, buf, shape):
+        if type(buf) is not bytes:
+            buf = bytes(buf)
+        self = cls()
+        self.shape, self.size, self._views = shape, shape.size, {}
+        if not buf:
+            self.buf, self.n, self.pids, self.cmdlines = b'', 0, [], []
+            return self
+        if shape.prefix is None:
+            self.buf = buf
+        else:
+            self.buf = self._cut(buf)
+            if self.buf is None:
+                return None
+        self.n = len(self.buf) // shape.size
+        if len(self.buf) % shape.size:
+            return None
+        # the words every message repeats (lengths, types, flags 0: no
+        # TASK_DIAG_FLAG_CONT), each compared for all messages at once
+        words = self._view('I')
+        step = shape.size // 4
+        for index, value in shape.words:
+            if words[index::step] != array('I', (value,)) * self.n:
+                return None
+        if shape.prefix is not None:
+            halves = self._view('H')
+            hstep = shape.size // 2
+            cmd_type = array('H', (TASK_DIAG_CMDLINE,)) * self.n
+            if halves[shape.cmd_hdr // 2 + 1::hstep] != cmd_type:
+                return None
+            # each message is a record and its CMDLINE payload, padded
+            cmd_len = halves[shape.cmd_hdr // 2::hstep].tolist()           # nla_len
+            padded = map(and_, map(add, cmd_len, repeat(3 - NLA_HDRLEN)), repeat(~3))
+            if list(map(add, padded, repeat(shape.size))) != words[0::step].tolist() \
+                    or min(cmd_len) < NLA_HDRLEN:
+                return None
+            # CMDLINE's payload ends nla_len bytes after its header
+            starts = self._cmd_starts
+            stops = map(add, map(add, starts, repeat(-NLA_HDRLEN)), cmd_len)
+            self.cmdlines = list(map(buf.__getitem__, map(slice, starts, stops)))
+            del self._cmd_starts
+        elif words[0::step] != array('I', (shape.size,)) * self.n:
+            return None
+        self.pids = words[shape.pid // 4::step].tolist()
+        return self
+
+    def _cut(self, buf):
+        """@buf without the CMDLINE payloads (None if it is not a series
+        of messages long enough for our shape)."""
+        shape, n = self.shape, len(buf)
+        offs = message_offsets(buf, shape.size)
+        if offs is None:
+            return None
+        # Each message from the end of the previous payload to the start
+        # of its own (a message of our shape: its suffix and the next
+        # prefix); checked by read() against the lengths.
+        self._cmd_starts = cmd_starts = list(map(add, offs, repeat(shape.prefix)))
+        offs.append(n)
+        rest_starts = list(map(add, offs, repeat(-shape.suffix)))
+        rest_starts[0] = 0
+        return b''.join(map(buf.__getitem__, map(slice, rest_starts, cmd_starts + [n])))
+
+    def _view(self, fmt, shift=0):
+        """@fmt items of the records from byte @shift on (a u64 at an
+        offset that is 4 mod 8 is read from a view shifted by 4)."""
+        key = (fmt, shift)
+        view = self._views.get(key)
+        if view is None:
+            width = struct.calcsize(fmt)
+            mv = memoryview(self.buf)[shift:]
+            view = self._views[key] = mv[:len(mv) - len(mv) % width].cast(fmt)
+        return view
+
+    def col(self, group, field):
+        attr = _ATTR_BY_NAME[group]
+        off = self.shape.groups[attr] + self.shape.offsets[attr][field]
+        fmt = self.shape.formats[attr][field]
+        size = self.size
+        if fmt == 'Q':
+            if size % 8 == 0:
+                shift = off % 8
+                return self._view('Q', shift)[(off - shift) // 8::size // 8].tolist()
+            lo, hi = (self._view('I')[o // 4::size // 4].tolist() for o in (off, off + 4))
+            return list(map(add, lo, map(mul, hi, repeat(1 << 32))))
+        if fmt in ('I', 'i'):
+            return self._view(fmt)[off // 4::size // 4].tolist()
+        if fmt == 'B':
+            return self._view('B')[off::size].tolist()
+        raise ValueError('no column for %s.%s (%s)' % (group, field, fmt))
+
+    def comms(self, encoding='utf-8', errors='surrogateescape'):
+        """base.comm of each task as str, decoded with @encoding (psutil
+        decodes the name of /proc/PID/stat with the file system's); most
+        tasks share a name with others: each distinct one is decoded
+        once."""
+        base = TASK_DIAG_BASE
+        off = self.shape.groups[base] + self.shape.offsets[base]['comm']
+        field = struct.Struct('<%dx%ds%dx' % (off, TASK_DIAG_COMM_LEN,
+                                              self.size - off - TASK_DIAG_COMM_LEN))
+        raws = list(map(itemgetter(0), field.iter_unpack(self.buf)))
+        names = {raw: raw.split(b'\0', 1)[0].decode(encoding, errors) for raw in set(raws)}
+        return list(map(names.__getitem__, raws))
+
+
+_ATTR_BY_NAME = {name: attr for attr, name in ATTR_NAMES.items()}
+_column_shapes = {}
+
+
+def columns(buf, show):
+    """The tasks of a response to @show (no VMA), a field at a time: a
+    Columns, or None when a message has another shape (a producer that
+    left a group out, a task cut in two by TASK_DIAG_FLAG_CONT): for
+    callers that make their own objects from the fields (task_diag.psutil)
+    rather than Task records."""
+    shape = _column_shapes.get(show)
+    if shape is None:
+        shape = _column_shapes[show] = ColumnShape(show)
+    return Columns.read(buf, shape)

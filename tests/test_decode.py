@@ -640,3 +640,30 @@ def test_args_of_a_cut_command_line():
     args = wire.split_cmdline(cut)
     assert args[:-1] == wire.split_cmdline(whole)[:len(args) - 1]
     assert whole.split(b'\x00')[len(args) - 1].startswith(args[-1].encode())
+
+
+@pytest.mark.parametrize('show', [
+    SHOW_ALL_FIXED, SHOW_ALL_FIXED | wire.SHOW_CMDLINE, wire.SHOW_BASE | wire.SHOW_CMDLINE])
+def test_columns_equal_the_records(show):
+    """wire.columns() reads the same fields as the decoders' records: each
+    column, the command lines and the names."""
+    tasks = new_group_tasks(show)
+    buf = b''.join(m for _, m in tasks)
+    want = [t for t, _ in tasks]
+    cols = wire.columns(buf, show)
+    assert cols is not None and cols.n == len(want) and cols.pids == [t.pid for t in want]
+    for attr, name in wire.ATTR_NAMES.items():
+        if not show & (1 << attr) or attr in (wire.TASK_DIAG_CMDLINE, wire.TASK_DIAG_VMA):
+            continue
+        for field in wire.ATTR_LAYOUTS[attr].names:
+            if field == 'comm':
+                continue
+            assert cols.col(name, field) == [getattr(getattr(t, name), field) for t in want], \
+                (name, field)
+    if show & wire.SHOW_BASE:
+        assert cols.comms() == [t.base.comm for t in want]
+    if show & wire.SHOW_CMDLINE:
+        assert cols.cmdlines == [t.cmdline for t in want]
+    # a task cut in two: not one shape
+    cut = wire.encode_message(1, 1, [], flags=CONT) + buf
+    assert wire.columns(cut, show) is None

@@ -486,7 +486,7 @@ def test_pid_order_and_the_fast_path(tree, source):
     the columnar path, not the generic decoder's records."""
     for show in (tdps.SHOW, tdps.SHOW_FIXED):
         raw = api.raw(wire.DUMP_ALL, 0, show, source=source)
-        cols = tdps._Columns.read(raw, tdps._SHAPES[show])
+        cols = wire.columns(raw, show)
         assert cols is not None and cols.n > N_TREE
     pids = [p.pid for p in tdps.process_iter(['pid'], source=source)]
     assert pids == sorted(pids) and len(set(pids)) == len(pids)
