@@ -30,9 +30,7 @@ and rule.  The rest goes to psutil, per process:
   - a cmdline of TASK_DIAG_CMDLINE_MAX bytes (it may have been cut):
     psutil's cmdline();
   - the name of a kernel thread or workqueue worker, which /proc/PID/stat
-    shows longer than task->comm: read from /proc/PID/stat as psutil does;
-  - cpu_times().iowait while delay accounting is on (the dump lacks
-    delayacct_blkio_ticks): read from /proc/PID/stat as psutil does.
+    shows longer than task->comm: read from /proc/PID/stat as psutil does.
 
 The answer is the dump's moment: a process that exits after the dump is
 still given, as it was (psutil gives it too if it reads it before it
@@ -83,10 +81,6 @@ STATE_ZOMBIE = wire.STATE_LETTERS.index('Z')
 # /proc/PID/stat with PROC_STATUSES, '?' for a letter it does not know
 STATUS_OF_STATE = {i: _pslinux.PROC_STATUSES.get(letter, '?')
                    for i, letter in enumerate(wire.STATE_LETTERS)}
-DELAYACCT = '/proc/sys/kernel/task_delayacct'
-# STAT_EXT does not carry delayacct_blkio_ticks (stat field 42, psutil's
-# iowait) yet; when a producer adds it under this name, it is used.
-BLKIO_FIELD = 'delayacct_blkio_ticks'
 
 _pmap = {}                      # pid -> Process, the objects of the last call
 
@@ -339,24 +333,8 @@ class _Build:
         return _records(_types()['cpu_times'], ticks + [self._iowait()], truediv, CLOCK_TICKS)
 
     def _iowait(self):
-        """delayacct_blkio_ticks of each task."""
-        if BLKIO_FIELD in wire.STAT_EXT.names:
-            return self._col('stat_ext', BLKIO_FIELD)
-        if not _delayacct_on():
-            # Counted only while delay accounting is on: 0 for every task
-            # while it is off, unless it was on earlier since boot
-            # (sysctl kernel.task_delayacct), which nothing shows.
-            return [0] * self.cols.n
-        ticks = []
-        for i, pid in enumerate(self.cols.pids):
-            try:
-                ticks.append(_stat_fields(pid)[1][39])
-            except (FileNotFoundError, ProcessLookupError):
-                self.gone.add(i)
-                ticks.append(0)
-            except IndexError:          # a kernel before 2.6.18: psutil says 0
-                ticks.append(0)
-        return ticks
+        """delayacct_blkio_ticks of each task (stat field 42)."""
+        return self._col('stat_ext', 'delayacct_blkio_ticks')
 
     # memory_info: /proc/PID/statm (size resident shared text lib data dt)
     # times PAGESIZE, as (rss, vms, shared, text, lib, data, dirty)
@@ -443,14 +421,6 @@ class _Build:
                     if extended.startswith(names[i]):
                         names[i] = extended
         return names
-
-
-def _delayacct_on():
-    try:
-        with open(DELAYACCT, 'rb') as f:
-            return f.read().strip() != b'0'
-    except OSError:
-        return False                    # before 5.14: on only with "delayacct" at boot
 
 
 def _stat_fields(pid):

@@ -161,7 +161,7 @@ STATM = Layout('task_diag_statm', (
 
 STAT_EXT = Layout('task_diag_stat_ext', (
     ('start_time', 'Q'), ('tty_nr', 'I'), ('flags', 'I'), ('priority', 'i'), ('nice', 'i'),
-    ('rt_priority', 'I'), ('policy', 'I'),
+    ('rt_priority', 'I'), ('policy', 'I'), ('delayacct_blkio_ticks', 'Q'),
 ))
 
 VMA = Layout('task_diag_vma', (

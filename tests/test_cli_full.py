@@ -369,9 +369,9 @@ def test_dump_shows_stat_ext_and_decode_reads_it_back(source, made):
     ext = out.split('\n')[3]
     flags = int(f[6])
     assert ext == ('  stat_ext start_time=%s tty_nr=%s flags=%#x priority=%s nice=%s '
-                   'rt_priority=%s policy=%s' % (f[19].decode(), f[4].decode(), flags,
-                                                 f[15].decode(), f[16].decode(),
-                                                 f[37].decode(), f[38].decode()))
+                   'rt_priority=%s policy=%s delayacct_blkio_ticks=%s'
+                   % (f[19].decode(), f[4].decode(), flags, f[15].decode(), f[16].decode(),
+                      f[37].decode(), f[38].decode(), f[39].decode()))
     assert int(f[4]) >> 8 in range(136, 144)                # a pts
     raw = subprocess.run([TD, '--source', source, 'dump', '--strategy', 'one', '--pid',
                           str(pid), '--show', 'base,stat_ext,cmdline', '--raw'],

@@ -6,8 +6,9 @@ backend ('proc', 'bpf', 'file').
   CMDLINE   what one read(fd, 4096) of /proc/PID/cmdline returns; empty
             (the attribute present, no bytes) without an mm;
             Task.args = psutil.Process(pid).cmdline()
-  STAT_EXT  /proc/PID/stat fields 22, 7, 9, 18, 19, 40, 41 (start_time
-            tty_nr flags priority nice rt_priority policy); per thread
+  STAT_EXT  /proc/PID/stat fields 22, 7, 9, 18, 19, 40, 41, 42 (start_time
+            tty_nr flags priority nice rt_priority policy
+            delayacct_blkio_ticks); per thread
             (/proc/PID/task/TID/stat) in thread dumps
 
 The oracle is the test's own reader of /proc (not task_diag.procfs), so
@@ -54,7 +55,8 @@ GROUPS = ('cmdline', 'statm', 'stat_ext')
 
 # StatExt field -> its number in /proc/PID/stat (man 5 proc: 1-based)
 STAT_EXT_FIELDS = (('start_time', 22), ('tty_nr', 7), ('flags', 9), ('priority', 18),
-                   ('nice', 19), ('rt_priority', 40), ('policy', 41))
+                   ('nice', 19), ('rt_priority', 40), ('policy', 41),
+                   ('delayacct_blkio_ticks', 42))
 assert tuple(name for name, _ in STAT_EXT_FIELDS) == wire.STAT_EXT.names
 
 
@@ -1146,7 +1148,7 @@ def test_message_layout(made, source):
         assert [a[0] for a in attrs] == order, pid
         by = {a[0]: a for a in attrs}
         assert by[wire.TASK_DIAG_STATM][1] == 4 + 56
-        assert by[wire.TASK_DIAG_STAT_EXT][1] == 4 + 32
+        assert by[wire.TASK_DIAG_STAT_EXT][1] == 4 + 40
         _, nla_len, payload, pad = by[wire.TASK_DIAG_CMDLINE]
         assert nla_len == 4 + len(payload) <= 4 + MAX
         assert pad == b'\0' * (-len(payload) & 3)

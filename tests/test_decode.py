@@ -553,7 +553,7 @@ def new_group_tasks(show):
                          statm=wire.Statm(4000 + i, 300, 200, 5, 0, 900, 0)
                          if show & wire.SHOW_STATM else None,
                          cmdline=cmdline if show & wire.SHOW_CMDLINE else None,
-                         stat_ext=wire.StatExt(12345 + i, 34816, 0x400100, 20, -i, 0, 0)
+                         stat_ext=wire.StatExt(12345 + i, 34816, 0x400100, 20, -i, 0, 0, 7 * i)
                          if show & wire.SHOW_STAT_EXT else None)
         attrs = []
         for attr in wire.ATTR_ORDER:

@@ -459,13 +459,36 @@ def test_all_attrs(tree, source):
         assert same(got[pid], before[pid]), (pid, differ(got[pid], before[pid]))
 
 
-def test_iowait_while_delay_accounting_is_on(tree, source, monkeypatch):
-    """With delay accounting on, iowait is read from /proc/PID/stat field
-    42 (the dump lacks it) as psutil reads it."""
-    if tdps.BLKIO_FIELD in wire.STAT_EXT.names:
-        pytest.skip('the dump carries delayacct_blkio_ticks')
-    monkeypatch.setattr(tdps, '_delayacct_on', lambda: True)
-    check_machine(['pid', 'cpu_times'], source, stable_pids(tree))
+DELAYACCT = '/proc/sys/kernel/task_delayacct'
+
+
+def test_iowait_while_delay_accounting_is_on(tree, source):
+    """With delay accounting on (sysctl kernel.task_delayacct, put back
+    after), iowait is STAT_EXT's delayacct_blkio_ticks, as psutil reads
+    field 42 of /proc/PID/stat; a task that waited for a disk read while
+    it was on has some."""
+    need(os.path.exists(DELAYACCT), 'no %s (a kernel before 5.14)' % DELAYACCT)
+    with open(DELAYACCT) as f:
+        was = f.read().strip()
+    try:
+        with open(DELAYACCT, 'w') as f:
+            f.write('1')
+        # block I/O waits of our own: reads that miss the page cache
+        with tempfile.NamedTemporaryFile(dir='/var/tmp') as tmp:
+            tmp.write(os.urandom(8 << 20))
+            tmp.flush()
+            os.fsync(tmp.fileno())
+            os.posix_fadvise(tmp.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            with open(tmp.name, 'rb', buffering=0) as f:
+                while f.read(1 << 16):
+                    pass
+        check_machine(['pid', 'cpu_times'], source, stable_pids(tree))
+        mine = {p.pid: p.info for p in tdps.process_iter(['pid', 'cpu_times'], source=source)}
+        assert mine[os.getpid()]['cpu_times'].iowait == \
+            psutil.Process().cpu_times().iowait
+    finally:
+        with open(DELAYACCT, 'w') as f:
+            f.write(was)
 
 
 def test_zombies(tree, source):

@@ -223,7 +223,7 @@ struct task_diag_statm {		/* 56 bytes */
  * with the same values (per thread in ALL_THREAD and THREAD dumps, as
  * /proc/PID/task/TID/stat gives them).
  */
-struct task_diag_stat_ext {		/* 32 bytes */
+struct task_diag_stat_ext {		/* 40 bytes */
 	__u64 start_time;		/* field 22: clock ticks after boot */
 	__u32 tty_nr;			/* field 7: the controlling tty's device, 0: none */
 	__u32 flags;			/* field 9: PF_* (PF_KTHREAD 0x00200000) */
@@ -231,6 +231,7 @@ struct task_diag_stat_ext {		/* 32 bytes */
 	__s32 nice;			/* field 19 */
 	__u32 rt_priority;		/* field 40 */
 	__u32 policy;			/* field 41: SCHED_* */
+	__u64 delayacct_blkio_ticks;	/* field 42: block I/O delay, clock ticks */
 };
 
 #define TASK_DIAG_DUMP_ALL		0

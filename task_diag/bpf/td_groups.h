@@ -370,6 +370,13 @@ static __always_inline void fill_stat_ext(struct task_diag_stat_ext *x, struct t
 	x->nice = task->static_prio - 120;	/* task_nice(): PRIO_TO_NICE() */
 	x->rt_priority = task->rt_priority;
 	x->policy = task->policy;
+	x->delayacct_blkio_ticks = 0;		/* delayacct_blkio_ticks() */
+	if (bpf_core_field_exists(((struct task_struct___delays *)task)->delays)) {
+		struct task_delay_info *d = ((struct task_struct___delays *)task)->delays;
+
+		if (d)
+			x->delayacct_blkio_ticks = BPF_CORE_READ(d, blkio_delay) / NSEC_PER_TICK;
+	}
 }
 
 #endif /* __TD_GROUPS_H */

@@ -103,6 +103,15 @@ struct prev_cputime {
 	u64 stime;
 };
 
+/* CONFIG_TASK_DELAY_ACCT only: tested with bpf_core_field_exists() */
+struct task_delay_info {
+	u64 blkio_delay;		/* ns */
+};
+
+struct task_struct___delays {
+	struct task_delay_info *delays;
+};
+
 struct tty_driver {
 	int major;
 	int minor_start;

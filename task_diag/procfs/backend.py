@@ -126,9 +126,9 @@ def _statm(data):
 
 def _stat_ext(f):
     # starttime: field 22; tty_nr 7, flags 9, priority 18, nice 19,
-    # rt_priority 40, policy 41 (f[0] is field 3)
+    # rt_priority 40, policy 41, delayacct_blkio_ticks 42 (f[0] is field 3)
     return wire.STAT_EXT.pack(int(f[19]), int(f[4]), int(f[6]), int(f[15]), int(f[16]),
-                              int(f[37]), int(f[38]))
+                              int(f[37]), int(f[38]), int(f[39]))
 
 
 def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
