@@ -1188,3 +1188,30 @@ def test_same_bytes_as_the_fallback(made, source):
             assert set(got[src]) == want, (src, strategy, pid)
         for p in sorted(want):
             assert got[source][p] == got['proc'][p], (strategy, pid, p)
+
+
+@pytest.fixture(scope='module')
+def argv_over_file(tmp_path_factory):
+    """A stopped process that mapped a file over its argument area."""
+    exe = build_c('argv_over_file.c', os.path.join(str(tmp_path_factory.mktemp('bin')),
+                                                   'argv_over_file'), '-O2', '-Wall')
+    data = tmp_path_factory.mktemp('data') / 'over'
+    data.write_bytes(b'FILE BYTES, NOT THE ARGUMENTS\0' * 400)
+    p = subprocess.Popen([exe, str(data)] + ['argument-%d' % i for i in range(40)])
+    try:
+        wait_states(p.pid, 'T')
+        yield p.pid
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_argv_over_a_file_reads_as_proc(argv_over_file, source):
+    """A file mapped over the argument area: /proc reads only anonymous
+    memory there (FOLL_ANON) and gives nothing; so does CMDLINE, rather
+    than the file's bytes."""
+    pid = argv_over_file
+    want = read_file('/proc/%d/cmdline' % pid)
+    assert b'FILE BYTES' not in want
+    (t,) = dump(wire.DUMP_ONE, pid, source)
+    assert t.cmdline == want

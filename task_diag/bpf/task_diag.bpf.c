@@ -182,7 +182,9 @@ static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_str
 	 * writes nothing and has its task shown again (return 1: the iterator
 	 * retries it; as the first task of a read, the read fails with EAGAIN,
 	 * which our clients read again).  Where programs cannot be preempted
-	 * the first buffer tried is always free.
+	 * the first buffer tried is always free, except in the sleepable
+	 * objects: a run that sleeps reading a command line keeps its buffer
+	 * meanwhile, and another reader's run may take the CPU.
 	 */
 	if (show & TASK_DIAG_SHOW_VMA) {
 		scratch = claim_scratch(0);
@@ -230,8 +232,8 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	ret = pick_task(ctx, default_strategy, &scratch, &show);
 #ifdef TD_SLEEPABLE
 	bpf_rcu_read_unlock();
-	if (ret == TD_EMIT_CMDLINE && scratch && ctx->task) {
-		ret = put_cmdline_and_write(ctx, ctx->task, scratch, show);
+	if (ret == TD_EMIT_CMDLINE && scratch) {
+		ret = put_cmdline_and_write(ctx, scratch, show);
 		barrier();
 		__sync_lock_test_and_set(&scratch->busy, 0);
 	}

@@ -31,6 +31,36 @@ static long strnlen_cb(u32 i, struct td_strnlen_ctx *c)
 	return 0;
 }
 
+struct td_anon_ctx {
+	unsigned long addr, room;
+};
+
+static long anon_room_cb(struct task_struct *task, struct vm_area_struct *vma,
+			 struct td_anon_ctx *c)
+{
+	/* vma_is_anonymous(): what FOLL_ANON lets /proc read */
+	c->room = vma->vm_ops ? 0 : vma->vm_end - c->addr;
+	return 0;
+}
+
+/*
+ * How many bytes at @addr /proc would read: get_mm_cmdline() reads with
+ * FOLL_ANON, so only from an anonymous mapping (a file mapped over the
+ * argument area reads as nothing; reading it here could also wait on a
+ * slow file system while we hold a scratch buffer).  bpf_find_vma() only
+ * try-locks the mmap_lock: while a writer holds it we read, as the
+ * argument area is the stack's, anonymous, unless a task mapped over it.
+ */
+static __always_inline unsigned long anon_room(struct task_struct *task, unsigned long addr)
+{
+	struct td_anon_ctx c = { .addr = addr };
+	long err = bpf_find_vma(task, addr, anon_room_cb, &c, 0);
+
+	if (err == -EBUSY)
+		return TD_CMDLINE_MAX;
+	return err ? 0 : c.room;
+}
+
 /*
  * @n bytes of @task's memory at @addr into @dst, or as many as there are
  * up to the end of @addr's page when the rest is not mapped
@@ -41,9 +71,14 @@ static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
 				     struct task_struct *task)
 {
 	u32 head = TD_PAGE_BYTES - (addr & (TD_PAGE_BYTES - 1));
+	unsigned long room = anon_room(task, addr);
 
+	if (n > room)
+		n = room;
 	if (n > TD_CMDLINE_MAX)
 		n = TD_CMDLINE_MAX;
+	if (!n)
+		return 0;
 	if (!bpf_copy_from_user_task(dst, n, (void *)addr, task, 0))
 		return n;
 	if (head >= n || head > TD_CMDLINE_MAX)
@@ -51,9 +86,7 @@ static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
 	return bpf_copy_from_user_task(dst, head, (void *)addr, task, 0) ? 0 : head;
 }
 
-/* The payload of @task's CMDLINE into @dst (TD_CMDLINE_MAX bytes of room);
- * its length. */
-static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
+static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64 mm_then)
 {
 	unsigned long arg_start, arg_end, env_start, env_end, count, argv;
 	struct td_strnlen_ctx c = {};
@@ -62,10 +95,8 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
 	char last = 0;
 	u32 got = 0;
 
-	if (!task || !dst)
-		return 0;
 	mm = task->mm;
-	if (!mm || (task->flags & PF_KTHREAD))
+	if (!mm || (task->flags & PF_KTHREAD) || (u64)mm != mm_then)
 		return 0;		/* get_task_mm(): none for these */
 	arg_start = mm->arg_start;
 	arg_end = mm->arg_end;
@@ -91,7 +122,8 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
 			known = true;
 		}
 	}
-	if (!known && bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0))
+	if (!known && (!anon_room(task, arg_end - 1) ||
+		       bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0)))
 		last = 0;
 
 	if (last) {
@@ -121,24 +153,53 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task)
 }
 
 /*
+ * The payload of @task's CMDLINE into @dst (TD_CMDLINE_MAX bytes of room);
+ * its length.  @mm and @exec_id: the task's mm and self_exec_id when the
+ * access check passed, in the RCU section.  We read its mm after it,
+ * holding no reference: an exec in between (a setuid one too) would give
+ * another program's memory at this one's addresses, so the same mm and
+ * exec count must still be there after the reads, or the payload is
+ * empty, as for a task that has gone.
+ */
+static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task, u64 mm_then,
+				      u64 exec_id)
+{
+	u32 len;
+
+	if (!task || !dst)
+		return 0;
+	len = read_cmdline(dst, task, mm_then);
+	if ((u64)task->mm != mm_then || task->self_exec_id != exec_id)
+		return 0;
+	return len;
+}
+
+/*
  * The end of a message that emit_task() left at scratch->cmdline_off, with
  * CMDLINE asked: the CMDLINE attribute, then STAT_EXT if asked; then the
  * message is written.  Runs outside the RCU section: it may sleep.
  */
-static __always_inline int put_cmdline_and_write(struct bpf_iter__task *ctx,
-						 struct task_struct *task,
-						 struct td_scratch *scratch, u64 show)
+static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
+					    struct td_scratch *scratch, u64 show)
 {
-	u32 off = scratch->cmdline_off, len;
-	struct td_nlmsghdr *nlh = (void *)scratch->buf;
+	/* a subprogram of its own: its frame is not on td_all's VMA path,
+	 * whose stack is at the verifier's 512 bytes */
+	struct task_struct *task = ctx->task;
+	u32 off, len;
+	struct td_nlmsghdr *nlh;
 	struct td_nlattr *nla;
 	u64 total;
 
+	if (!task || !scratch)
+		return 0;
+	nlh = (void *)scratch->buf;
+	off = scratch->cmdline_off;
 	if (off > TD_BUF_SIZE - 2 * NLA_HDRLEN - TD_CMDLINE_MAX -
 		  TD_SIZEOF(struct task_diag_stat_ext))
 		return 0;
 	nla = (void *)(scratch->buf + off);
-	len = td_read_cmdline(scratch->buf + off + NLA_HDRLEN, task);
+	len = td_read_cmdline(scratch->buf + off + NLA_HDRLEN, task, scratch->cmdline_mm,
+			      scratch->cmdline_exec);
 	if (len > TD_CMDLINE_MAX)
 		return 0;
 	nla->nla_len = NLA_HDRLEN + len;

@@ -333,8 +333,9 @@ static __noinline void fill_statm(struct task_diag_statm *s, struct task_struct 
 	struct mm_struct *mm = task->mm;
 	u64 file, anon, shmem;
 
-	if (!mm)
-		return;		/* kernel threads, zombies: /proc prints zeros */
+	if (!mm || (task->flags & PF_KTHREAD))
+		return;		/* get_task_mm(): none for zombies, nor for a kernel
+				 * thread that borrows an mm (kthread_use_mm()) */
 	file = mm_counter(mm, TD_MM_FILEPAGES, cpus);
 	anon = mm_counter(mm, TD_MM_ANONPAGES, cpus);
 	shmem = mm_counter(mm, TD_MM_SHMEMPAGES, cpus);

@@ -60,6 +60,7 @@
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
 #define ENOENT		2
+#define EBUSY		16
 #define ENAMETOOLONG	36
 
 struct td_nlmsghdr {
@@ -86,6 +87,8 @@ struct td_scratch {
 	 * follows CMDLINE, kept while the run reads the command line */
 	__u32 cmdline_off;
 	struct task_diag_stat_ext cmdline_ext;
+	__u64 cmdline_mm;	/* the task's mm and self_exec_id at the check */
+	__u64 cmdline_exec;
 };
 
 /* Per CPU: [0] for every answer, the others spares for the answers without

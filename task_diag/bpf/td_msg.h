@@ -197,6 +197,8 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 #ifdef TD_SLEEPABLE
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
 		scratch->cmdline_off = off;
+		scratch->cmdline_mm = (u64)task->mm;
+		scratch->cmdline_exec = task->self_exec_id;
 		return TD_EMIT_CMDLINE;
 	}
 #endif

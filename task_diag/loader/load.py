@@ -416,9 +416,6 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
     tier = loaded_tier(cfg)
     if cfg['obj_sha256'] != _sha256(loaded_path(cfg)):
         return False
-    # a sleepable object built since a plain one was loaded
-    if not cfg['cmdline'] and tier.objects(kernel_features())[0][1]:
-        return False
     return tier.name == forced if forced else not cfg['tier_forced']
 
 

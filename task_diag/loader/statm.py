@@ -29,11 +29,10 @@ def possible_cpus():
     return max(int(part.split('-')[-1]) for part in text.split(',')) + 1
 
 
-def _child(pipe_w):
+def _child():
     """Fault in a few pages, stop, and again when continued: each round
     leaves counts waiting on the CPU it ran on.  Exits with its parent's
     SIGKILL."""
-    os.close(pipe_w)
     area = mmap.mmap(-1, ATTEMPTS * 16 * mmap.PAGESIZE)
     for round_ in range(ATTEMPTS):
         for page in range(round_ * 16, round_ * 16 + 3 + round_):
@@ -48,31 +47,28 @@ def _resident(backend, pid, cpus, set_cpus):
     return tasks[0].statm.resident if tasks else None
 
 
-def _wait_stopped(pid):
-    _, status = os.waitpid(pid, os.WUNTRACED)
-    return os.WIFSTOPPED(status)
-
-
 def measure(backend, set_cpus):
     """The td_config.statm_cpus that makes STATM equal /proc/PID/statm
     here: possible_cpus() where /proc sums the CPUs, 0 where it reads the
     total (or where both are the same: atomics).  @backend answers
     requests with the programs just loaded; @set_cpus(n) writes
-    td_config.statm_cpus.  Leaves statm_cpus set to the answer."""
+    td_config.statm_cpus, which is left at the answer (at 0, the totals,
+    when the measurement fails).  The programs are pinned already: a root
+    reader of this moment may get either reading."""
     cpus = possible_cpus()
     answer = 0
-    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                        # pragma: no cover (the child)
         try:
-            _child(w)
+            _child()
         finally:
             os._exit(1)
-    os.close(w)
-    os.close(r)
+    reaped = False
     try:
         for _ in range(ATTEMPTS):
-            if not _wait_stopped(pid):
+            _, status = os.waitpid(pid, os.WUNTRACED)
+            if not os.WIFSTOPPED(status):
+                reaped = True           # it ended: its pid is no longer ours
                 break
             summed = _resident(backend, pid, cpus, set_cpus)
             total = _resident(backend, pid, 0, set_cpus)
@@ -83,7 +79,8 @@ def measure(backend, set_cpus):
                 break
             os.kill(pid, signal.SIGCONT)
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    set_cpus(answer)
+        if not reaped:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        set_cpus(answer)
     return answer
