@@ -60,6 +60,7 @@ import psutil as _psutil
 from psutil import _pslinux, _psposix
 
 from . import api, wire
+from .procfs.backend import parse_stat, read_file
 
 __all__ = ['process_iter', 'Process', 'ANSWERED']
 
@@ -177,9 +178,6 @@ SHOW = (wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_STATM |
         wire.SHOW_CMDLINE | wire.SHOW_STAT_EXT)
 # and without CMDLINE, when neither name nor cmdline is asked for
 SHOW_FIXED = SHOW & ~wire.SHOW_CMDLINE
-GROUP_NAMES = {'base': wire.TASK_DIAG_BASE, 'cred': wire.TASK_DIAG_CRED,
-               'stat': wire.TASK_DIAG_STAT, 'statm': wire.TASK_DIAG_STATM,
-               'stat_ext': wire.TASK_DIAG_STAT_EXT}
 
 
 class _Records:
@@ -189,7 +187,7 @@ class _Records:
     psutil), a message cut in two (TASK_DIAG_FLAG_CONT)."""
 
     def __init__(self, buf, show):
-        groups = [name for name, attr in GROUP_NAMES.items() if show & (1 << attr)]
+        groups = [wire.ATTR_NAMES[attr] for attr in wire.FIXED_GROUPS if show & (1 << attr)]
         if show & wire.SHOW_CMDLINE:
             groups.append('cmdline')
         tasks = list(wire.iter_decode(buf))
@@ -408,7 +406,8 @@ class _Build:
         for i in _where(map(and_, flags, repeat(PF_WQ_WORKER | PF_KTHREAD))):
             if flags[i] & PF_WQ_WORKER or len(names[i]) >= wire.TASK_DIAG_COMM_LEN - 1:
                 try:
-                    names[i] = _stat_fields(pids[i])[0]
+                    names[i] = parse_stat(read_file('/proc/%d/stat' % pids[i]))[0].decode(
+                        ENCODING, ENCODING_ERRS)
                 except (FileNotFoundError, ProcessLookupError):
                     self.gone.add(i)
         long_names = _where(map(ge, map(len, names), repeat(15)))
@@ -421,19 +420,6 @@ class _Build:
                     if extended.startswith(names[i]):
                         names[i] = extended
         return names
-
-
-def _stat_fields(pid):
-    """(name, fields from the state on) of /proc/PID/stat, parsed as
-    psutil parses it (the name between the first '(' and the last ')')."""
-    fd = os.open('/proc/%d/stat' % pid, os.O_RDONLY)
-    try:
-        data = os.read(fd, 8192)        # one read: a stat line is under 1 KiB
-    finally:
-        os.close(fd)
-    rpar = data.rfind(b')')
-    name = data[data.find(b'(') + 1:rpar].decode(ENCODING, ENCODING_ERRS)
-    return name, [int(x) if x.lstrip(b'-').isdigit() else x for x in data[rpar + 2:].split()]
 
 
 def _records(kind, columns, op, operand):

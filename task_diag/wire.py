@@ -479,11 +479,7 @@ def decode_pieces(pieces, show=None):
         buf = b''.join(pieces)
         pieces = (buf,)
         if buf and show & SHOW_CMDLINE:
-            key = show & (_FIXED_SHOW | SHOW_CMDLINE)
-            shape = _shapes.get(key)
-            if shape is None:
-                shape = _shapes[key] = _CmdlineShape(key)
-            tasks = _decode_cmdline(buf, shape)
+            tasks = _decode_columns(buf, show & (_FIXED_SHOW | SHOW_CMDLINE))
             if tasks is not None:
                 return tasks
         elif buf:
@@ -558,94 +554,34 @@ def _decode_fixed(buf, shape):
             gc.enable()
 
 
-class _CmdlineShape:
-    """For requests with CMDLINE and without VMAs every message is a fixed
-    head (the header, task_diag_msg, the fixed groups before CMDLINE and
-    CMDLINE's attribute header), the command line, and a fixed tail (the
-    groups after it).  @head reads the whole head as one struct; @groups:
-    {attribute: (index of its nla_len in the head's values, record)}."""
-
-    def __init__(self, show):
-        fmt = ['<IHHII', MSG.fmt[1:]]
-        self.groups, index, self.size = {}, 8, NLMSG_HDRLEN + MSG.size
-        for attr in FIXED_GROUPS:
-            if show & (1 << attr) and attr in _BEFORE_CMDLINE:
-                layout = ATTR_LAYOUTS[attr]
-                self.groups[attr] = (index, NLA_HDRLEN + layout.size)
-                fmt.append('HH' + layout.fmt[1:])
-                index += 2 + len(layout.names)
-                self.size += NLA_HDRLEN + layout.size
-        self.cmdline = index                    # CMDLINE's nla_len, then nla_type
-        self.cmdline_off = self.size            # its header's offset in a message
-        fmt.append('HH')
-        self.head = struct.Struct(''.join(fmt))
-        self.tail = None
-        self.tail_size = 0
-        if show & SHOW_STAT_EXT:
-            self.tail = struct.Struct('<HH' + STAT_EXT.fmt[1:])
-            self.tail_size = self.tail.size
-
-
-_BEFORE_CMDLINE = ATTR_ORDER[:ATTR_ORDER.index(TASK_DIAG_CMDLINE)]
-
-
-def _decode_cmdline(buf, shape):
-    """The fast path with CMDLINE: the tasks of @buf if every message has
-    @shape, else None.  One struct call reads each message's head and one
-    its tail; the columns are checked and the records made by zip() and
-    map(), as in _decode_fixed()."""
-    offs = message_offsets(buf, shape.cmdline_off + NLA_HDRLEN)
-    if offs is None or len(offs) < 2:
+def _decode_columns(buf, show):
+    """The fast path with CMDLINE: the tasks of @buf read column by column
+    (columns()), if every message has the shape of @show, else None; the
+    records are made by zip() and map(), as in _decode_fixed()."""
+    cols = columns(buf, show)
+    if cols is None or cols.n < 2:
         return None
-    count = len(offs)
-    rows = list(map(shape.head.unpack_from, repeat(buf), offs))
-    cols = list(zip(*rows))
-    del rows
-    if (cols[1].count(TASK_DIAG_CMD_GET) != count or cols[2].count(NLM_F_MULTI) != count
-            or cols[7].count(0) != count
-            or cols[shape.cmdline + 1].count(TASK_DIAG_CMDLINE) != count):
-        return None
-    for attr, (index, length) in shape.groups.items():
-        if cols[index].count(length) != count or cols[index + 1].count(attr) != count:
-            return None
-    lens = cols[shape.cmdline]
-    if min(lens) < NLA_HDRLEN:
-        return None
-    start = shape.cmdline_off + NLA_HDRLEN
-    ends = [shape.cmdline_off + ((length + 3) & ~3) for length in lens]
-    if [e + shape.tail_size for e in ends] != list(cols[0]):
-        return None                             # a CONT, a foreign message: the generic path
     gc_was = gc.isenabled()
     gc.disable()
     try:
-        cmdlines = [buf[o + start:o + shape.cmdline_off + length]
-                    for o, length in zip(offs, lens)]
-        exts = repeat(None)
-        if shape.tail is not None:
-            tails = list(zip(*map(shape.tail.unpack_from, repeat(buf), map(add, offs, ends))))
-            if (tails[0].count(NLA_HDRLEN + STAT_EXT.size) != count
-                    or tails[1].count(TASK_DIAG_STAT_EXT) != count):
-                return None
-            exts = map(_new, repeat(StatExt), zip(*tails[2:]))
-        pids, tgids = list(cols[5]), list(cols[6])
         none = repeat(None)
         records = {}
-        for attr, (index, _) in shape.groups.items():
-            fields = cols[index + 2:index + 2 + len(ATTR_LAYOUTS[attr].names)]
+        for attr in cols.shape.groups:
+            name, layout = ATTR_NAMES[attr], ATTR_LAYOUTS[attr]
+            fields = [cols.col(name, f) for f in layout.names if f != 'comm']
             if attr == TASK_DIAG_BASE:
-                comms = list(_shared(list(fields[7]), _make_comms))
-                records[attr] = map(_new, repeat(Base), zip(*fields[:7], comms))
+                records[attr] = map(_new, repeat(Base), zip(*fields, cols.comms()))
             elif attr == TASK_DIAG_CRED:
                 records[attr] = list(_shared(list(zip(*fields)), _make_cred_tuples))
             else:
-                record = {TASK_DIAG_STAT: Stat, TASK_DIAG_STATM: Statm}[attr]
+                record = {TASK_DIAG_STAT: Stat, TASK_DIAG_STATM: Statm,
+                          TASK_DIAG_STAT_EXT: StatExt}[attr]
                 records[attr] = map(_new, repeat(record), zip(*fields))
-        del cols
         get = records.get
         return list(map(_new, repeat(Task), zip(
-            pids, tgids, get(TASK_DIAG_BASE, none), get(TASK_DIAG_CRED, none),
-            get(TASK_DIAG_STAT, none), none, none, get(TASK_DIAG_STATM, none), cmdlines,
-            exts)))
+            cols.pids, cols.tgids, get(TASK_DIAG_BASE, none), get(TASK_DIAG_CRED, none),
+            get(TASK_DIAG_STAT, none), none, none, get(TASK_DIAG_STATM, none),
+            cols.cmdlines if show & SHOW_CMDLINE else none, get(TASK_DIAG_STAT_EXT, none))))
     finally:
         if gc_was:
             gc.enable()
@@ -768,20 +704,16 @@ def decode_vmas(buf, start, end, names=None):
 
 def message_offsets(buf, least=NLMSG_HDRLEN):
     """The offset of every message of @buf, which must be whole messages
-    of at least @least bytes each, or None: the strict twin of
-    message_spans() for the decoders that read a whole response at once
-    (a tight loop: a generator would cost a third of their time)."""
-    offs, off, n = [], 0, len(buf)
-    append, u32 = offs.append, _U32.unpack_from
-    while off < n:
-        if n - off < least:
-            return None
-        length = u32(buf, off)[0]
+    of at least @least bytes each, or None: message_spans() for the
+    decoders that read a whole response at once."""
+    offs, end = [], 0
+    append = offs.append
+    for off, length in message_spans(buf):
         if length < least:
             return None
         append(off)
-        off += (length + 3) & ~3
-    return offs if off == n else None
+        end = off + ((length + 3) & ~3)
+    return offs if end == len(buf) else None
 
 
 def message_spans(buf):
@@ -913,6 +845,7 @@ class ColumnShape:
         self.words = [(1, TASK_DIAG_CMD_GET | NLM_F_MULTI << 16),
                       ((NLMSG_HDRLEN + MSG.offsets()['flags']) // 4, 0)]
         self.pid = NLMSG_HDRLEN + MSG.offsets()['pid']
+        self.tgid = NLMSG_HDRLEN + MSG.offsets()['tgid']
         self.groups = {}                # attribute -> payload offset in a record
         self.cmd_hdr = self.prefix = None
         for attr in ATTR_ORDER:
@@ -934,7 +867,7 @@ class ColumnShape:
 
 
 class Columns:
-    """The tasks of a response, a field at a time: pids, col(group, field)
+    """The tasks of a response, a field at a time: pids, tgids, col(group, field)
     (a list, one value per task), comms (str), cmdlines (raw bytes, with
     CMDLINE); or None from read() when a message has another shape."""
 
@@ -945,7 +878,7 @@ class Columns:
         self = cls()
         self.shape, self.size, self._views = shape, shape.size, {}
         if not buf:
-            self.buf, self.n, self.pids, self.cmdlines = b'', 0, [], []
+            self.buf, self.n, self.pids, self.tgids, self.cmdlines = b'', 0, [], [], []
             return self
         if shape.prefix is None:
             self.buf = buf
@@ -983,6 +916,7 @@ class Columns:
         elif words[0::step] != array('I', (shape.size,)) * self.n:
             return None
         self.pids = words[shape.pid // 4::step].tolist()
+        self.tgids = words[shape.tgid // 4::step].tolist()
         return self
 
     def _cut(self, buf):

@@ -1062,7 +1062,7 @@ def generic(buf):
 
 def fast_only(monkeypatch, buf, show):
     """wire.decode(buf, show) with the generic decoder unreachable: proves
-    that a fast path (_decode_fixed, or _decode_cmdline with CMDLINE)
+    that a fast path (_decode_fixed, or _decode_columns with CMDLINE)
     decoded @buf by itself."""
     with monkeypatch.context() as m:
         def no_generic(*_):
@@ -1101,7 +1101,7 @@ def test_fast_decoder_agrees(source, strategy, show, monkeypatch):
 @pytest.mark.parametrize('strategy', [wire.DUMP_ALL, wire.DUMP_ALL_THREAD], ids=['all', 'threads'])
 def test_decoders_agree_with_cmdline(made, source, strategy, show, monkeypatch):
     """With CMDLINE (messages of different lengths): the fast path alone
-    (_decode_cmdline), decode without show, iter_decode and pyroute2's
+    (_decode_columns), decode without show, iter_decode and pyroute2's
     task_diag.nlmsg say the same, and what the bytes say; command lines
     of every length up to 4096 bytes, empty ones included (made)."""
     nlmsg = pytest.importorskip('task_diag.nlmsg')

@@ -585,7 +585,7 @@ def test_new_groups_decode(show):
     assert generic(buf) == want
     assert wire.decode(buf, show) == want
     if show & wire.SHOW_CMDLINE:
-        fast = wire._decode_cmdline(buf, wire._CmdlineShape(show))
+        fast = wire._decode_columns(buf, show)
     else:
         fast = wire._decode_fixed(buf, wire._Shape(show))
     assert fast == want
@@ -596,7 +596,6 @@ def test_cmdline_fast_path_rejects_other_shapes():
     CMDLINE dump to the generic decoder, which reads it right."""
     show = wire.SHOW_BASE | wire.SHOW_CMDLINE | wire.SHOW_STAT_EXT
     tasks = new_group_tasks(show)
-    shape = wire._CmdlineShape(show)
     msgs = [m for _, m in tasks]
     split = msgs[:2] + [wire.encode_message(102, 102, [(wire.TASK_DIAG_BASE,
                                                         pack_base(base(102)))], 3, CONT),
@@ -604,13 +603,13 @@ def test_cmdline_fast_path_rejects_other_shapes():
                                                        (wire.TASK_DIAG_STAT_EXT,
                                                         wire.STAT_EXT.pack(*tasks[2][0]
                                                                            .stat_ext))], 3)]
-    assert wire._decode_cmdline(b''.join(split), shape) is None
+    assert wire._decode_columns(b''.join(split), show) is None
     assert wire.decode(b''.join(split), show) == generic(b''.join(split))
     assert wire.decode(b''.join(split), show)[2] == tasks[2][0]
     no_ext = msgs[:1] + [wire.encode_message(101, 101, [(wire.TASK_DIAG_BASE,
                                                          pack_base(base(101))),
                                                         (wire.TASK_DIAG_CMDLINE, b'a')], 3)]
-    assert wire._decode_cmdline(b''.join(no_ext), shape) is None
+    assert wire._decode_columns(b''.join(no_ext), show) is None
     assert wire.decode(b''.join(no_ext), show)[1].stat_ext is None
 
 
