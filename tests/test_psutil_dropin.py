@@ -36,7 +36,8 @@ import task_diag
 import task_diag.psutil as tdps
 from task_diag import api, wire
 
-from helpers import PY, need
+from helpers import PY, TESTS, need
+from helpers.infos import differ, same
 from helpers import procs as helper_procs
 from helpers.front import free_pid
 from helpers.ns import NOBODY, setpriv
@@ -332,23 +333,6 @@ def ours(attrs, source, ad_value=AD):
     return infos(tdps.process_iter(attrs, ad_value=ad_value, source=source))
 
 
-def differ(a, b):
-    """The keys whose values are not same(), for messages."""
-    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if not same(a.get(k), b.get(k))}
-
-
-def same(a, b):
-    """Equal, and of the same types (a float is not an int, a pmem not a
-    tuple), all the way down."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return a == b
-
-
 def between(got, before, after):
     """@got equals @before or @after, or lies between them (numbers, and
     tuples of numbers field by field); types as psutil's."""
@@ -626,26 +610,15 @@ import psutil
 import task_diag
 import task_diag.psutil as tdps
 from task_diag import api, wire
-attrs, source, stable, AD = json.loads(sys.argv[1])
+attrs, source, stable, AD, tests = json.loads(sys.argv[1])
+sys.path.insert(0, tests)
+from helpers.infos import same
 def run(it):
     return {p.pid: p.info for p in it}
 before = run(psutil.process_iter(attrs, ad_value=AD))
 ours = run(tdps.process_iter(attrs, ad_value=AD, source=source))
 after = run(psutil.process_iter(attrs, ad_value=AD))
 dumped = [t.pid for t in wire.iter_decode(api.raw(wire.DUMP_ALL, 0, tdps.SHOW, source=source))]
-def differ(a, b):
-    """The keys whose values are not same(), for messages."""
-    return {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if not same(a.get(k), b.get(k))}
-
-
-def same(a, b):
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return a == b
 bad = [[pid, repr(ours.get(pid)), repr(before[pid])] for pid in stable
        if pid in before and not same(ours.get(pid), before[pid])]
 print(json.dumps({'bad': bad, 'dumped': dumped, 'uid': __import__('os').getuid(),
@@ -664,7 +637,7 @@ def test_ad_value_as_nobody(tree, source, request):
     attrs = ANSWERED + ['num_fds', 'exe']
     stable = sorted(stable_pids(tree))
     r = subprocess.run(setpriv(NOBODY) + [PY, '-c', NOBODY_CHECK,
-                                          json.dumps([attrs, source, stable, AD])],
+                                          json.dumps([attrs, source, stable, AD, TESTS])],
                        capture_output=True, text=True, timeout=300, cwd='/')
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
