@@ -30,6 +30,7 @@ class task_diag_msg(nlmsg):
         (wire.TASK_DIAG_STATM, 'TASK_DIAG_STATM', 'statm'),
         (wire.TASK_DIAG_CMDLINE, 'TASK_DIAG_CMDLINE', 'cmdline'),
         (wire.TASK_DIAG_STAT_EXT, 'TASK_DIAG_STAT_EXT', 'stat_ext'),
+        (wire.TASK_DIAG_NS, 'TASK_DIAG_NS', 'ns'),
     )
 
     class base(nla):
@@ -47,6 +48,9 @@ class task_diag_msg(nlmsg):
 
     class statm(nla):
         fields = _fields(wire.STATM)
+
+    class ns(nla):
+        fields = _fields(wire.NS)
 
     class stat_ext(nla):
         fields = _fields(wire.STAT_EXT)
@@ -121,7 +125,7 @@ def dump_text(buf, out=sys.stdout):
     for d in to_dicts(buf):
         flags = ' CONT' if d['flags'] & wire.TASK_DIAG_FLAG_CONT else ''
         print('message pid %d tgid %d seq %d%s' % (d['pid'], d['tgid'], d['seq'], flags), file=out)
-        for group in ('base', 'cred', 'vma', 'stat', 'statm', 'cmdline', 'stat_ext'):
+        for group in ('base', 'cred', 'vma', 'stat', 'statm', 'cmdline', 'stat_ext', 'ns'):
             value = d.get(group)
             if value is None:
                 continue

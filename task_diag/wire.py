@@ -44,7 +44,9 @@ TASK_DIAG_STAT = 4
 TASK_DIAG_STATM = 5             # the original's last rebase; our layout
 TASK_DIAG_CMDLINE = 6           # the original's last rebase: /proc/PID/cmdline's bytes
 TASK_DIAG_STAT_EXT = 7          # ours: the rest of /proc/PID/stat
-TASK_DIAG_ATTR_MAX = 7
+TASK_DIAG_CGROUP = 8            # ours, reserved: the cgroup v2 id and path
+TASK_DIAG_NS = 9                # ours: the /proc/PID/ns/* inode numbers
+TASK_DIAG_ATTR_MAX = 9
 TASK_DIAG_CMDLINE_MAX = 4096    # CMDLINE: what one read of this many bytes gives
 
 SHOW_BASE = 1 << TASK_DIAG_BASE
@@ -55,6 +57,7 @@ SHOW_STAT = 1 << TASK_DIAG_STAT
 SHOW_STATM = 1 << TASK_DIAG_STATM
 SHOW_CMDLINE = 1 << TASK_DIAG_CMDLINE
 SHOW_STAT_EXT = 1 << TASK_DIAG_STAT_EXT
+SHOW_NS = 1 << TASK_DIAG_NS
 
 DUMP_ALL = 0
 DUMP_ONE = 1
@@ -164,6 +167,11 @@ STAT_EXT = Layout('task_diag_stat_ext', (
     ('rt_priority', 'I'), ('policy', 'I'), ('delayacct_blkio_ticks', 'Q'),
 ))
 
+NS = Layout('task_diag_ns', (
+    ('cgroup', 'I'), ('ipc', 'I'), ('mnt', 'I'), ('net', 'I'), ('pid', 'I'),
+    ('pid_for_children', 'I'), ('time', 'I'), ('user', 'I'), ('uts', 'I'),
+))
+
 VMA = Layout('task_diag_vma', (
     ('start', 'Q'), ('end', 'Q'), ('vm_flags', 'Q'), ('pgoff', 'Q'),
     ('major', 'I'), ('minor', 'I'), ('inode', 'Q'), ('generation', 'I'),
@@ -185,17 +193,17 @@ REQUEST = Layout('task_diag_pid', (
 # Which layout each attribute carries (VMA is a packed array of records,
 # CMDLINE bytes).
 ATTR_LAYOUTS = {TASK_DIAG_BASE: BASE, TASK_DIAG_CRED: CREDS, TASK_DIAG_STAT: STAT,
-                TASK_DIAG_STATM: STATM, TASK_DIAG_STAT_EXT: STAT_EXT}
+                TASK_DIAG_STATM: STATM, TASK_DIAG_STAT_EXT: STAT_EXT, TASK_DIAG_NS: NS}
 ATTR_NAMES = {TASK_DIAG_BASE: 'base', TASK_DIAG_CRED: 'cred', TASK_DIAG_VMA: 'vma',
               TASK_DIAG_STAT: 'stat', TASK_DIAG_STATM: 'statm', TASK_DIAG_CMDLINE: 'cmdline',
-              TASK_DIAG_STAT_EXT: 'stat_ext'}
+              TASK_DIAG_STAT_EXT: 'stat_ext', TASK_DIAG_NS: 'ns'}
 # The fill order of the original: BASE, CRED, VMA, STAT, STATM, CMDLINE
 # (not enum order); then ours, in number order.
 ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT, TASK_DIAG_STATM,
-              TASK_DIAG_CMDLINE, TASK_DIAG_STAT_EXT)
+              TASK_DIAG_CMDLINE, TASK_DIAG_STAT_EXT, TASK_DIAG_NS)   # CGROUP: not sent yet
 # The groups of fixed size, in that order: the fast decoder's shapes.
 FIXED_GROUPS = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT, TASK_DIAG_STATM,
-                TASK_DIAG_STAT_EXT)
+                TASK_DIAG_STAT_EXT, TASK_DIAG_NS)
 
 
 # --- records ------------------------------------------------------------
@@ -214,6 +222,7 @@ Cred = namedtuple('Cred', CREDS.names)
 Stat = namedtuple('Stat', STAT.names)
 Statm = namedtuple('Statm', STATM.names)
 StatExt = namedtuple('StatExt', STAT_EXT.names)
+Ns = namedtuple('Ns', NS.names)
 VmaStat = namedtuple('VmaStat', VMA_STAT.names)
 
 try:
@@ -279,8 +288,8 @@ class Vma(tuple):
         return 'Vma(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
-class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdline stat_ext',
-                      defaults=(None,) * 8)):
+class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdline stat_ext ns',
+                      defaults=(None,) * 9)):
     """One task of a dump: pid and tgid of task_diag_msg, then its groups,
     None where not requested (cmdline: the raw bytes of CMDLINE).
     unknown: [(nla_type, bytes)] of attributes this version does not know.
@@ -299,7 +308,7 @@ class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdlin
 
     def __repr__(self):
         extra = ''.join(', %s=%r' % (name, getattr(self, name))
-                        for name in ('statm', 'cmdline', 'stat_ext')
+                        for name in ('statm', 'cmdline', 'stat_ext', 'ns')
                         if getattr(self, name) is not None)
         return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s%s)' % (
             self.pid, self.tgid, self.base, self.cred, self.stat,
@@ -451,7 +460,7 @@ class _Shape:
             self.cred = self.field(self.groups[TASK_DIAG_CRED], '%ds' % CREDS.size)
         self.records = {}               # the other fixed groups: a struct each
         for attr, record in ((TASK_DIAG_STAT, Stat), (TASK_DIAG_STATM, Statm),
-                             (TASK_DIAG_STAT_EXT, StatExt)):
+                             (TASK_DIAG_STAT_EXT, StatExt), (TASK_DIAG_NS, Ns)):
             if attr in self.groups:
                 self.records[attr] = (self.field(self.groups[attr], ATTR_LAYOUTS[attr].fmt[1:]),
                                       record)
@@ -543,12 +552,13 @@ def _decode_fixed(buf, shape):
             creds = list(_shared(_column(shape.cred, buf), _make_creds))
         if TASK_DIAG_BASE in shape.groups:
             bases = _bases(buf, shape, words, pids, tgids)
-        stats, statms, exts = (map(_new, repeat(shape.records[attr][1]),
-                                   shape.records[attr][0].iter_unpack(buf))
-                               if attr in shape.records else none
-                               for attr in (TASK_DIAG_STAT, TASK_DIAG_STATM, TASK_DIAG_STAT_EXT))
+        stats, statms, exts, nss = (map(_new, repeat(shape.records[attr][1]),
+                                        shape.records[attr][0].iter_unpack(buf))
+                                    if attr in shape.records else none
+                                    for attr in (TASK_DIAG_STAT, TASK_DIAG_STATM,
+                                                 TASK_DIAG_STAT_EXT, TASK_DIAG_NS))
         return list(map(_new, repeat(Task), zip(pids, tgids, bases, creds, stats, none, none,
-                                                statms, none, exts)))
+                                                statms, none, exts, nss)))
     finally:
         if gc_was:
             gc.enable()
@@ -575,13 +585,14 @@ def _decode_columns(buf, show):
                 records[attr] = list(_shared(list(zip(*fields)), _make_cred_tuples))
             else:
                 record = {TASK_DIAG_STAT: Stat, TASK_DIAG_STATM: Statm,
-                          TASK_DIAG_STAT_EXT: StatExt}[attr]
+                          TASK_DIAG_STAT_EXT: StatExt, TASK_DIAG_NS: Ns}[attr]
                 records[attr] = map(_new, repeat(record), zip(*fields))
         get = records.get
         return list(map(_new, repeat(Task), zip(
             cols.pids, cols.tgids, get(TASK_DIAG_BASE, none), get(TASK_DIAG_CRED, none),
             get(TASK_DIAG_STAT, none), none, none, get(TASK_DIAG_STATM, none),
-            cols.cmdlines if show & SHOW_CMDLINE else none, get(TASK_DIAG_STAT_EXT, none))))
+            cols.cmdlines if show & SHOW_CMDLINE else none, get(TASK_DIAG_STAT_EXT, none),
+            get(TASK_DIAG_NS, none))))
     finally:
         if gc_was:
             gc.enable()
@@ -784,12 +795,12 @@ def iter_decode_pieces(pieces):
     """iter_decode() of a response in pieces of whole messages; a task's
     CONT messages may go on in the next piece."""
     cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown, statm,
-                                        #  cmdline, stat_ext]
+                                        #  cmdline, stat_ext, ns]
     names = {}                          # VMA names, decoded once per dump
     for buf in pieces:
         for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
             if cur is None:
-                cur = [pid, tgid, None, None, None, None, None, None, None, None]
+                cur = [pid, tgid, None, None, None, None, None, None, None, None, None]
             elif (cur[0], cur[1]) != (pid, tgid):
                 raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
                                   % (cur[0], pid))
@@ -808,8 +819,10 @@ def iter_decode_pieces(pieces):
                         cur[4] = Stat._make(values)
                     elif nla_type == TASK_DIAG_STATM:
                         cur[7] = Statm._make(values)
-                    else:
+                    elif nla_type == TASK_DIAG_STAT_EXT:
                         cur[9] = StatExt._make(values)
+                    else:
+                        cur[10] = Ns._make(values)
                 elif nla_type == TASK_DIAG_CMDLINE:
                     cur[8] = bytes(buf[start:end])
                 elif nla_type == TASK_DIAG_VMA:

@@ -14,7 +14,9 @@ import time
 
 import pytest
 
+from task_diag import wire
 from task_diag.front import service
+from task_diag.front.client import FileBackend
 from helpers import ROOT
 from helpers.front import FRONT, PY, daemon_pid, reap, task_state, td_errno, td_ok
 
@@ -148,3 +150,17 @@ def test_a_module_planted_where_root_stands_does_not_run(front, tmp_path):
         service.stop_front(other)
     assert service.front_pid() == real and service.front_answers(timeout=5)
     assert not os.path.exists(service.pidfile(other))
+
+
+def test_a_backend_outlives_a_restart_of_the_front(restore):
+    """A FileBackend opened before the front restarts (task-diag-load after
+    an upgrade, a crash) answers its next request: its descriptor of the
+    dead daemon is opened again, once, before anything was sent."""
+    b = FileBackend()
+    before = wire.decode(b.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_BASE))
+    pid = daemon_pid()
+    service.stop_front()
+    assert gone(pid)
+    assert service.start_front()
+    after = wire.decode(b.raw(wire.DUMP_ONE, os.getpid(), wire.SHOW_BASE))
+    assert before == after and after[0].pid == os.getpid()

@@ -37,6 +37,8 @@ enum {
 	TASK_DIAG_CMDLINE,		/* last rebase: the bytes of /proc/PID/cmdline */
 	/* groups this project adds: numbered after the original's */
 	TASK_DIAG_STAT_EXT,		/* the rest of /proc/PID/stat: start time, tty, nice */
+	TASK_DIAG_CGROUP,		/* reserved: the cgroup v2 id and path */
+	TASK_DIAG_NS,			/* the namespaces, as /proc/PID/ns/ names them */
 
 	__TASK_DIAG_ATTR_MAX
 #define TASK_DIAG_ATTR_MAX (__TASK_DIAG_ATTR_MAX - 1)
@@ -50,6 +52,8 @@ enum {
 #define TASK_DIAG_SHOW_STATM	(1ULL << TASK_DIAG_STATM)
 #define TASK_DIAG_SHOW_CMDLINE	(1ULL << TASK_DIAG_CMDLINE)
 #define TASK_DIAG_SHOW_STAT_EXT	(1ULL << TASK_DIAG_STAT_EXT)
+#define TASK_DIAG_SHOW_CGROUP	(1ULL << TASK_DIAG_CGROUP)
+#define TASK_DIAG_SHOW_NS	(1ULL << TASK_DIAG_NS)
 
 /* Index into "RSDTtXZPI": the letter /proc/PID/stat shows. */
 enum {
@@ -232,6 +236,24 @@ struct task_diag_stat_ext {		/* 40 bytes */
 	__u32 rt_priority;		/* field 40 */
 	__u32 policy;			/* field 41: SCHED_* */
 	__u64 delayacct_blkio_ticks;	/* field 42: block I/O delay, clock ticks */
+};
+
+/*
+ * TASK_DIAG_NS: the inode number of each namespace of the task, the number
+ * in the /proc/PID/ns/NAME link ("net:[4026531840]"); 0 where /proc has
+ * no link: a namespace the kernel lacks (time before 5.6), or one a dead
+ * task no longer holds (a zombie keeps only its pid and user namespaces).
+ */
+struct task_diag_ns {			/* 36 bytes */
+	__u32 cgroup;
+	__u32 ipc;
+	__u32 mnt;
+	__u32 net;
+	__u32 pid;
+	__u32 pid_for_children;
+	__u32 time;
+	__u32 user;
+	__u32 uts;
 };
 
 #define TASK_DIAG_DUMP_ALL		0

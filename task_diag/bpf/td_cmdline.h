@@ -176,7 +176,7 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task, u64 m
 
 /*
  * The end of a message that emit_task() left at scratch->cmdline_off, with
- * CMDLINE asked: the CMDLINE attribute, then STAT_EXT if asked; then the
+ * CMDLINE asked: the CMDLINE attribute, then STAT_EXT and NS if asked; then the
  * message is written.  Runs outside the RCU section: it may sleep.
  */
 static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
@@ -224,6 +224,16 @@ static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
 		__builtin_memcpy(scratch->buf + off + NLA_HDRLEN, &scratch->cmdline_ext,
 				 sizeof(struct task_diag_stat_ext));
 		off += NLA_HDRLEN + sizeof(struct task_diag_stat_ext);
+	}
+	if (show & TASK_DIAG_SHOW_NS) {
+		if (off > TD_BUF_SIZE - NLA_HDRLEN - TD_SIZEOF(struct task_diag_ns))
+			return 0;
+		nla = (void *)(scratch->buf + off);
+		nla->nla_len = NLA_HDRLEN + sizeof(struct task_diag_ns);
+		nla->nla_type = TASK_DIAG_NS;
+		__builtin_memcpy(scratch->buf + off + NLA_HDRLEN, &scratch->cmdline_ns,
+				 sizeof(struct task_diag_ns));
+		off += NLA_HDRLEN + sizeof(struct task_diag_ns);
 	}
 	nlh->nlmsg_len = off;
 	total = off;

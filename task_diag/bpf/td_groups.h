@@ -380,4 +380,30 @@ static __always_inline void fill_stat_ext(struct task_diag_stat_ext *x, struct t
 	}
 }
 
+/* ---- NS: the targets of the /proc/PID/ns links ------------------------ */
+
+static __always_inline void fill_ns(struct task_diag_ns *x, struct task_struct *task)
+{
+	struct nsproxy *ns = task->nsproxy;
+	u32 level;
+
+	__builtin_memset(x, 0, sizeof(*x));
+	/* user: from the task's credentials, pid: its active pid namespace;
+	 * both there for a zombie too, as their links are */
+	x->user = task->real_cred->user_ns->ns.inum;
+	if (task->thread_pid)
+		x->pid = BPF_CORE_READ((struct pid_namespace *)task_pid_ns(task, &level), ns.inum);
+	if (!ns)
+		return;		/* exited: exit_task_namespaces() cleared it */
+	x->uts = ns->uts_ns->ns.inum;
+	x->ipc = ns->ipc_ns->ns.inum;
+	x->mnt = ns->mnt_ns->ns.inum;
+	x->net = ns->net_ns->ns.inum;
+	x->cgroup = ns->cgroup_ns->ns.inum;
+	if (ns->pid_ns_for_children)
+		x->pid_for_children = ns->pid_ns_for_children->ns.inum;
+	if (bpf_core_field_exists(((struct nsproxy___time *)ns)->time_ns))
+		x->time = BPF_CORE_READ((struct nsproxy___time *)ns, time_ns, ns.inum);
+}
+
 #endif /* __TD_GROUPS_H */

@@ -52,7 +52,12 @@ struct uid_gid_map {
 	struct uid_gid_extent *reverse;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
 struct user_namespace {
+	struct ns_common ns;
 	struct uid_gid_map uid_map;
 	struct uid_gid_map gid_map;
 	struct user_namespace *parent;
@@ -71,13 +76,30 @@ struct cred {
 	void *security;			/* the LSMs' blobs (CONFIG_SECURITY) */
 };
 
-struct ns_common {
-	unsigned int inum;
-};
-
 struct pid_namespace {
 	unsigned int level;
 	struct ns_common ns;
+};
+
+struct uts_namespace { struct ns_common ns; };
+struct ipc_namespace { struct ns_common ns; };
+struct mnt_namespace { struct ns_common ns; };
+struct net { struct ns_common ns; };
+struct time_namespace { struct ns_common ns; };
+struct cgroup_namespace { struct ns_common ns; };
+
+struct nsproxy {
+	struct uts_namespace *uts_ns;
+	struct ipc_namespace *ipc_ns;
+	struct mnt_namespace *mnt_ns;
+	struct pid_namespace *pid_ns_for_children;
+	struct net *net_ns;
+	struct cgroup_namespace *cgroup_ns;
+};
+
+/* CONFIG_TIME_NS (5.6) only: tested with bpf_core_field_exists() */
+struct nsproxy___time {
+	struct time_namespace *time_ns;
 };
 
 struct upid {
@@ -293,6 +315,7 @@ struct task_struct {
 	const struct cred *real_cred;
 	const struct cred *cred;
 	struct mm_struct *mm;
+	struct nsproxy *nsproxy;
 	char comm[16];
 	unsigned long min_flt, maj_flt;
 	u64 utime, stime;

@@ -50,12 +50,13 @@
 #define TD_GATE_LEN	(TD_SIZEOF(struct task_diag_vma) + TD_SIZEOF("[vsyscall]") + 1)
 #define TD_STAT_LEN	TD_SIZEOF(struct task_diag_vma_stat)
 /* what a task's last message needs after its VMAs: STAT, STATM, CMDLINE,
- * STAT_EXT, the gate area's record, and TD_ATTR_HOST_PID (td_iter.h) */
+ * STAT_EXT, NS, the gate area's record, and TD_ATTR_HOST_PID (td_iter.h) */
 #define TD_TAIL		(NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat) + TD_GATE_LEN + \
 			 TD_STAT_LEN + NLA_HDRLEN + TD_SIZEOF(struct td_host_pid) + \
 			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_statm) + \
 			 NLA_HDRLEN + TASK_DIAG_CMDLINE_MAX + \
-			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat_ext))
+			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat_ext) + \
+			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_ns))
 #define TD_MSG_HDR	(NLMSG_HDRLEN + TD_SIZEOF(struct task_diag_msg))
 #define PF_KTHREAD	0x00200000
 #define PAGE_SHIFT	12
@@ -83,10 +84,11 @@ struct td_scratch {
 	/* the viewer's root, for VMA names: set before td_put_vmas() */
 	__u64 root_mnt, root_dentry;
 	__u64 busy;		/* a run is building its message here: show_task() */
-	/* CMDLINE (td_cmdline.h): the message so far, and STAT_EXT, which
-	 * follows CMDLINE, kept while the run reads the command line */
+	/* CMDLINE (td_cmdline.h): the message so far, and STAT_EXT and NS,
+	 * which follow CMDLINE, kept while the run reads the command line */
 	__u32 cmdline_off;
 	struct task_diag_stat_ext cmdline_ext;
+	struct task_diag_ns cmdline_ns;
 	__u64 cmdline_mm;	/* the task's mm and self_exec_id at the check */
 	__u64 cmdline_exec;
 };

@@ -175,18 +175,28 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 	}
 #ifdef TD_SLEEPABLE
 	/* CMDLINE comes next, read after the RCU section (td_cmdline.h);
-	 * STAT_EXT, which follows it, is filled now, while we hold it */
+	 * STAT_EXT and NS, which follow it, are filled now, while we hold it */
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
 		if (show & TASK_DIAG_SHOW_STAT_EXT)
 			fill_stat_ext(&scratch->cmdline_ext, task);
+		if (show & TASK_DIAG_SHOW_NS)
+			fill_ns(&scratch->cmdline_ns, task);
 	} else
 #endif
-	if (show & TASK_DIAG_SHOW_STAT_EXT) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT_EXT,
-			     sizeof(struct task_diag_stat_ext));
-		if (!p)
-			return 0;
-		fill_stat_ext(p, task);
+	{
+		if (show & TASK_DIAG_SHOW_STAT_EXT) {
+			p = put_attr(scratch->buf, &off, TASK_DIAG_STAT_EXT,
+				     sizeof(struct task_diag_stat_ext));
+			if (!p)
+				return 0;
+			fill_stat_ext(p, task);
+		}
+		if (show & TASK_DIAG_SHOW_NS) {
+			p = put_attr(scratch->buf, &off, TASK_DIAG_NS, sizeof(struct task_diag_ns));
+			if (!p)
+				return 0;
+			fill_ns(p, task);
+		}
 	}
 	/* where the driver finds a task whose VMAs it reads from /proc */
 	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&

@@ -54,12 +54,33 @@ class FileBackend:
             fd = self._local.fd = os.open(self.path, os.O_RDWR)
         return fd
 
+    def _send(self, request):
+        """The descriptor @request was written to.  One kept from before a
+        restart of the front belongs to a daemon that is gone (ENOTCONN,
+        ECONNABORTED): nothing was sent, so it is opened again, once."""
+        fd = self._fd()
+        try:
+            os.write(fd, request)
+            return fd
+        except OSError as e:
+            self._local.fd = None
+            os.close(fd)
+            if e.errno not in (errno.ENOTCONN, errno.ECONNABORTED):
+                raise
+        fd = self._fd()
+        try:
+            os.write(fd, request)
+        except OSError:
+            self._local.fd = None
+            os.close(fd)
+            raise
+        return fd
+
     def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
         """The response as the front hands it out: whole messages per read."""
-        fd = self._fd()
+        fd = self._send(wire.encode_request(strategy, pid, show, seq))
         ended = False
         try:
-            os.write(fd, wire.encode_request(strategy, pid, show, seq))
             while True:
                 chunk = os.read(fd, READ_SIZE)
                 if not chunk:

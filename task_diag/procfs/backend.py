@@ -14,7 +14,7 @@ original applied.
 
 STATM is /proc/PID/statm; CMDLINE, one read of TASK_DIAG_CMDLINE_MAX
 bytes of /proc/PID/cmdline; STAT_EXT, more fields of the stat file that
-BASE reads.
+BASE reads; NS, the inodes the /proc/PID/ns links name.
 
 VMA and VMA_STAT come from /proc/PID/smaps (maps.py), for thread-group
 leaders only in thread dumps; a task without an mm (kernel thread, zombie)
@@ -131,6 +131,18 @@ def _stat_ext(f):
                               int(f[37]), int(f[38]), int(f[39]))
 
 
+def _ns(task_dir):
+    # the inode each /proc/PID/ns link names; 0 where there is no link
+    # (a namespace the kernel lacks, or a zombie's: it keeps pid and user)
+    inos = []
+    for name in wire.NS.names:
+        try:
+            inos.append(os.stat('%s/ns/%s' % (task_dir, name)).st_ino)
+        except (FileNotFoundError, ProcessLookupError):
+            inos.append(0)
+    return wire.NS.pack(*inos)
+
+
 def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
     """The message(s) of the task at @task_dir, or None if it is gone or
     hidden: one message, or several (TASK_DIAG_FLAG_CONT) when its VMA
@@ -167,6 +179,8 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
         tail.append((wire.TASK_DIAG_CMDLINE, cmdline))
     if show & wire.SHOW_STAT_EXT:
         tail.append((wire.TASK_DIAG_STAT_EXT, _stat_ext(f)))
+    if show & wire.SHOW_NS:
+        tail.append((wire.TASK_DIAG_NS, _ns(task_dir)))
     if not records:                 # no mm (kernel thread, zombie): no VMA attribute
         return wire.encode_message(pid, tgid, head + tail, seq)
     return b''.join(maps.task_messages(pid, tgid, head, records, tail, seq))

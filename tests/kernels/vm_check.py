@@ -538,7 +538,7 @@ def run_checks(pids):
 
 
 def check_new_groups(pids):
-    """STATM, STAT_EXT and CMDLINE against /proc: byte for byte for the test
+    """STATM, STAT_EXT, NS and CMDLINE against /proc: byte for byte for the test
     tasks (sleeping, stopped or dead: their memory holds still), and for
     every task that lived through both reads, its command line, start time,
     tty and policy.  CMDLINE from the programs where the loader says a
@@ -547,7 +547,7 @@ def check_new_groups(pids):
     global checks
     cmdline = bool(tdconfig.read_pinned(PIN_DIR)['cmdline'])
     say('CMDLINE: %s' % ('by the programs' if cmdline else 'from /proc (a plain object)'))
-    show = wire.SHOW_BASE | wire.SHOW_STATM | wire.SHOW_STAT_EXT
+    show = wire.SHOW_BASE | wire.SHOW_STATM | wire.SHOW_STAT_EXT | wire.SHOW_NS
     if cmdline:
         show |= wire.SHOW_CMDLINE
     else:
@@ -580,7 +580,7 @@ def check_new_groups(pids):
             tb, tp = wire.decode(b[pid], show)[0], wire.decode(p[pid], show)[0]
             checks += 1
             keep = ('start_time', 'tty_nr', 'policy', 'rt_priority')
-            if (tb.cmdline != tp.cmdline
+            if (tb.cmdline != tp.cmdline or tb.ns != tp.ns
                     or [getattr(tb.stat_ext, k) for k in keep]
                     != [getattr(tp.stat_ext, k) for k in keep]):
                 problem('%s: task %d differs\n    bpf:  %r\n    proc: %r' % (label, pid, tb, tp))
