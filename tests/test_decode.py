@@ -554,7 +554,9 @@ def new_group_tasks(show):
                          if show & wire.SHOW_STATM else None,
                          cmdline=cmdline if show & wire.SHOW_CMDLINE else None,
                          stat_ext=wire.StatExt(12345 + i, 34816, 0x400100, 20, -i, 0, 0, 7 * i)
-                         if show & wire.SHOW_STAT_EXT else None)
+                         if show & wire.SHOW_STAT_EXT else None,
+                         ns=wire.Ns(*range(4026531830 + i, 4026531839 + i))
+                         if show & wire.SHOW_NS else None)
         attrs = []
         for attr in wire.ATTR_ORDER:
             name = wire.ATTR_NAMES[attr]
@@ -573,6 +575,7 @@ def new_group_tasks(show):
 
 @pytest.mark.parametrize('show', [
     SHOW_ALL_FIXED, SHOW_ALL_FIXED | wire.SHOW_CMDLINE, wire.SHOW_CMDLINE,
+    SHOW_ALL_FIXED | wire.SHOW_NS | wire.SHOW_CMDLINE, wire.SHOW_NS,
     wire.SHOW_BASE | wire.SHOW_CMDLINE, wire.SHOW_CMDLINE | wire.SHOW_STAT_EXT,
     wire.SHOW_STATM, wire.SHOW_STAT_EXT | wire.SHOW_BASE])
 def test_new_groups_decode(show):
@@ -666,3 +669,34 @@ def test_columns_equal_the_records(show):
     # a task cut in two: not one shape
     cut = wire.encode_message(1, 1, [], flags=CONT) + buf
     assert wire.columns(cut, show) is None
+
+
+SHOW_EVERY = SHOW_ALL_FIXED | wire.SHOW_CMDLINE | wire.SHOW_NS
+FUZZ_CMDLINE = b''.join(m for _, m in new_group_tasks(SHOW_EVERY))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.integers(0, 10 ** 5), st.integers(0, 255)), min_size=1,
+                      max_size=4),
+       cut=st.integers(0, 10 ** 4))
+def test_fuzz_cmdline_paths_agree(edits, cut):
+    """A damaged dump with CMDLINE (and every fixed group): the columns'
+    fast path and the generic decoder give the same tasks, or both raise
+    DecodeError; columns() reads what it accepts as the records say."""
+    buf = bytearray(FUZZ_CMDLINE)
+    for pos, value in edits:
+        buf[pos % len(buf)] = value
+    buf = bytes(buf[:len(buf) - cut % 64])
+    results = []
+    for decode in (generic, lambda b: wire.decode(b, SHOW_EVERY)):
+        try:
+            results.append(decode(buf))
+        except wire.DecodeError:
+            results.append(wire.DecodeError)
+    assert results[0] == results[1]
+    cols = wire.columns(buf, SHOW_EVERY)
+    if cols is not None and results[0] is not wire.DecodeError:
+        assert cols.pids == [t.pid for t in results[0]]
+        assert cols.cmdlines == [t.cmdline for t in results[0]]
+        assert cols.col('ns', 'net') == [t.ns.net for t in results[0]]
