@@ -523,13 +523,20 @@ def test_fuzz_fast_and_generic_agree(which, edits, cut):
         buf[pos % len(buf)] = value
     buf = bytes(buf[:len(buf) - cut % 64])
     show = SHOW3 if which == 'plain' else SHOW3 | wire.SHOW_VMA | wire.SHOW_VMA_STAT
+    results = both_paths(buf, show)
+    assert results[0] == results[1]
+
+
+def both_paths(buf, show):
+    """[the generic decoder's tasks, decode(show)'s], DecodeError (the
+    class) in place of what raised it."""
     results = []
     for decode in (generic, lambda b: wire.decode(b, show)):
         try:
             results.append(decode(buf))
         except wire.DecodeError:
             results.append(wire.DecodeError)
-    assert results[0] == results[1]
+    return results
 
 
 # --- STATM, CMDLINE, STAT_EXT -------------------------------------------------
@@ -688,12 +695,7 @@ def test_fuzz_cmdline_paths_agree(edits, cut):
     for pos, value in edits:
         buf[pos % len(buf)] = value
     buf = bytes(buf[:len(buf) - cut % 64])
-    results = []
-    for decode in (generic, lambda b: wire.decode(b, SHOW_EVERY)):
-        try:
-            results.append(decode(buf))
-        except wire.DecodeError:
-            results.append(wire.DecodeError)
+    results = both_paths(buf, SHOW_EVERY)
     assert results[0] == results[1]
     cols = wire.columns(buf, SHOW_EVERY)
     if cols is not None and results[0] is not wire.DecodeError:
