@@ -362,7 +362,7 @@ static __always_inline u32 tty_nr(struct signal_struct *sig)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
-static __always_inline void fill_stat_ext(struct task_diag_stat_ext *x, struct task_struct *task)
+static __noinline void fill_stat_ext(struct task_diag_stat_ext *x, struct task_struct *task)
 {
 	x->start_time = task->start_boottime / NSEC_PER_TICK;
 	x->tty_nr = tty_nr(task->signal);
@@ -382,7 +382,7 @@ static __always_inline void fill_stat_ext(struct task_diag_stat_ext *x, struct t
 
 /* ---- NS: the targets of the /proc/PID/ns links ------------------------ */
 
-static __always_inline void fill_ns(struct task_diag_ns *x, struct task_struct *task)
+static __noinline void fill_ns(struct task_diag_ns *x, struct task_struct *task)
 {
 	struct nsproxy *ns = task->nsproxy;
 	u32 level;
