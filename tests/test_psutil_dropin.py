@@ -39,7 +39,7 @@ from task_diag import api, wire
 from helpers import PY, TESTS, need
 from helpers.infos import differ, same
 from helpers import procs as helper_procs
-from helpers.front import free_pid
+from helpers.front import free_pid, wait_for
 from helpers.ns import NOBODY, setpriv
 
 TICK = 1 / os.sysconf('SC_CLK_TCK')
@@ -174,14 +174,6 @@ def exe_of(pid):
         return None
 
 
-def wait_until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError('timed out waiting for ' + what)
-        time.sleep(0.02)
-
-
 def arg_area(pid):
     """(arg_start, arg_end) of /proc/PID/stat (fields 48, 49)."""
     with open('/proc/%d/stat' % pid, 'rb') as f:
@@ -244,14 +236,15 @@ class SleepTree:
             self.zombies += kids[len(spec['children']):]
         sleeps = [pid for pid in self.pids if pid not in self.zombies and
                   pid not in {p.pid for p in self.spawners}]
-        wait_until(lambda: all(exe_of(pid) in (SLEEP, YES) for pid in sleeps),
-                   'the children to exec')
-        wait_until(lambda: all(state_of(pid) == 'Z' for pid in self.zombies), 'the zombies')
+        wait_for(lambda: all(exe_of(pid) in (SLEEP, YES) for pid in sleeps),
+                 'the children to exec', timeout=60)
+        wait_for(lambda: all(state_of(pid) == 'Z' for pid in self.zombies), 'the zombies',
+                 timeout=60)
         for pid in self.pids:
             if pid not in self.zombies:
                 os.kill(pid, signal.SIGSTOP)
-        wait_until(lambda: all(state_of(pid) == ('Z' if pid in self.zombies else 'T')
-                               for pid in self.pids), 'the tree to stop')
+        wait_for(lambda: all(state_of(pid) == ('Z' if pid in self.zombies else 'T')
+                             for pid in self.pids), 'the tree to stop', timeout=60)
         # two whose command line setproctitle() rewrote (one string with
         # spaces; one running on into the environment)
         self.retitled = sleeps[:2]
@@ -575,7 +568,7 @@ def test_vanished(tree, source, monkeypatch):
     out or NoSuchProcess."""
     child = subprocess.Popen(['sleep', '600'])
     try:
-        wait_until(lambda: exe_of(child.pid) == SLEEP, 'sleep to exec')
+        wait_for(lambda: exe_of(child.pid) == SLEEP, 'sleep to exec', timeout=60)
         raws = {show: api.raw(wire.DUMP_ALL, 0, show, source=source)
                 for show in (tdps.SHOW, tdps.SHOW_FIXED)}
     finally:
