@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 
-from . import libbpf, lsm, tdconfig, wire
+from . import cgroups, libbpf, lsm, tdconfig, wire
 from .iterproto import (ATTR_HOST_PID, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
                          EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
                          PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
@@ -38,9 +38,10 @@ SMAPS_PIECE = 1 << 16   # a task's smaps is read and parsed this much at a time
 JOIN_MAX = 1 << 20
 
 
-def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
+def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER, cgroup=0):
     """A td_request field list, continuation fields clear.  @viewer: a
-    td_viewer, or one with its root after it, as viewer_of() gives."""
+    td_viewer, or one with its root, confinement and cgroup namespace
+    root after it, as viewer_of() gives.  @cgroup: the filter's id, 0."""
     fields = [0] * len(TD_REQUEST.names)
     fields[_F['show_flags']] = show
     fields[_F['dump_strategy']] = strategy
@@ -48,6 +49,9 @@ def _request(strategy, pid=0, show=0, seq=0, viewer=EMPTY_VIEWER):
     fields[_F['seq']] = seq
     fields[_F['viewer']] = viewer[:VIEWER.size]
     fields[_F['root']] = viewer[VIEWER.size:VIEWER.size + ROOT_SIZE].ljust(ROOT_SIZE, b'\0')
+    cgns = viewer[VIEWER.size + ROOT_SIZE + 1:VIEWER.size + ROOT_SIZE + 9]
+    fields[_F['cgns_root']] = int.from_bytes(cgns, 'little') if len(cgns) == 8 else 0
+    fields[_F['cg_id']] = cgroup
     return fields
 
 
@@ -329,9 +333,10 @@ class BpfBackend:
             self.drop(key)
 
     def viewer_of(self, pid):
-        """The td_viewer of process @pid (a pid of our namespace), its root
-        {mnt, dentry} after it: whom a Stream answers for, when it answers
-        for someone else."""
+        """The td_viewer of process @pid (a pid of our namespace), then its
+        root {mnt, dentry}, how an LSM confines it (a byte) and its cgroup
+        namespace's root (8 bytes): whom a Stream answers for, when it
+        answers for someone else."""
         if self._landlock_off is None:
             self._landlock_off = max(self.config()['landlock_off'], 0)     # LANDLOCK_READS: -1
         fields = self.probe(PROBE_VIEWER, self._landlock_off, tid=pid)
@@ -350,7 +355,8 @@ class BpfBackend:
             if lsm.reads_labels(self._lsms) and \
                     _start_ticks(v[_V['tgid']]) != v[_V['start']] // NSEC_PER_TICK:
                 raise OSError(errno.ESRCH, 'process %d exited meanwhile' % pid)
-        return fields[_F['viewer']] + fields[_F['root']] + bytes([confined])
+        return (fields[_F['viewer']] + fields[_F['root']] + bytes([confined])
+                + fields[_F['cgns_root']].to_bytes(8, 'little'))
 
     def own_root(self):
         """Our root {mnt, dentry}, as td_request.root holds a viewer's."""
@@ -381,24 +387,25 @@ class BpfBackend:
         task-diag-load --vma-stat left it."""
         return self.config()['vma_stat']
 
-    def stream(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, viewer=EMPTY_VIEWER):
-        return Stream(self, strategy, pid, show, seq, viewer)
+    def stream(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, viewer=EMPTY_VIEWER,
+               cgroup=0):
+        return Stream(self, strategy, pid, show, seq, viewer, cgroup=cgroup)
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, vma_stat=None):
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, vma_stat=None, cgroup=0):
         """The response bytes for one request, as /proc/task-diag gave them.
         @vma_stat forces a VMA_STAT source (the loader's self-check)."""
-        s = Stream(self, strategy, pid, show, seq, vma_stat=vma_stat)
+        s = Stream(self, strategy, pid, show, seq, vma_stat=vma_stat, cgroup=cgroup)
         try:
             return s.read(1 << 62)      # all of it, in one call
         finally:
             s.close()
 
-    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, cgroup=0):
         """The response as the iterator hands it out, one read (and the
         continuation passes of the task it leaves unfinished) per piece:
         a decoder that takes them one by one never holds the whole
         response, nor pays for copying it into one buffer."""
-        s = Stream(self, strategy, pid, show, seq)
+        s = Stream(self, strategy, pid, show, seq, cgroup=cgroup)
         try:
             while True:
                 piece = s.read(once=True)
@@ -431,7 +438,8 @@ class Stream:
     the request (ESRCH, EINVAL) come from the first read, as the original's
     did; b'' marks the end."""
 
-    def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER, vma_stat=None):
+    def __init__(self, backend, strategy, pid, show, seq, viewer=EMPTY_VIEWER, vma_stat=None,
+                 cgroup=0):
         # Where VMA records come from.  The programs write them, with their
         # statistics when VMA_STAT comes from the page walk (task-diag-load
         # --vma-stat=pagewalk).  Otherwise (VMA_STAT from smaps, or a tier
@@ -468,7 +476,8 @@ class Stream:
         self.strategy = strategy
         self.pid = pid
         self.show = show
-        self.fields = _request(strategy, pid, show, seq, viewer)
+        self.fields = _request(strategy, pid, show, seq, viewer, cgroup)
+        self.cgroup = cgroup
         # A task whose VMAs are read from /proc for a viewer who might not
         # see every task: that read is root's, after the programs decided
         # the viewer may see the task.  In between the task may have
@@ -514,6 +523,9 @@ class Stream:
     def _start(self):
         strategy, pid = self.strategy, self.pid
         wire.check_request(strategy, pid)
+        wire.check_filter(strategy, self.cgroup)
+        if self.cgroup and cgroups.mount_point() and cgroups.find(self.cgroup) is None:
+            raise OSError(errno.ENOENT, 'no cgroup with id %d' % self.cgroup)
         self._open(tid=pid if strategy == wire.DUMP_ONE else 0,
                    pid=pid if strategy == wire.DUMP_THREAD else 0)
         self._put()

@@ -16,7 +16,7 @@ from .ps_cli import cmd_ps, printable  # noqa: F401 (printable: cli's, as it was
 GROUPS = {'base': wire.SHOW_BASE, 'cred': wire.SHOW_CRED, 'stat': wire.SHOW_STAT,
           'vma': wire.SHOW_VMA, 'vma_stat': wire.SHOW_VMA | wire.SHOW_VMA_STAT,
           'statm': wire.SHOW_STATM, 'cmdline': wire.SHOW_CMDLINE,
-          'stat_ext': wire.SHOW_STAT_EXT, 'ns': wire.SHOW_NS}
+          'stat_ext': wire.SHOW_STAT_EXT, 'ns': wire.SHOW_NS, 'cgroup': wire.SHOW_CGROUP}
 STRATEGIES = {name: value for value, name in wire.STRATEGY_NAMES.items()}
 
 

@@ -27,6 +27,8 @@ TD_REQUEST = Layout('td_request', (
     ('from_proc', 'I'),         # set by the program: TD_MSG_F_VMA_FROM_PROC in this read
     ('flags', 'I'),             # REQ_*
     ('_pad', '4x'),
+    ('cgns_root', 'Q'),         # the viewer's cgroup namespace root, filled with the viewer
+    ('cg_id', 'Q'),             # TASK_DIAG_REQ_CGROUP: the subtree ALL and ALL_THREAD answer
 ))
 REQ_HOST_EACH = 1               # TD_ATTR_HOST_PID in every task's first message
 HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q'),

@@ -31,6 +31,7 @@ class task_diag_msg(nlmsg):
         (wire.TASK_DIAG_CMDLINE, 'TASK_DIAG_CMDLINE', 'cmdline'),
         (wire.TASK_DIAG_STAT_EXT, 'TASK_DIAG_STAT_EXT', 'stat_ext'),
         (wire.TASK_DIAG_NS, 'TASK_DIAG_NS', 'ns'),
+        (wire.TASK_DIAG_CGROUP, 'TASK_DIAG_CGROUP', 'cgroup'),
     )
 
     class base(nla):
@@ -64,6 +65,15 @@ class task_diag_msg(nlmsg):
             nla.decode(self)
             self['raw'] = bytes(self.data[self.offset + 4:self.offset + self.length])
             self['args'] = wire.split_cmdline(self['raw'])
+
+    class cgroup(nla):
+        """task_diag_cgroup and the path after it."""
+        fields = ()
+
+        def decode(self):
+            nla.decode(self)
+            cg = wire.decode_cgroup(self.data[self.offset + 4:self.offset + self.length])
+            self.update(cg._asdict())
 
     class vma(nla):
         """The packed task_diag_vma records, decoded by wire.decode_vmas."""
@@ -125,7 +135,8 @@ def dump_text(buf, out=sys.stdout):
     for d in to_dicts(buf):
         flags = ' CONT' if d['flags'] & wire.TASK_DIAG_FLAG_CONT else ''
         print('message pid %d tgid %d seq %d%s' % (d['pid'], d['tgid'], d['seq'], flags), file=out)
-        for group in ('base', 'cred', 'vma', 'stat', 'statm', 'cmdline', 'stat_ext', 'ns'):
+        for group in ('base', 'cred', 'vma', 'stat', 'statm', 'cmdline', 'stat_ext', 'ns',
+                      'cgroup'):
             value = d.get(group)
             if value is None:
                 continue

@@ -23,7 +23,7 @@ import struct
 import sys
 from array import array
 from collections import namedtuple
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add, and_, itemgetter, mul
 
 # --- constants (task_diag.h) ---------------------------------------------
@@ -44,8 +44,8 @@ TASK_DIAG_STAT = 4
 TASK_DIAG_STATM = 5             # the original's last rebase; our layout
 TASK_DIAG_CMDLINE = 6           # the original's last rebase: /proc/PID/cmdline's bytes
 TASK_DIAG_STAT_EXT = 7          # ours: the rest of /proc/PID/stat
-TASK_DIAG_CGROUP = 8            # ours, reserved: the cgroup v2 id and path
-TASK_DIAG_NS = 9                # ours: the /proc/PID/ns/* inode numbers
+TASK_DIAG_NS = 8                # ours: the /proc/PID/ns/* inode numbers
+TASK_DIAG_CGROUP = 9            # ours: the cgroup v2 id and path of /proc/PID/cgroup
 TASK_DIAG_ATTR_MAX = 9
 TASK_DIAG_CMDLINE_MAX = 4096    # CMDLINE: what one read of this many bytes gives
 
@@ -58,6 +58,10 @@ SHOW_STATM = 1 << TASK_DIAG_STATM
 SHOW_CMDLINE = 1 << TASK_DIAG_CMDLINE
 SHOW_STAT_EXT = 1 << TASK_DIAG_STAT_EXT
 SHOW_NS = 1 << TASK_DIAG_NS
+SHOW_CGROUP = 1 << TASK_DIAG_CGROUP
+
+# Our extension of the request: attributes after task_diag_pid.
+TASK_DIAG_REQ_CGROUP = 1        # u64 cgroup id: ALL and ALL_THREAD answer its subtree
 
 DUMP_ALL = 0
 DUMP_ONE = 1
@@ -172,6 +176,12 @@ NS = Layout('task_diag_ns', (
     ('pid_for_children', 'I'), ('time', 'I'), ('user', 'I'), ('uts', 'I'),
 ))
 
+# TASK_DIAG_CGROUP's payload: this header, then the path, NUL-terminated.
+CGROUP = Layout('task_diag_cgroup', (('id', 'Q'), ('flags', 'I'), ('reserved', 'I')))
+CGROUP_F_DELETED = 0x1          # the cgroup was removed: /proc adds " (deleted)"
+CGROUP_F_CUT = 0x2              # the path was cut (too long, or too deep for the programs)
+CGROUP_PATH_MAX = 4096          # with its NUL
+
 VMA = Layout('task_diag_vma', (
     ('start', 'Q'), ('end', 'Q'), ('vm_flags', 'Q'), ('pgoff', 'Q'),
     ('major', 'I'), ('minor', 'I'), ('inode', 'Q'), ('generation', 'I'),
@@ -196,14 +206,16 @@ ATTR_LAYOUTS = {TASK_DIAG_BASE: BASE, TASK_DIAG_CRED: CREDS, TASK_DIAG_STAT: STA
                 TASK_DIAG_STATM: STATM, TASK_DIAG_STAT_EXT: STAT_EXT, TASK_DIAG_NS: NS}
 ATTR_NAMES = {TASK_DIAG_BASE: 'base', TASK_DIAG_CRED: 'cred', TASK_DIAG_VMA: 'vma',
               TASK_DIAG_STAT: 'stat', TASK_DIAG_STATM: 'statm', TASK_DIAG_CMDLINE: 'cmdline',
-              TASK_DIAG_STAT_EXT: 'stat_ext', TASK_DIAG_NS: 'ns'}
+              TASK_DIAG_STAT_EXT: 'stat_ext', TASK_DIAG_NS: 'ns', TASK_DIAG_CGROUP: 'cgroup'}
 # The fill order of the original: BASE, CRED, VMA, STAT, STATM, CMDLINE
 # (not enum order); then ours, in number order.
 ATTR_ORDER = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_VMA, TASK_DIAG_STAT, TASK_DIAG_STATM,
-              TASK_DIAG_CMDLINE, TASK_DIAG_STAT_EXT, TASK_DIAG_NS)   # CGROUP: not sent yet
+              TASK_DIAG_CMDLINE, TASK_DIAG_STAT_EXT, TASK_DIAG_NS, TASK_DIAG_CGROUP)
 # The groups of fixed size, in that order: the fast decoder's shapes.
 FIXED_GROUPS = (TASK_DIAG_BASE, TASK_DIAG_CRED, TASK_DIAG_STAT, TASK_DIAG_STATM,
                 TASK_DIAG_STAT_EXT, TASK_DIAG_NS)
+# The groups of any length: bytes (CMDLINE), a struct and a string (CGROUP).
+VAR_GROUPS = (TASK_DIAG_CMDLINE, TASK_DIAG_CGROUP)
 
 
 # --- records ------------------------------------------------------------
@@ -223,6 +235,37 @@ Stat = namedtuple('Stat', STAT.names)
 Statm = namedtuple('Statm', STATM.names)
 StatExt = namedtuple('StatExt', STAT_EXT.names)
 Ns = namedtuple('Ns', NS.names)
+
+
+class Cgroup(namedtuple('Cgroup', 'id path flags')):
+    """TASK_DIAG_CGROUP: the id of the task's cgroup v2 (its directory's
+    inode number), its path as the "0::" line of /proc/PID/cgroup shows it
+    to the reader (a str, surrogate escapes for bytes that are not UTF-8)
+    and CGROUP_F_* flags."""
+    __slots__ = ()
+
+    @property
+    def deleted(self):
+        return bool(self.flags & CGROUP_F_DELETED)
+
+    @property
+    def proc_path(self):
+        """The path as /proc/PID/cgroup prints it: " (deleted)" added."""
+        return self.path + ' (deleted)' if self.deleted else self.path
+
+
+def decode_cgroup(payload):
+    """A Cgroup from the payload of a TASK_DIAG_CGROUP attribute."""
+    if len(payload) < CGROUP.size + 1:
+        raise DecodeError('TASK_DIAG_CGROUP payload of %d bytes' % len(payload))
+    cg_id, flags, _ = CGROUP.struct.unpack_from(payload)
+    path = bytes(payload[CGROUP.size:]).split(b'\0', 1)[0]
+    return Cgroup(cg_id, path.decode('utf-8', 'surrogateescape'), flags)
+
+
+def encode_cgroup(cg_id, path, flags=0):
+    """The payload of a TASK_DIAG_CGROUP attribute; @path: bytes."""
+    return CGROUP.pack(cg_id, flags, 0) + path + b'\0'
 VmaStat = namedtuple('VmaStat', VMA_STAT.names)
 
 try:
@@ -288,8 +331,9 @@ class Vma(tuple):
         return 'Vma(%s)' % ', '.join('%s=%r' % kv for kv in self._asdict().items())
 
 
-class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdline stat_ext ns',
-                      defaults=(None,) * 9)):
+class Task(namedtuple('Task',
+                      'pid tgid base cred stat vmas unknown statm cmdline stat_ext ns cgroup',
+                      defaults=(None,) * 10)):
     """One task of a dump: pid and tgid of task_diag_msg, then its groups,
     None where not requested (cmdline: the raw bytes of CMDLINE).
     unknown: [(nla_type, bytes)] of attributes this version does not know.
@@ -308,7 +352,7 @@ class Task(namedtuple('Task', 'pid tgid base cred stat vmas unknown statm cmdlin
 
     def __repr__(self):
         extra = ''.join(', %s=%r' % (name, getattr(self, name))
-                        for name in ('statm', 'cmdline', 'stat_ext', 'ns')
+                        for name in ('statm', 'cmdline', 'stat_ext', 'ns', 'cgroup')
                         if getattr(self, name) is not None)
         return 'Task(pid=%d, tgid=%d, base=%r, cred=%r, stat=%r, vmas=%s%s)' % (
             self.pid, self.tgid, self.base, self.cred, self.stat,
@@ -353,12 +397,47 @@ def decode_comm(raw):
 
 # --- requests -------------------------------------------------------------
 
-def encode_request(strategy, pid=0, show=SHOW_BASE, seq=0):
+def encode_request(strategy, pid=0, show=SHOW_BASE, seq=0, cgroup=0):
     """nlmsghdr + task_diag_pid, as one write() of the original tools:
-    nlmsg_len covers the payload padded as an attribute (16 + 28 = 44)."""
+    nlmsg_len covers the payload padded as an attribute (16 + 28 = 44).
+    With @cgroup (an id), our extension: a TASK_DIAG_REQ_CGROUP attribute
+    after task_diag_pid instead of the padding."""
     body = REQUEST.pack(show, strategy, pid)
+    if cgroup:
+        body += NLATTR.pack(NLA_HDRLEN + 8, TASK_DIAG_REQ_CGROUP) + _U64.pack(cgroup)
+        return NLMSGHDR.pack(NLMSG_HDRLEN + len(body), 0, 0, seq, 0) + body
     total = NLMSG_HDRLEN + NLA_HDRLEN + len(body)
     return NLMSGHDR.pack(total, 0, 0, seq, 0) + body + b'\0' * NLA_HDRLEN
+
+
+def request_cgroup(buf):
+    """The cgroup id of a request's TASK_DIAG_REQ_CGROUP attribute, 0
+    without one; OSError EINVAL for an attribute we do not know, one of a
+    bad length, or id 0.  A header of length 0 ends the attributes (the
+    original's tools pad the request with 4 zero bytes)."""
+    end = min(_U32.unpack_from(buf)[0], len(buf))
+    off, cg = NLMSG_HDRLEN + REQUEST.size, 0
+    while off + NLA_HDRLEN <= end:
+        nla_len, nla_type = NLATTR.struct.unpack_from(buf, off)
+        if nla_len == 0:
+            break
+        if nla_len < NLA_HDRLEN or off + nla_len > end:
+            raise OSError(errno.EINVAL, 'bad request attribute length %d' % nla_len)
+        if nla_type != TASK_DIAG_REQ_CGROUP or nla_len != NLA_HDRLEN + 8:
+            raise OSError(errno.EINVAL, 'unknown request attribute %d (length %d)'
+                          % (nla_type, nla_len))
+        cg = _U64.unpack_from(buf, off + NLA_HDRLEN)[0]
+        if not cg:
+            raise OSError(errno.EINVAL, 'TASK_DIAG_REQ_CGROUP: cgroup id 0')
+        off += (nla_len + 3) & ~3
+    return cg
+
+
+def check_filter(strategy, cgroup):
+    """A cgroup filter only with ALL and ALL_THREAD: EINVAL otherwise."""
+    if cgroup and strategy not in (DUMP_ALL, DUMP_ALL_THREAD):
+        raise OSError(errno.EINVAL, 'a cgroup filter needs DUMP_ALL or DUMP_ALL_THREAD, not %s'
+                      % STRATEGY_NAMES.get(strategy, strategy))
 
 
 def decode_request(buf):
@@ -426,6 +505,7 @@ class DecodeError(ValueError):
 
 _HDR_MSG = struct.Struct('<IHHIIIII')      # nlmsghdr + task_diag_msg
 _U32 = struct.Struct('<I')                 # nlmsg_len
+_U64 = struct.Struct('<Q')
 _ATTR_HDR = NLATTR.struct
 _VMA_REC = VMA.struct
 _VMA_STAT_REC = VMA_STAT.struct
@@ -487,8 +567,8 @@ def decode_pieces(pieces, show=None):
         # the fast paths read each field over the whole response at once
         buf = b''.join(pieces)
         pieces = (buf,)
-        if buf and show & SHOW_CMDLINE:
-            tasks = _decode_columns(buf, show & (_FIXED_SHOW | SHOW_CMDLINE))
+        if buf and show & (SHOW_CMDLINE | SHOW_CGROUP):
+            tasks = _decode_columns(buf, show & (_FIXED_SHOW | SHOW_CMDLINE | SHOW_CGROUP))
             if tasks is not None:
                 return tasks
         elif buf:
@@ -558,14 +638,14 @@ def _decode_fixed(buf, shape):
                                     for attr in (TASK_DIAG_STAT, TASK_DIAG_STATM,
                                                  TASK_DIAG_STAT_EXT, TASK_DIAG_NS))
         return list(map(_new, repeat(Task), zip(pids, tgids, bases, creds, stats, none, none,
-                                                statms, none, exts, nss)))
+                                                statms, none, exts, nss, none)))
     finally:
         if gc_was:
             gc.enable()
 
 
 def _decode_columns(buf, show):
-    """The fast path with CMDLINE: the tasks of @buf read column by column
+    """The fast path with CMDLINE or CGROUP: the tasks of @buf read column by column
     (columns()), if every message has the shape of @show, else None; the
     records are made by zip() and map(), as in _decode_fixed()."""
     cols = columns(buf, show)
@@ -592,7 +672,7 @@ def _decode_columns(buf, show):
             cols.pids, cols.tgids, get(TASK_DIAG_BASE, none), get(TASK_DIAG_CRED, none),
             get(TASK_DIAG_STAT, none), none, none, get(TASK_DIAG_STATM, none),
             cols.cmdlines if show & SHOW_CMDLINE else none, get(TASK_DIAG_STAT_EXT, none),
-            get(TASK_DIAG_NS, none))))
+            get(TASK_DIAG_NS, none), cols.cgroups if show & SHOW_CGROUP else none)))
     finally:
         if gc_was:
             gc.enable()
@@ -795,12 +875,12 @@ def iter_decode_pieces(pieces):
     """iter_decode() of a response in pieces of whole messages; a task's
     CONT messages may go on in the next piece."""
     cur = None                          # [pid, tgid, base, cred, stat, vmas, unknown, statm,
-                                        #  cmdline, stat_ext, ns]
+                                        #  cmdline, stat_ext, ns, cgroup]
     names = {}                          # VMA names, decoded once per dump
     for buf in pieces:
         for hdr, (pid, tgid, flags), attrs in iter_messages(buf):
             if cur is None:
-                cur = [pid, tgid, None, None, None, None, None, None, None, None, None]
+                cur = [pid, tgid, None, None, None, None, None, None, None, None, None, None]
             elif (cur[0], cur[1]) != (pid, tgid):
                 raise DecodeError('task %d continues (TASK_DIAG_FLAG_CONT) into task %d'
                                   % (cur[0], pid))
@@ -825,6 +905,8 @@ def iter_decode_pieces(pieces):
                         cur[10] = Ns._make(values)
                 elif nla_type == TASK_DIAG_CMDLINE:
                     cur[8] = bytes(buf[start:end])
+                elif nla_type == TASK_DIAG_CGROUP:
+                    cur[11] = decode_cgroup(buf[start:end])
                 elif nla_type == TASK_DIAG_VMA:
                     if cur[5] is None:
                         cur[5] = []
@@ -844,11 +926,11 @@ def iter_decode_pieces(pieces):
 
 class ColumnShape:
     """Where each field of a message of @show lies.  Messages without
-    CMDLINE all have one size: a response is then an array of records.
-    With it, a message is a prefix (headers, the groups before CMDLINE,
-    CMDLINE's header), the payload (any length), a suffix (the groups
-    after); cut the payloads out and the rest is again an array of
-    records, of prefix + suffix bytes."""
+    CMDLINE or CGROUP all have one size: a response is then an array of
+    records.  Those two are of any length (VAR_GROUPS): cut their payloads
+    out (their headers stay) and the rest is again an array of records,
+    of @size bytes.  @cuts: for each, in wire order, the offset in a
+    record where its payload was."""
 
     def __init__(self, show):
         self.show = show
@@ -860,29 +942,31 @@ class ColumnShape:
         self.pid = NLMSG_HDRLEN + MSG.offsets()['pid']
         self.tgid = NLMSG_HDRLEN + MSG.offsets()['tgid']
         self.groups = {}                # attribute -> payload offset in a record
-        self.cmd_hdr = self.prefix = None
+        self.cuts = []                  # [(attribute, record offset of its payload)]
         for attr in ATTR_ORDER:
             if not show & (1 << attr):
                 continue
-            if attr == TASK_DIAG_CMDLINE:
-                self.cmd_hdr = off      # its nlattr: nla_len, nla_type
-                off += NLA_HDRLEN
-                self.prefix = off
+            if attr in VAR_GROUPS:
+                off += NLA_HDRLEN       # its nlattr stays: nla_len, nla_type
+                self.cuts.append((attr, off))
                 continue
             layout = ATTR_LAYOUTS[attr]
             self.words.append((off // 4, (NLA_HDRLEN + layout.size) | attr << 16))
             self.groups[attr] = off + NLA_HDRLEN
             off += NLA_HDRLEN + layout.size
         self.size = off                 # of a record
-        self.suffix = None if self.prefix is None else off - self.prefix
         self.offsets = {attr: ATTR_LAYOUTS[attr].offsets() for attr in self.groups}
         self.formats = {attr: dict(ATTR_LAYOUTS[attr].fields) for attr in self.groups}
+
+
+_U16 = struct.Struct('<H')
 
 
 class Columns:
     """The tasks of a response, a field at a time: pids, tgids, col(group, field)
     (a list, one value per task), comms (str), cmdlines (raw bytes, with
-    CMDLINE); or None from read() when a message has another shape."""
+    CMDLINE), cgroups (Cgroup records, with CGROUP); or None from read()
+    when a message has another shape."""
 
     @classmethod
     def read(cls, buf, shape):
@@ -890,17 +974,21 @@ class Columns:
             buf = bytes(buf)
         self = cls()
         self.shape, self.size, self._views = shape, shape.size, {}
+        self.payloads = {}
         if not buf:
-            self.buf, self.n, self.pids, self.tgids, self.cmdlines = b'', 0, [], [], []
+            self.buf, self.n, self.pids, self.tgids = b'', 0, [], []
+            self.payloads = {attr: [] for attr, _ in shape.cuts}
             return self
-        if shape.prefix is None:
-            self.buf = buf
-        else:
+        lengths = None
+        if shape.cuts:
             self.buf = self._cut(buf)
             if self.buf is None:
                 return None
+            lengths = self._lengths
+        else:
+            self.buf = buf
         self.n = len(self.buf) // shape.size
-        if len(self.buf) % shape.size:
+        if len(self.buf) % shape.size or (lengths is not None and self.n != len(lengths)):
             return None
         # the words every message repeats (lengths, types, flags 0: no
         # TASK_DIAG_FLAG_CONT), each compared for all messages at once
@@ -909,44 +997,59 @@ class Columns:
         for index, value in shape.words:
             if words[index::step] != array('I', (value,)) * self.n:
                 return None
-        if shape.prefix is not None:
+        if lengths is None:
+            if words[0::step] != array('I', (shape.size,)) * self.n:
+                return None
+        elif words[0::step].tolist() != lengths:
+            return None
+        if shape.cuts:
             halves = self._view('H')
             hstep = shape.size // 2
-            cmd_type = array('H', (TASK_DIAG_CMDLINE,)) * self.n
-            if halves[shape.cmd_hdr // 2 + 1::hstep] != cmd_type:
-                return None
-            # each message is a record and its CMDLINE payload, padded
-            cmd_len = halves[shape.cmd_hdr // 2::hstep].tolist()           # nla_len
-            padded = map(and_, map(add, cmd_len, repeat(3 - NLA_HDRLEN)), repeat(~3))
-            if list(map(add, padded, repeat(shape.size))) != words[0::step].tolist() \
-                    or min(cmd_len) < NLA_HDRLEN:
-                return None
-            # CMDLINE's payload ends nla_len bytes after its header
-            starts = self._cmd_starts
-            stops = map(add, map(add, starts, repeat(-NLA_HDRLEN)), cmd_len)
-            self.cmdlines = list(map(buf.__getitem__, map(slice, starts, stops)))
-            del self._cmd_starts
-        elif words[0::step] != array('I', (shape.size,)) * self.n:
-            return None
+            for attr, cut in shape.cuts:
+                if halves[(cut - NLA_HDRLEN) // 2 + 1::hstep] != array('H', (attr,)) * self.n:
+                    return None
         self.pids = words[shape.pid // 4::step].tolist()
         self.tgids = words[shape.tgid // 4::step].tolist()
         return self
 
+    @property
+    def cmdlines(self):
+        return self.payloads[TASK_DIAG_CMDLINE]
+
+    @property
+    def cgroups(self):
+        return list(map(decode_cgroup, self.payloads[TASK_DIAG_CGROUP]))
+
     def _cut(self, buf):
-        """@buf without the CMDLINE payloads (None if it is not a series
-        of messages long enough for our shape)."""
+        """@buf without the payloads of the variable groups, which go to
+        self.payloads; self._lengths: what each message's nlmsg_len must
+        be for our shape.  None if @buf is not whole messages long enough
+        for it."""
         shape, n = self.shape, len(buf)
         offs = message_offsets(buf, shape.size)
         if offs is None:
             return None
-        # Each message from the end of the previous payload to the start
-        # of its own (a message of our shape: its suffix and the next
-        # prefix); checked by read() against the lengths.
-        self._cmd_starts = cmd_starts = list(map(add, offs, repeat(shape.prefix)))
-        offs.append(n)
-        rest_starts = list(map(add, offs, repeat(-shape.suffix)))
-        rest_starts[0] = 0
-        return b''.join(map(buf.__getitem__, map(slice, rest_starts, cmd_starts + [n])))
+        ends = offs[1:] + [n]
+        segments = []                   # the record's pieces of each message
+        seg_starts = offs
+        grown = repeat(0)               # each message's payload bytes so far
+        for attr, cut in shape.cuts:
+            hdrs = list(map(add, map(add, offs, grown), repeat(cut - NLA_HDRLEN)))
+            if hdrs[-1] + NLA_HDRLEN > n:
+                return None
+            nla_lens = list(map(itemgetter(0), map(_U16.unpack_from, repeat(buf), hdrs)))
+            if min(nla_lens) < NLA_HDRLEN:
+                return None
+            starts = list(map(add, hdrs, repeat(NLA_HDRLEN)))
+            self.payloads[attr] = list(map(buf.__getitem__,
+                                           map(slice, starts, map(add, hdrs, nla_lens))))
+            padded = list(map(and_, map(add, nla_lens, repeat(3 - NLA_HDRLEN)), repeat(~3)))
+            segments.append(map(buf.__getitem__, map(slice, seg_starts, starts)))
+            seg_starts = list(map(add, starts, padded))
+            grown = list(map(add, grown, padded))
+        segments.append(map(buf.__getitem__, map(slice, seg_starts, ends)))
+        self._lengths = list(map(add, grown, repeat(shape.size)))
+        return b''.join(chain.from_iterable(zip(*segments)))
 
     def _view(self, fmt, shift=0):
         """@fmt items of the records from byte @shift on (a u64 at an

@@ -322,7 +322,7 @@ def test_pieces_fall_back_to_proc_on_eopnotsupp(monkeypatch):
     class Without:
         name = 'bpf'
 
-        def pieces(self, *args):
+        def pieces(self, *args, **kwargs):
             raise OSError(errno.EOPNOTSUPP, 'no VMA_STAT here')
             yield
     monkeypatch.setitem(task_diag.api._backends, None, Without())

@@ -138,7 +138,7 @@ def test_padding_is_padding(tmp_path):
     _, err = _build(str(tmp_path), 'padded', HEADERS + decls + 'int main(void) { return 0; }\n',
                     'clang', ['-Wpadded', '-Wno-error=padded'])
     reported = {}
-    for m in re.finditer(r"padding (?:size of )?'struct (\w+)' with (\d+) bytes? to "
+    for m in re.finditer(r"padding (?:size of |struct )?'struct (\w+)' with (\d+) bytes? to "
                          r"(alignment boundary|align '(\w+)')", err):
         reported.setdefault(m.group(1), []).append(
             ('tail' if m.group(3) == 'alignment boundary' else m.group(4), int(m.group(2))))

@@ -34,6 +34,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "td_ids.h"
 #include "td_creds.h"
 #include "td_groups.h"
+#include "td_cgroup.h"
 #ifndef TD_NO_VMA
 #include "td_pagewalk.h"
 #include "td_dwalk.h"
@@ -89,6 +90,7 @@ static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_str
 			struct fs_struct *fs = ((struct task_struct___fs *)task)->fs;
 
 			fill_viewer(&req->viewer, task);
+			req->cgns_root = cgns_root(task);
 			if (fs) {
 				req->root[0] = (u64)fs->root.mnt;
 				req->root[1] = (u64)fs->root.dentry;
@@ -117,6 +119,10 @@ static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_str
 	leader = task->group_leader == task;
 	if (!leader && strategy == TASK_DIAG_DUMP_ALL)
 		return 0;		/* processes only: skip threads first, cheaply */
+	/* the request's cgroup filter, next: most tasks stop here */
+	if (req && req->cg_id && !resume &&
+	    !in_cgroup(task, req->cg_id, strategy == TASK_DIAG_DUMP_ALL))
+		return 0;
 	if (v == &me)
 		fill_viewer(&me, reader);
 

@@ -10,7 +10,7 @@
  * more per task: nlmsghdr (type TASK_DIAG_CMD_GET, flags NLM_F_MULTI),
  * struct task_diag_msg, then one netlink attribute per requested group in
  * the order BASE, CRED, VMA, STAT, STATM, CMDLINE, then the groups this
- * project adds (STAT_EXT), in number order.
+ * project adds (STAT_EXT, NS, CGROUP), in number order.
  */
 #ifndef _UAPI_LINUX_TASK_DIAG_H
 #define _UAPI_LINUX_TASK_DIAG_H
@@ -37,8 +37,8 @@ enum {
 	TASK_DIAG_CMDLINE,		/* last rebase: the bytes of /proc/PID/cmdline */
 	/* groups this project adds: numbered after the original's */
 	TASK_DIAG_STAT_EXT,		/* the rest of /proc/PID/stat: start time, tty, nice */
-	TASK_DIAG_CGROUP,		/* reserved: the cgroup v2 id and path */
 	TASK_DIAG_NS,			/* the namespaces, as /proc/PID/ns/ names them */
+	TASK_DIAG_CGROUP,		/* the cgroup v2 id and path, as /proc/PID/cgroup */
 
 	__TASK_DIAG_ATTR_MAX
 #define TASK_DIAG_ATTR_MAX (__TASK_DIAG_ATTR_MAX - 1)
@@ -52,8 +52,8 @@ enum {
 #define TASK_DIAG_SHOW_STATM	(1ULL << TASK_DIAG_STATM)
 #define TASK_DIAG_SHOW_CMDLINE	(1ULL << TASK_DIAG_CMDLINE)
 #define TASK_DIAG_SHOW_STAT_EXT	(1ULL << TASK_DIAG_STAT_EXT)
-#define TASK_DIAG_SHOW_CGROUP	(1ULL << TASK_DIAG_CGROUP)
 #define TASK_DIAG_SHOW_NS	(1ULL << TASK_DIAG_NS)
+#define TASK_DIAG_SHOW_CGROUP	(1ULL << TASK_DIAG_CGROUP)
 
 /* Index into "RSDTtXZPI": the letter /proc/PID/stat shows. */
 enum {
@@ -256,6 +256,26 @@ struct task_diag_ns {			/* 36 bytes */
 	__u32 uts;
 };
 
+/*
+ * TASK_DIAG_CGROUP: the task's cgroup in the unified (v2) hierarchy, then
+ * its path as the "0::" line of /proc/PID/cgroup shows it to the same
+ * reader: relative to the root of the reader's cgroup namespace ("/.."
+ * steps where the task's cgroup is not below it), NUL-terminated.  The
+ * line's " (deleted)" suffix, for a zombie whose cgroup was removed, is
+ * the flag TASK_DIAG_CGROUP_F_DELETED, not part of the path.
+ */
+struct task_diag_cgroup {		/* 16 bytes, then the path */
+	__u64 id;			/* the inode number of its cgroupfs directory */
+	__u32 flags;			/* TASK_DIAG_CGROUP_F_* */
+	__u32 reserved;			/* 0 */
+	char path[];
+};
+
+#define TASK_DIAG_CGROUP_F_DELETED	0x1	/* removed: /proc adds " (deleted)" */
+#define TASK_DIAG_CGROUP_F_CUT		0x2	/* path longer than TASK_DIAG_CGROUP_PATH_MAX
+						 * or deeper than the programs go: cut */
+#define TASK_DIAG_CGROUP_PATH_MAX	4096	/* with its NUL */
+
 #define TASK_DIAG_DUMP_ALL		0
 #define TASK_DIAG_DUMP_ONE		1
 #define TASK_DIAG_DUMP_ALL_THREAD	2
@@ -267,6 +287,21 @@ struct task_diag_pid {			/* the request, 24 bytes */
 	__u64	dump_strategy;
 
 	__u32	pid;
+};
+
+/*
+ * Our extension of the request: netlink attributes after task_diag_pid,
+ * inside nlmsg_len.  A client that sends none has the original's request;
+ * an attribute header of length 0 ends the list (the original's tools pad
+ * the request with 4 zero bytes).  An unknown type is EINVAL.
+ */
+enum {
+	TASK_DIAG_REQ_UNSPEC = 0,
+	TASK_DIAG_REQ_CGROUP,		/* __u64: a cgroup v2 id; ALL and ALL_THREAD
+					 * answer only the tasks of its subtree, those
+					 * its and its descendants' cgroup.procs and
+					 * cgroup.threads list.  ENOENT: no such cgroup;
+					 * EINVAL: id 0, or another strategy */
 };
 
 /* Leftover of the genetlink versions; kept so old clients compile. */

@@ -175,9 +175,9 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task, u64 m
 }
 
 /*
- * The end of a message that emit_task() left at scratch->cmdline_off, with
- * CMDLINE asked: the CMDLINE attribute, then STAT_EXT and NS if asked; then the
- * message is written.  Runs outside the RCU section: it may sleep.
+ * The end of a message that emit_task() left at scratch->tail_off, with
+ * CMDLINE asked: the CMDLINE attribute, then STAT_EXT and NS if asked; then
+ * put_cgroup_and_write().  Runs outside the RCU section: it may sleep.  Runs outside the RCU section: it may sleep.
  */
 static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
 					    struct td_scratch *scratch, u64 show)
@@ -186,14 +186,11 @@ static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
 	 * whose stack is at the verifier's 512 bytes */
 	struct task_struct *task = ctx->task;
 	u32 off, len;
-	struct td_nlmsghdr *nlh;
 	struct td_nlattr *nla;
-	u64 total;
 
 	if (!task || !scratch)
 		return 0;
-	nlh = (void *)scratch->buf;
-	off = scratch->cmdline_off;
+	off = scratch->tail_off;
 	if (off > TD_BUF_SIZE - 2 * NLA_HDRLEN - TD_CMDLINE_MAX -
 		  TD_SIZEOF(struct task_diag_stat_ext))
 		return 0;
@@ -235,13 +232,7 @@ static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
 				 sizeof(struct task_diag_ns));
 		off += NLA_HDRLEN + sizeof(struct task_diag_ns);
 	}
-	nlh->nlmsg_len = off;
-	total = off;
-	asm volatile("" : "+r"(total));
-	if (total > TD_BUF_SIZE)
-		return 0;
-	bpf_seq_write(ctx->meta->seq, scratch->buf, total);
-	return 0;
+	return put_cgroup_and_write(ctx->meta->seq, scratch, off);
 }
 
 #endif /* __TD_CMDLINE_H */

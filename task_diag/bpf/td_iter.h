@@ -70,6 +70,11 @@ struct td_request {
 	__u32 from_proc;	/* set by the program: a message of this read has
 				 * TD_MSG_F_VMA_FROM_PROC */
 	__u32 flags;		/* TD_REQ_*, set by the driver */
+	/* The viewer's cgroup namespace root (struct cgroup *), filled with
+	 * the viewer: CGROUP paths start there, as in its /proc/PID/cgroup */
+	__u64 cgns_root;
+	__u64 cg_id;		/* TASK_DIAG_REQ_CGROUP: 0, or the cgroup whose
+				 * subtree ALL and ALL_THREAD answer */
 };
 
 /* td_request.flags */

@@ -86,7 +86,35 @@ struct ipc_namespace { struct ns_common ns; };
 struct mnt_namespace { struct ns_common ns; };
 struct net { struct ns_common ns; };
 struct time_namespace { struct ns_common ns; };
-struct cgroup_namespace { struct ns_common ns; };
+
+/* CGROUP (td_cgroup.h): the default (v2) hierarchy only */
+struct kernfs_node {
+	const char *name;
+	u64 id;				/* the cgroup's id: its directory's inode */
+};
+
+struct cgroup;
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+	unsigned int flags;		/* CSS_ONLINE: not removed */
+	struct cgroup_subsys_state *parent;
+};
+
+struct cgroup {
+	struct cgroup_subsys_state self;	/* self.parent: the parent's */
+	int level;			/* the root's is 0 */
+	struct kernfs_node *kn;
+	struct cgroup *ancestors[];	/* [level]: itself; 6.0+ */
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+};
+
+struct cgroup_namespace {
+	struct ns_common ns;
+	struct css_set *root_cset;	/* root_cset->dfl_cgrp: the namespace's root */
+};
 
 struct nsproxy {
 	struct uts_namespace *uts_ns;
@@ -145,6 +173,7 @@ struct tty_struct {
 };
 
 struct signal_struct {
+	struct { int counter; } live;	/* threads not yet in do_exit() */
 	int nr_threads;
 	struct tty_struct *tty;		/* the controlling terminal, or NULL */
 	struct list_head thread_head;
@@ -316,6 +345,7 @@ struct task_struct {
 	const struct cred *cred;
 	struct mm_struct *mm;
 	struct nsproxy *nsproxy;
+	struct css_set *cgroups;	/* CONFIG_CGROUPS */
 	char comm[16];
 	unsigned long min_flt, maj_flt;
 	u64 utime, stime;

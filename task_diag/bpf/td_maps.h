@@ -50,15 +50,18 @@
 #define TD_GATE_LEN	(TD_SIZEOF(struct task_diag_vma) + TD_SIZEOF("[vsyscall]") + 1)
 #define TD_STAT_LEN	TD_SIZEOF(struct task_diag_vma_stat)
 /* what a task's last message needs after its VMAs: STAT, STATM, CMDLINE,
- * STAT_EXT, NS, the gate area's record, and TD_ATTR_HOST_PID (td_iter.h) */
+ * STAT_EXT, NS, CGROUP, the gate area's record, and TD_ATTR_HOST_PID (td_iter.h) */
 #define TD_TAIL		(NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat) + TD_GATE_LEN + \
 			 TD_STAT_LEN + NLA_HDRLEN + TD_SIZEOF(struct td_host_pid) + \
 			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_statm) + \
 			 NLA_HDRLEN + TASK_DIAG_CMDLINE_MAX + \
 			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_stat_ext) + \
-			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_ns))
+			 NLA_HDRLEN + TD_SIZEOF(struct task_diag_ns) + \
+			 NLA_HDRLEN + TD_CG_PAYLOAD_MAX)
+#define TD_CG_PAYLOAD_MAX (TD_SIZEOF(struct task_diag_cgroup) + TASK_DIAG_CGROUP_PATH_MAX)
 #define TD_MSG_HDR	(NLMSG_HDRLEN + TD_SIZEOF(struct task_diag_msg))
 #define PF_KTHREAD	0x00200000
+#define PF_EXITING	0x00000004
 #define PAGE_SHIFT	12
 #define ENOENT		2
 #define EBUSY		16
@@ -86,9 +89,14 @@ struct td_scratch {
 	__u64 busy;		/* a run is building its message here: show_task() */
 	/* CMDLINE (td_cmdline.h): the message so far, and STAT_EXT and NS,
 	 * which follow CMDLINE, kept while the run reads the command line */
-	__u32 cmdline_off;
+	__u32 tail_off;
 	struct task_diag_stat_ext cmdline_ext;
 	struct task_diag_ns cmdline_ns;
+	/* CGROUP, the last attribute: its payload is built here, apart,
+	 * and appended by put_cgroup_and_write() */
+	__u32 cg_len;		/* 0: none */
+	__u32 cg_o;		/* td_fill_cgroup(): the path's length so far */
+	char cg[TD_CG_PAYLOAD_MAX];
 	__u64 cmdline_mm;	/* the task's mm and self_exec_id at the check */
 	__u64 cmdline_exec;
 };

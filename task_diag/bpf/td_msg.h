@@ -30,6 +30,14 @@ static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 	return buf + o + NLA_HDRLEN;
 }
 
+/* The root of the viewer's cgroup namespace: CGROUP paths start there. */
+static __always_inline u64 viewer_cgns(struct td_request *req)
+{
+	if (req && req->viewer.valid)
+		return req->cgns_root;
+	return cgns_root(bpf_get_current_task_btf());
+}
+
 /* td_scratch[@key] of this CPU, if no other run is using it: then ours
  * until we clear its busy (show_task()). */
 /* TD_ATTR_HOST_PID of @task (td_iter.h); false when it does not fit. */
@@ -56,6 +64,47 @@ static __always_inline struct td_scratch *claim_scratch(u32 key)
 }
 
 /*
+ * The end of every message: the CGROUP attribute, if fill_cgroup() left
+ * one in @s->cg, at @off; then the message is written.
+ */
+static __noinline int put_cgroup_and_write(struct seq_file *seq, struct td_scratch *s, u32 off)
+{
+	struct td_nlmsghdr *nlh;
+	struct td_nlattr *nla;
+	u32 len;
+	u64 total;
+
+	if (!s)
+		return 0;
+	len = s->cg_len;
+	if (len) {
+		if (off > TD_BUF_SIZE - NLA_HDRLEN - TD_CG_PAYLOAD_MAX || len > TD_CG_PAYLOAD_MAX)
+			return 0;
+		/* bounds on the registers that index, as the verifier must see them */
+		asm volatile("" : "+r"(off), "+r"(len));
+		off &= TD_BUF_MASK;
+		len &= 2 * TASK_DIAG_CGROUP_PATH_MAX - 1;
+		nla = (void *)(s->buf + off);
+		nla->nla_len = NLA_HDRLEN + len;
+		nla->nla_type = TASK_DIAG_CGROUP;
+		bpf_probe_read_kernel(s->buf + off + NLA_HDRLEN, len, s->cg);
+		/* zeros to the next 4 bytes: the message's end */
+		__builtin_memset(s->buf + off + NLA_HDRLEN + len, 0, 4);
+		off += NLA_HDRLEN + ((len + 3) & ~3U);
+	}
+	nlh = (void *)s->buf;
+	nlh->nlmsg_len = off;
+	/* the verifier must see off's bound checked in the 64-bit register
+	 * that the helper gets */
+	total = off;
+	asm volatile("" : "+r"(total));
+	if (total > TD_BUF_SIZE)
+		return 0;
+	bpf_seq_write(seq, s->buf, total);
+	return 0;
+}
+
+/*
  * The messages of @task, built in this CPU's scratch buffers and written:
  * show_task()'s second half, run only while the buffers are ours.
  */
@@ -64,13 +113,11 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 				     struct td_scratch *scratch, u64 show, u64 strategy, u32 seqno,
 				     u32 pid, u32 tgid, bool leader, bool resume)
 {
-	struct seq_file *seq = ctx->meta->seq;
 	bool thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD ||
 			   strategy == TASK_DIAG_DUMP_THREAD;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
 	u32 off, flags = 0;
-	u64 len;
 	void *p;
 
 	nlh = (void *)scratch->buf;
@@ -198,6 +245,11 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			fill_ns(p, task);
 		}
 	}
+	/* CGROUP, the last attribute: built apart, put_cgroup_and_write()
+	 * appends it */
+	scratch->cg_len = 0;
+	if (show & TASK_DIAG_SHOW_CGROUP)
+		scratch->cg_len = td_fill_cgroup(scratch, task_cgroup(task), viewer_cgns(req));
 	/* where the driver finds a task whose VMAs it reads from /proc */
 	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&
 	    !put_host_pid(scratch->buf, &off, task, req))
@@ -206,21 +258,13 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 	msg->flags = flags;
 #ifdef TD_SLEEPABLE
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
-		scratch->cmdline_off = off;
+		scratch->tail_off = off;
 		scratch->cmdline_mm = (u64)task->mm;
 		scratch->cmdline_exec = task->self_exec_id;
 		return TD_EMIT_CMDLINE;
 	}
 #endif
-	nlh->nlmsg_len = off;
-	/* the compiler knows off's bound; the verifier must see it checked,
-	 * in the 64-bit register that the helper gets */
-	len = off;
-	asm volatile("" : "+r"(len));
-	if (len > TD_BUF_SIZE)
-		return 0;
-	bpf_seq_write(seq, scratch->buf, len);
-	return 0;
+	return put_cgroup_and_write(ctx->meta->seq, scratch, off);
 }
 
 #endif /* __TD_MSG_H */

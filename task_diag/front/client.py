@@ -76,9 +76,9 @@ class FileBackend:
             raise
         return fd
 
-    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, cgroup=0):
         """The response as the front hands it out: whole messages per read."""
-        fd = self._send(wire.encode_request(strategy, pid, show, seq))
+        fd = self._send(wire.encode_request(strategy, pid, show, seq, cgroup))
         ended = False
         try:
             while True:
@@ -95,5 +95,5 @@ class FileBackend:
                 self._local.fd = None
                 os.close(fd)
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
-        return b''.join(self.pieces(strategy, pid, show, seq))
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, cgroup=0):
+        return b''.join(self.pieces(strategy, pid, show, seq, cgroup))

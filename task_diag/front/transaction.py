@@ -101,10 +101,12 @@ class Transaction:
             except ValueError as e:
                 raise OSError(errno.EINVAL, str(e))
             wire.check_request(strategy, pid)
+            cgroup = wire.request_cgroup(self.request)
+            wire.check_filter(strategy, cgroup)
             viewer = self.engine.viewer_of(caller_pid)
             self.first = _FirstReader(caller_pid, viewer)
             self.reader = viewer
-            self.stream = self.engine.stream(strategy, pid, show, hdr[3], viewer)
+            self.stream = self.engine.stream(strategy, pid, show, hdr[3], viewer, cgroup=cgroup)
             self.started = True
         else:
             self._check_reader(caller_pid)

@@ -14,7 +14,11 @@ original applied.
 
 STATM is /proc/PID/statm; CMDLINE, one read of TASK_DIAG_CMDLINE_MAX
 bytes of /proc/PID/cmdline; STAT_EXT, more fields of the stat file that
-BASE reads; NS, the inodes the /proc/PID/ns links name.
+BASE reads; NS, the inodes the /proc/PID/ns links name; CGROUP, the "0::"
+line of /proc/PID/cgroup, with the id of that directory in our cgroup2
+mount (0 where the mount does not show it: a path with "/.." outside our
+cgroup namespace, a removed cgroup, no mount).  The cgroup filter reads
+the cgroup.procs or cgroup.threads files of the subtree in that mount.
 
 VMA and VMA_STAT come from /proc/PID/smaps (maps.py), for thread-group
 leaders only in thread dumps; a task without an mm (kernel thread, zombie)
@@ -24,7 +28,7 @@ maps.MSG_MAX bytes is split between records with TASK_DIAG_FLAG_CONT.
 import errno
 import os
 
-from .. import wire
+from .. import cgroups, wire
 from . import maps
 
 STATE_INDEX = {letter: i for i, letter in enumerate(wire.STATE_LETTERS)}
@@ -143,13 +147,35 @@ def _ns(task_dir):
     return wire.NS.pack(*inos)
 
 
-def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
+DELETED = b' (deleted)'
+
+
+def _cgroup(data, mount):
+    # the "0::" line: the unified hierarchy's path; " (deleted)" after a
+    # removed cgroup's (a zombie's), which the flag says instead
+    for line in data.split(b'\n'):
+        if line.startswith(b'0::'):
+            path, flags = line[3:], 0
+            if path.endswith(DELETED):
+                path, flags = path[:-len(DELETED)], wire.CGROUP_F_DELETED
+            cg_id = 0
+            if mount and not flags and b'/..' not in path:
+                try:
+                    cg_id = os.stat(os.fsencode(mount) + path).st_ino
+                except OSError:
+                    pass
+            return wire.encode_cgroup(cg_id, path, flags)
+    return None                     # no unified hierarchy shown
+
+
+def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True, cg_mount=None):
     """The message(s) of the task at @task_dir, or None if it is gone or
     hidden: one message, or several (TASK_DIAG_FLAG_CONT) when its VMA
     records do not fit into maps.MSG_MAX bytes.  @stat_dir: where STAT
     comes from (the process's directory for whole-process values, the
     thread's for per-thread ones).  @vmas: False where VMAs are not sent
-    (threads other than the leader in thread dumps)."""
+    (threads other than the leader in thread dumps).  @cg_mount: our cgroup2
+    mount, for CGROUP's ids."""
     if not may_read(task_dir):
         return None
     try:
@@ -163,6 +189,7 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
         statm = read_file(task_dir + '/statm') if show & wire.SHOW_STATM else None
         cmdline = read_head(task_dir + '/cmdline', wire.TASK_DIAG_CMDLINE_MAX) \
             if show & wire.SHOW_CMDLINE else None
+        cgroup = read_file(task_dir + '/cgroup') if show & wire.SHOW_CGROUP else None
     except (FileNotFoundError, ProcessLookupError):
         return None                 # exited meanwhile
     head = []
@@ -181,6 +208,10 @@ def task_message(task_dir, pid, tgid, show, seq, stat_dir=None, vmas=True):
         tail.append((wire.TASK_DIAG_STAT_EXT, _stat_ext(f)))
     if show & wire.SHOW_NS:
         tail.append((wire.TASK_DIAG_NS, _ns(task_dir)))
+    if cgroup is not None:
+        payload = _cgroup(cgroup, cg_mount)
+        if payload is not None:
+            tail.append((wire.TASK_DIAG_CGROUP, payload))
     if not records:                 # no mm (kernel thread, zombie): no VMA attribute
         return wire.encode_message(pid, tgid, head + tail, seq)
     return b''.join(maps.task_messages(pid, tgid, head, records, tail, seq))
@@ -211,11 +242,39 @@ class ProcBackend:
             return None
         return tgid if may_read('%s/%d' % (self.proc, pid)) else None
 
-    def tasks(self, strategy, pid):
+    def _in_cgroup(self, cg_id, threads):
+        """The pids (@threads: the tids) that the cgroup.procs (cgroup.threads)
+        files of the subtree of cgroup @cg_id list, in order; ENOENT when
+        our cgroup2 mount has no such cgroup."""
+        path = cgroups.find(cg_id)
+        if path is None:
+            raise OSError(errno.ENOENT, 'no cgroup with id %d' % cg_id)
+        ids = set()
+        for d in cgroups.subtree(path):
+            try:
+                ids.update(int(x) for x in read_file(
+                    d + ('/cgroup.threads' if threads else '/cgroup.procs')).split())
+            except OSError:
+                pass    # removed meanwhile; a threaded cgroup's cgroup.procs (EOPNOTSUPP)
+        return sorted(ids)
+
+    def tasks(self, strategy, pid, cgroup=0):
         """(task dir, pid, tgid, stat dir) of each task the request names, in
         pid order, as the BPF iterator walks them."""
         proc = self.proc
-        if strategy == wire.DUMP_ALL:
+        if cgroup and strategy == wire.DUMP_ALL:
+            for p in self._in_cgroup(cgroup, False):
+                d = '%s/%d' % (proc, p)
+                yield d, p, p, d
+        elif cgroup and strategy == wire.DUMP_ALL_THREAD:
+            for tid in self._in_cgroup(cgroup, True):
+                try:
+                    tgid = int(parse_status(read_file('%s/%d/status' % (proc, tid)))[b'Tgid'])
+                except (FileNotFoundError, ProcessLookupError, KeyError):
+                    continue
+                d = '%s/%d/task/%d' % (proc, tgid, tid)
+                yield d, tid, tgid, d
+        elif strategy == wire.DUMP_ALL:
             for p in _numeric(proc):
                 d = '%s/%d' % (proc, p)
                 yield d, p, p, d
@@ -252,14 +311,16 @@ class ProcBackend:
         else:
             raise OSError(errno.EINVAL, 'unknown dump strategy %r' % (strategy,))
 
-    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
+    def pieces(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, cgroup=0):
         """The response, one task's messages at a time."""
         wire.check_request(strategy, pid)
-        for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid):
+        wire.check_filter(strategy, cgroup)
+        cg_mount = cgroups.mount_point() if show & wire.SHOW_CGROUP else None
+        for task_dir, p, tgid, stat_dir in self.tasks(strategy, pid, cgroup):
             msg = task_message(task_dir, p, tgid, show, seq, stat_dir,
-                               vmas=wire.sends_vmas(strategy, p, tgid))
+                               vmas=wire.sends_vmas(strategy, p, tgid), cg_mount=cg_mount)
             if msg is not None:
                 yield msg
 
-    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0):
-        return b''.join(self.pieces(strategy, pid, show, seq))
+    def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, cgroup=0):
+        return b''.join(self.pieces(strategy, pid, show, seq, cgroup))
