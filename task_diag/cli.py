@@ -2,6 +2,8 @@
 
     task-diag ps [--threads]          PID PPID PGID SID STAT COMMAND, like ps
     task-diag ps -f [--threads]       UID PID PPID C STIME TTY TIME CMD, like ps -ef (-efL)
+    task-diag ps -o pid,cgroup,netns  the columns asked for (ps -o); --cgroup PATH: its subtree
+    task-diag cgtop [--json]          processes, CPU time and memory per cgroup
     task-diag maps PID [--smaps]      its mappings, like /proc/PID/maps (or smaps)
     task-diag dump [options] > f.bin  one request, the raw response
     task-diag decode < f.bin          print a response message by message
@@ -9,7 +11,8 @@
 import argparse
 import sys
 
-from . import api, wire
+from . import api, ps_columns, wire
+from .cgtop_cli import main_cgtop
 from .maps_cli import main_maps
 from .ps_cli import cmd_ps, printable  # noqa: F401 (printable: cli's, as it was)
 
@@ -30,8 +33,23 @@ def parse_show(text):
     return show
 
 
+def _columns(text):
+    try:
+        ps_columns.parse_columns(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e))
+    return text
+
+
+def _cgroup(text):
+    """A cgroup as the command line names it: a number is an id, anything
+    else a path."""
+    return int(text) if text.isdigit() else text
+
+
 def cmd_dump(args):
-    data = api.raw(STRATEGIES[args.strategy], args.pid, args.show, args.seq, source=args.source)
+    data = api.raw(STRATEGIES[args.strategy], args.pid, args.show, args.seq, source=args.source,
+                   cgroup=args.cgroup)
     if args.raw:
         sys.stdout.buffer.write(data)
     else:
@@ -61,7 +79,20 @@ def main(argv=None):
     p.add_argument('--threads', '-L', action='store_true', help='every thread')
     p.add_argument('-f', dest='full', action='store_true',
                    help="full format, as procps' ps -ef: UID PID PPID C STIME TTY TIME CMD")
+    p.add_argument('-o', metavar='COLUMNS', type=_columns,
+                   help='the columns to print, comma-separated (ps -o): ' + ', '.join(
+                       sorted(ps_columns.COLUMNS)))
+    p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID',
+                   help="only the processes of this cgroup v2's subtree")
     p.set_defaults(func=cmd_ps)
+
+    p = sub.add_parser('cgtop', help='processes, CPU time and memory per cgroup')
+    p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID', help='only this subtree')
+    p.add_argument('--depth', type=int, default=3,
+                   help='rows for cgroups down to this depth (default 3)')
+    p.add_argument('--all', action='store_true', help='every row, not one screen')
+    p.add_argument('--json', action='store_true', help='the rows as JSON, every one')
+    p.set_defaults(func=main_cgtop)
 
     p = sub.add_parser('maps', help="a process's mappings, like /proc/PID/maps")
     p.add_argument('pid', type=int)
@@ -75,6 +106,8 @@ def main(argv=None):
                    help='groups, comma-separated: ' + ', '.join(GROUPS))
     p.add_argument('--seq', type=int, default=0)
     p.add_argument('--raw', action='store_true', help='write the binary response')
+    p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID',
+                   help="ALL, ALL_THREAD: only this cgroup v2's subtree")
     p.set_defaults(func=cmd_dump)
 
     p = sub.add_parser('decode', help='print a binary response (stdin or FILE)')

@@ -47,9 +47,9 @@ def printable(name):
 
 # --- the plain format -------------------------------------------------------
 
-def cmd_ps_plain(threads, source, out):
+def cmd_ps_plain(threads, source, out, cgroup=None):
     strategy = wire.DUMP_ALL_THREAD if threads else wire.DUMP_ALL
-    tasks = api.dump(strategy, show=wire.SHOW_BASE, source=source)
+    tasks = api.dump(strategy, show=wire.SHOW_BASE, source=source, cgroup=cgroup)
     cols = ('PID', 'TID', 'PPID', 'PGID', 'SID') if threads else ('PID', 'PPID', 'PGID', 'SID')
     rows = []
     for t in tasks:
@@ -404,14 +404,14 @@ def active_columns(screen, columns):
     return active
 
 
-def cmd_ps_full(threads, source, out):
+def cmd_ps_full(threads, source, out, cgroup=None):
     try:
         locale.setlocale(locale.LC_TIME, '')     # month names as ps gives them
     except locale.Error:
         pass
     strategy = wire.DUMP_ALL_THREAD if threads else wire.DUMP_ALL
     # ps -L lists each process's threads together, the leader first
-    tasks = sorted(api.dump(strategy, show=FULL_SHOW, source=source),
+    tasks = sorted(api.dump(strategy, show=FULL_SHOW, source=source, cgroup=cgroup),
                    key=lambda t: (t.tgid, t.pid != t.tgid, t.pid))
     clock = Clock()
     cols = full_columns(threads)
@@ -426,6 +426,10 @@ def cmd_ps_full(threads, source, out):
 
 def cmd_ps(args, out=None):
     out = sys.stdout if out is None else out
+    cgroup = getattr(args, 'cgroup', None)
+    if getattr(args, 'o', None):
+        from .ps_columns import main_ps_o     # it builds on this module
+        return main_ps_o(args, out)
     if args.full:
-        return cmd_ps_full(args.threads, args.source, out)
-    return cmd_ps_plain(args.threads, args.source, out)
+        return cmd_ps_full(args.threads, args.source, out, cgroup)
+    return cmd_ps_plain(args.threads, args.source, out, cgroup)
