@@ -586,6 +586,72 @@ def check_new_groups(pids):
                 problem('%s: task %d differs\n    bpf:  %r\n    proc: %r' % (label, pid, tb, tp))
 
 
+def check_cgroup(pids):
+    """CGROUP against /proc (byte for byte: ids from a cgroup2 mount, made
+    here if the guest has none) for every task that lived through both
+    dumps, with two of the test tasks moved into a nested cgroup of their
+    own; the filter of that subtree against its cgroup.procs and
+    cgroup.threads, from the programs."""
+    global checks
+    from task_diag import cgroups
+    mounted = None
+    mount = cgroups.mount_point()
+    if mount is None:
+        mounted = mount = '/run/td-vm-cgroup2'
+        os.makedirs(mount, exist_ok=True)
+        subprocess.run(['mount', '-t', 'cgroup2', 'none', mount], check=True)
+    top = os.path.join(mount, 'td-vm')
+    made = [top, top + '/inner']
+    try:
+        for d in made:
+            os.mkdir(d)
+        movers = [pids['td-sleeper'], pids['td-stopped']]
+        for pid, d in zip(movers, made):
+            with open(d + '/cgroup.procs', 'w') as f:
+                f.write(str(pid))
+        show = wire.SHOW_BASE | wire.SHOW_CGROUP
+        for strategy, label in ((wire.DUMP_ALL, 'ALL'), (wire.DUMP_ALL_THREAD, 'ALL_THREAD')):
+            before = all_tids()
+            b = dict(split(task_diag.raw(strategy, 0, show, source='bpf')))
+            p = dict(split(task_diag.raw(strategy, 0, show, source='proc')))
+            alive = before & all_tids()
+            for pid in sorted(alive & set(b) & set(p)):
+                checks += 1
+                if b[pid] != p[pid]:
+                    problem('%s cgroup: task %d differs\n    bpf:  %r\n    proc: %r' % (
+                        label, pid, wire.decode(b[pid], show), wire.decode(p[pid], show)))
+            for pid in movers:
+                checks += 1
+                if pid not in b or not wire.decode(b[pid], show)[0].cgroup.path.startswith(
+                        '/td-vm'):
+                    problem('%s cgroup: task %d not in /td-vm: %r' % (label, pid, b.get(pid)))
+            threads = strategy == wire.DUMP_ALL_THREAD
+            want = set()
+            for d in made:
+                with open(d + ('/cgroup.threads' if threads else '/cgroup.procs')) as f:
+                    want.update(int(x) for x in f.read().split())
+            got = {t.pid for t in task_diag.dump(strategy, show=show, source='bpf', cgroup=top)}
+            checks += 1
+            if got != want or not want:
+                problem('%s filter of /td-vm: %s, cgroup.procs/threads: %s'
+                        % (label, sorted(got), sorted(want)))
+        say('CGROUP: checked (mount %s%s)' % (mount, ', made here' if mounted else ''))
+    finally:
+        for pid in pids.values():
+            try:        # back to the root cgroup, so that ours can go
+                with open(mount + '/cgroup.procs', 'w') as f:
+                    f.write(str(pid))
+            except OSError:
+                pass
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError as e:
+                problem('cgroup %s not removed: %s' % (d, e))
+        if mounted:
+            subprocess.run(['umount', mounted], check=False)
+
+
 # --- the tier, task-diag ps, VMA and VMA_STAT, the front -----------------------
 
 def check_tier(status_text):
@@ -1050,6 +1116,7 @@ def main():
         say('tree ready after %.1f s' % (time.monotonic() - T0))
         run_checks(pids)
         check_new_groups(pids)
+        check_cgroup(pids)
         check_ps(pids)
         check_vmas(pids)
         check_busy()
