@@ -15,13 +15,14 @@ import ctypes
 import errno
 import os
 import queue
+import struct
 import threading
 import time
 
 from . import cgroups, libbpf, lsm, tdconfig, wire
 from .iterproto import (ATTR_HOST_PID, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
                          EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
-                         PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
+                         PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_PROG_CGROUP, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
                          REQ_HOST_EACH, TD_REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from .procfs import maps
 
@@ -29,6 +30,7 @@ STALE_CHECK_S = 0.05   # BpfBackend.stale()
 READ_SIZE = 1 << 16     # the iterator hands out at most its 32 KiB buffer per read;
                         # under malloc's mmap threshold, so no fresh pages per read
 _F = {name: i for i, name in enumerate(TD_REQUEST.names)}
+_U32_AT = struct.Struct('<I').unpack_from
 EAGAIN_TRIES = 200      # a program returns 1 (EAGAIN) while no scratch buffer is free
 SMAPS_PIECE = 1 << 16   # a task's smaps is read and parsed this much at a time
 # The continuation passes of one task are held until its last one says
@@ -203,6 +205,9 @@ class BpfBackend:
             self.prog = self._get(PIN_PROG)
             self.requests = self._get(PIN_REQUESTS)
             self.config_map = self._get(PIN_CONFIG)
+            # td_cgroup, where the loader pinned it (the css_task iterator)
+            self.prog_cgroup = (self._get(PIN_PROG_CGROUP) if os.path.exists(
+                os.path.join(pin_dir, PIN_PROG_CGROUP)) else None)
             self._ino = ino
             if os.stat(os.path.join(pin_dir, PIN_ALL)).st_ino != ino:
                 raise OSError(errno.EAGAIN, 'task-diag-load replaced the pins meanwhile')
@@ -389,12 +394,18 @@ class BpfBackend:
 
     def stream(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, viewer=EMPTY_VIEWER,
                cgroup=0):
+        """The answer to one request, to read(): a walk of the cgroup subtree
+        (CgroupWalk) where it can answer, else the task iterator (Stream)."""
+        if cgroup and self.prog_cgroup is not None and strategy in CgroupWalk.STRATEGIES \
+                and not show & ~CgroupWalk.SHOW:
+            return CgroupWalk(self, strategy, show, seq, viewer, cgroup)
         return Stream(self, strategy, pid, show, seq, viewer, cgroup=cgroup)
 
     def raw(self, strategy, pid=0, show=wire.SHOW_BASE, seq=0, vma_stat=None, cgroup=0):
         """The response bytes for one request, as /proc/task-diag gave them.
         @vma_stat forces a VMA_STAT source (the loader's self-check)."""
-        s = Stream(self, strategy, pid, show, seq, vma_stat=vma_stat, cgroup=cgroup)
+        s = (self.stream(strategy, pid, show, seq, cgroup=cgroup) if vma_stat is None else
+             Stream(self, strategy, pid, show, seq, vma_stat=vma_stat, cgroup=cgroup))
         try:
             return s.read(1 << 62)      # all of it, in one call
         finally:
@@ -405,7 +416,7 @@ class BpfBackend:
         continuation passes of the task it leaves unfinished) per piece:
         a decoder that takes them one by one never holds the whole
         response, nor pays for copying it into one buffer."""
-        s = Stream(self, strategy, pid, show, seq, cgroup=cgroup)
+        s = self.stream(strategy, pid, show, seq, cgroup=cgroup)
         try:
             while True:
                 piece = s.read(once=True)
@@ -818,3 +829,103 @@ class Stream:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+class CgroupWalk:
+    """{ALL or ALL_THREAD, groups without VMA and CMDLINE} with the cgroup
+    filter, answered by td_cgroup (task_diag/bpf/td_css.h), which walks only
+    the subtree: a link of it to the cgroup, one iterator per run of at
+    most the iterator's 32 KiB (a cgroup iterator answers one read), each
+    run going on where the last one stopped (cgc_id, cgc_pid, cgc_seek:
+    kept here between runs, stored with the request under the reading
+    thread for each run, as Stream does).  Where the program could not find that
+    place again (its cgroup removed, its task gone), the walk starts over
+    and the tasks already answered are left out.  Errors of the request
+    come from the first read: ENOENT, no such cgroup."""
+
+    STRATEGIES = (wire.DUMP_ALL, wire.DUMP_ALL_THREAD)
+    SHOW = (wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_STATM |
+            wire.SHOW_STAT_EXT | wire.SHOW_NS | wire.SHOW_CGROUP)
+    RESTARTS = 100          # walks started over before giving up (EAGAIN)
+
+    def __init__(self, backend, strategy, show, seq, viewer, cgroup):
+        self.b = backend
+        self.strategy, self.cgroup = strategy, cgroup
+        self.fields = _request(strategy, 0, show, seq, viewer, cgroup)
+        self.link = -1
+        self.done = False
+        self.seen = None            # tids answered, from the second run on
+        self.restarts = 0
+
+    def read(self, size=READ_SIZE, once=False):
+        """Whole messages: one run's (@once), or every run's; b'' at the end."""
+        out = []
+        try:
+            while not self.done:
+                out.append(self._run())
+                if once and out[-1]:
+                    break
+        except OSError:
+            self.close()
+            raise
+        return b''.join(out)
+
+    def _run(self):
+        if self.link < 0:
+            wire.check_filter(self.strategy, self.cgroup)
+            self.link = libbpf.link_create_cgroup_iter(self.b.prog_cgroup, self.cgroup)
+        key = self.b.put(self.fields)
+        try:
+            fd = libbpf.iter_create(self.link)
+            try:
+                chunks = []
+                while True:
+                    chunk = _read(fd)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            finally:
+                os.close(fd)
+            got = self.b.get(key)
+        finally:
+            self.b.drop(key)
+        if got is None:
+            raise OSError(errno.EAGAIN, 'the request was evicted from the map')
+        data = b''.join(chunks)
+        if self.seen is not None:
+            data = self._unseen(data)
+        more = got[_F['cgc_id']]
+        if got[_F['cgc_seek']]:
+            # the place to go on from was not there: start over, the tasks
+            # answered so far left out
+            self.restarts += 1
+            if self.restarts > self.RESTARTS:
+                raise OSError(errno.EAGAIN, 'the cgroup subtree changes faster than it is read')
+            self.fields[_F['cgc_id']] = self.fields[_F['cgc_pid']] = 0
+            self.fields[_F['cgc_seek']] = 0
+            more = True
+        elif more:
+            self.fields[_F['cgc_id']], self.fields[_F['cgc_pid']] = more, got[_F['cgc_pid']]
+            self.fields[_F['cgc_seek']] = 1
+        if more and self.seen is None:
+            self.seen = set()
+            data = self._unseen(data)
+        if not more:
+            self.close()
+        return data
+
+    def _unseen(self, data):
+        """@data without the messages of tasks answered before."""
+        keep, seen = [], self.seen
+        for off, length in wire.message_spans(data):
+            tid = _U32_AT(data, off + wire.NLMSG_HDRLEN)[0]
+            if tid not in seen:
+                seen.add(tid)
+                keep.append(data[off:off + ((length + 3) & ~3)])
+        return b''.join(keep)
+
+    def close(self):
+        if self.link >= 0:
+            os.close(self.link)
+            self.link = -1
+        self.done = True

@@ -29,6 +29,10 @@ TD_REQUEST = Layout('td_request', (
     ('_pad', '4x'),
     ('cgns_root', 'Q'),         # the viewer's cgroup namespace root, filled with the viewer
     ('cg_id', 'Q'),             # TASK_DIAG_REQ_CGROUP: the subtree ALL and ALL_THREAD answer
+    # td_cgroup's place in the walk of the subtree, after a full buffer
+    # (set by the program, td_css.h); cgc_seek: 1 to go on from there, left
+    # non-zero by a run that could not find it again
+    ('cgc_id', 'Q'), ('cgc_pid', 'I'), ('cgc_seek', 'I'),
 ))
 REQ_HOST_EACH = 1               # TD_ATTR_HOST_PID in every task's first message
 HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q'),
@@ -51,7 +55,7 @@ CONFIG = Layout('td_config', (
     ('landlock_off', 'i'),      # Landlock's domain in cred->security, + 1 (task_diag/lsm.py)
     ('statm_cpus', 'I'),        # STATM's RSS: 0 approximate, N summed over N CPUs (loader)
     ('cmdline', 'I'),           # 1: a sleepable object, which reads CMDLINE itself
-    ('_pad', '4x'),
+    ('cgroup_walk', 'I'),       # 1: td_cgroup pinned (PIN_PROG_CGROUP)
 ))
 
 # td_config.tier: the objects, richest first (task_diag/bpf/Makefile, task_diag/loader/load.py)
@@ -79,3 +83,7 @@ PIN_PROG = 'prog_task'          # the program, for per-request links
 PIN_REQUESTS = 'requests'       # td_requests map
 PIN_CONFIG = 'config'           # td_config map
 PINS = (PIN_ALL, PIN_ALL_THREADS, PIN_PROG, PIN_REQUESTS, PIN_CONFIG)
+# Pinned where the kernel has the css_task iterator (6.7): td_cgroup
+# (task_diag/bpf/td_css.h), for per-request links of the cgroup filter
+PIN_PROG_CGROUP = 'prog_cgroup'
+OPTIONAL_PINS = (PIN_PROG_CGROUP,)

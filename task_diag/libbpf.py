@@ -38,6 +38,15 @@ class bpf_iter_link_info(ctypes.Structure):
                 ('pid_fd', ctypes.c_uint32), ('_pad', ctypes.c_uint32)]
 
 
+class bpf_iter_link_info_cgroup(ctypes.Structure):
+    """union bpf_iter_link_info, cgroup member (16 bytes)."""
+    _fields_ = [('order', ctypes.c_uint32), ('cgroup_fd', ctypes.c_uint32),
+                ('cgroup_id', ctypes.c_uint64)]
+
+
+BPF_CGROUP_ITER_DESCENDANTS_PRE = 2     # enum bpf_cgroup_iter_order
+
+
 class bpf_link_create_opts(ctypes.Structure):
     """struct bpf_link_create_opts of libbpf 1.1 up to iter_info_len; sz
     tells newer libbpf versions which fields we know."""
@@ -78,6 +87,7 @@ def _declare(L):
         'bpf_program__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_program__fd': (c_int, [c_void_p]),
         'bpf_program__set_log_buf': (c_int, [c_void_p, c_void_p, ctypes.c_size_t]),
+        'bpf_program__set_autoload': (c_int, [c_void_p, ctypes.c_bool]),
         'bpf_program__attach_iter': (c_void_p, [c_void_p, ctypes.POINTER(bpf_iter_attach_opts)]),
         'bpf_link__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_link__destroy': (c_int, [c_void_p]),
@@ -127,6 +137,19 @@ def link_create_task_iter(prog_fd, tid=0, pid=0):
     info.tid, info.pid = tid, pid
     return _check(lib().bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, opts_ref),
                   'bpf_link_create')
+
+
+def link_create_cgroup_iter(prog_fd, cgroup_id):
+    """A new iterator link of the iter/cgroup program @prog_fd that walks
+    the cgroup @cgroup_id and its descendants in pre-order (ENOENT: no
+    such cgroup)."""
+    info = bpf_iter_link_info_cgroup(order=BPF_CGROUP_ITER_DESCENDANTS_PRE, cgroup_id=cgroup_id)
+    opts = bpf_link_create_opts(sz=ctypes.sizeof(bpf_link_create_opts),
+                                iter_info=ctypes.cast(ctypes.pointer(info),
+                                                      ctypes.POINTER(bpf_iter_link_info)),
+                                iter_info_len=ctypes.sizeof(info))
+    return _check(lib().bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, ctypes.byref(opts)),
+                  'bpf_link_create (cgroup %d)' % cgroup_id)
 
 
 def map_update(fd, key, value):

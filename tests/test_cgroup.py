@@ -319,3 +319,100 @@ def test_reader_in_a_cgroup_namespace(tree, source):
     assert tasks[os.getpid()][0].startswith('/../../../..')
     if source != 'proc':                # the /proc fallback has no mount to find ids in
         assert tasks[tree.sleeper_d.pid][1] == os.stat(tree.path('d')).st_ino
+
+
+# --- the walk of the subtree (td_cgroup), where the kernel has it ----------------
+
+@pytest.fixture
+def walk_backend(bpf):
+    """A BpfBackend whose pins have td_cgroup: required where the kernel's
+    BTF has the css_task iterator (6.7), skipped elsewhere."""
+    from task_diag.bpf_backend import BpfBackend
+    from task_diag.loader import load
+    b = BpfBackend()
+    if b.prog_cgroup is None:
+        b.close()
+        assert not load.kernel_features().get('css_task_iter'), \
+            'the kernel has the css_task iterator but td_cgroup is not pinned'
+        need(False, 'no css_task iterator on this kernel: the task iterator filters')
+    yield b
+    b.close()
+
+
+def test_walk_answers_filtered_dumps(tree, walk_backend):
+    """With the walk loaded, the filter's requests without VMA and CMDLINE
+    take it; those with them take the task iterator; both answer the same
+    tasks."""
+    from task_diag.bpf_backend import CgroupWalk, Stream
+    cg = os.stat(tree.path('a')).st_ino
+    s = walk_backend.stream(wire.DUMP_ALL, 0, SHOW | wire.SHOW_NS | wire.SHOW_STAT, cgroup=cg)
+    assert isinstance(s, CgroupWalk)
+    s.close()
+    for show in (SHOW | wire.SHOW_CMDLINE, SHOW | wire.SHOW_VMA):
+        s = walk_backend.stream(wire.DUMP_ALL, 0, show, cgroup=cg)
+        assert isinstance(s, Stream)
+        s.close()
+        got = [t.pid for t in wire.decode(walk_backend.raw(wire.DUMP_ALL, 0, show, cgroup=cg),
+                                         show)]
+        assert sorted(got) == sorted(tree.listed('a'))
+
+
+def test_walk_in_many_runs(tree, walk_backend):
+    """A subtree whose answer is many times the iterator's 32 KiB: each run
+    goes on where the last stopped; every task once."""
+    tree.mkdir('many')
+    tree.mkdir('many/x')
+    procs = [tree.spawn('many' if i % 2 else 'many/x', ['sleep', '1000']) for i in range(300)]
+    try:
+        for p in procs:
+            wait_states(p.pid, 'S')
+        show = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_CGROUP
+        s = walk_backend.stream(wire.DUMP_ALL, 0, show, cgroup=os.stat(tree.path('many')).st_ino)
+        pieces = []
+        while True:
+            piece = s.read(once=True)
+            if not piece:
+                break
+            pieces.append(piece)
+        assert len(pieces) >= 3         # some 250 bytes each: 114 to a 32 KiB run
+        tasks = wire.decode(b''.join(pieces), show)
+        pids = [t.pid for t in tasks]
+        assert len(pids) == len(set(pids)) == 300
+        assert set(pids) == {p.pid for p in procs} == tree.listed('many')
+        for t in tasks:
+            assert t.cgroup.proc_path == proc_cgroup(t.pid)
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+
+
+def test_walk_starts_over_when_its_place_is_gone(tree, walk_backend):
+    """The task a run stopped after exits before the next run: the walk
+    starts over and leaves out what it answered; every task that lived
+    through it comes once."""
+    tree.mkdir('lost')
+    procs = [tree.spawn('lost', ['sleep', '1000']) for _ in range(400)]
+    try:
+        for p in procs:
+            wait_states(p.pid, 'S')
+        show = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_CGROUP
+        s = walk_backend.stream(wire.DUMP_ALL, 0, show, cgroup=os.stat(tree.path('lost')).st_ino)
+        first = s.read(once=True)
+        from task_diag.bpf_backend import _F
+        stopped_after = s.fields[_F['cgc_pid']]
+        assert stopped_after in {p.pid for p in procs}
+        victim = next(p for p in procs if p.pid == stopped_after)
+        victim.kill()
+        victim.wait()
+        rest = s.read(1 << 62)
+        assert s.restarts == 1
+        pids = [t.pid for t in wire.decode(first + rest, show)]
+        assert len(pids) == len(set(pids))
+        assert set(pids) == {p.pid for p in procs}      # the victim was answered first
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()

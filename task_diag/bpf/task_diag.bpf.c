@@ -42,6 +42,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "td_vmas.h"
 #endif
 #include "td_msg.h"
+#include "td_css.h"
 #ifdef TD_SLEEPABLE
 #include "td_cmdline.h"
 

@@ -75,6 +75,15 @@ struct td_request {
 	__u64 cgns_root;
 	__u64 cg_id;		/* TASK_DIAG_REQ_CGROUP: 0, or the cgroup whose
 				 * subtree ALL and ALL_THREAD answer */
+	/* td_cgroup (td_css.h): where a run of the walk of the subtree
+	 * stopped, its buffer full: in cgroup cgc_id, after the task whose
+	 * (global) tid is cgc_pid (0: from its first); set by the program.
+	 * cgc_seek: 1 from the driver for a run that goes on from there; the
+	 * program clears it where it finds that cgroup, or sets 2 when the
+	 * task is gone; still 1 after the run, the cgroup is gone */
+	__u64 cgc_id;
+	__u32 cgc_pid;
+	__u32 cgc_seek;
 };
 
 /* td_request.flags */
@@ -170,6 +179,7 @@ struct td_config {
 	 * exact sum over CPUs 0..N-1.  Measured by the loader. */
 	__u32 statm_cpus;
 	__u32 cmdline;		/* 1: a sleepable object (.s), which reads CMDLINE */
+	__u32 cgroup_walk;	/* 1: td_cgroup loaded and pinned (td_css.h) */
 };
 
 /* td_config.tier (task_diag/loader/load.py, TIERS) */

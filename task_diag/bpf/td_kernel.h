@@ -375,6 +375,16 @@ struct bpf_iter__task {
 	struct task_struct *task;
 };
 
+struct bpf_iter__cgroup {
+	struct bpf_iter_meta *meta;
+	struct cgroup *cgroup;		/* NULL: the walk is over */
+};
+
+/* The open-coded css_task iterator's state (6.7): its size is the kernel's */
+struct bpf_iter_css_task {
+	u64 __opaque[1];
+} __attribute__((aligned(8)));
+
 #pragma clang attribute pop
 
 /* BPF map definitions (not kernel types, not relocated). */

@@ -105,19 +105,18 @@ static __noinline int put_cgroup_and_write(struct seq_file *seq, struct td_scrat
 }
 
 /*
- * The messages of @task, built in this CPU's scratch buffers and written:
- * show_task()'s second half, run only while the buffers are ours.
+ * The start of @task's message in @scratch: the headers, TD_ATTR_HOST_PID
+ * where every message carries it, BASE and CRED (not in a continuation,
+ * @resume); returns where the next attribute goes, 0 when the message
+ * cannot be built.
  */
-static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_struct *task,
-				     const struct td_viewer *v, struct td_request *req,
-				     struct td_scratch *scratch, u64 show, u64 strategy, u32 seqno,
-				     u32 pid, u32 tgid, bool leader, bool resume)
+static __always_inline u32 emit_head(struct td_scratch *scratch, struct task_struct *task,
+				     const struct td_viewer *v, struct td_request *req, u64 show,
+				     u32 seqno, u32 pid, u32 tgid, bool resume)
 {
-	bool thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD ||
-			   strategy == TASK_DIAG_DUMP_THREAD;
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
-	u32 off, flags = 0;
+	u32 off;
 	void *p;
 
 	nlh = (void *)scratch->buf;
@@ -149,60 +148,22 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 			return 0;
 		fill_creds(p, task, v);
 	}
-#ifndef TD_NO_VMA
-	/* VMAs: of a process's leader in thread dumps, none without an mm
-	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
-	 * Only for a reader's request: the default answer has no VMA. */
-	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
-		struct mm_struct *mm = task->mm;
+	return off;
+}
 
-		if (mm && !(task->flags & PF_KTHREAD)) {
-			u32 zero = 0;
-			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
-			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
-					cfg->pw_page_offset && cfg->pw_vmemmap;
+/*
+ * The end of @task's message from @off: STAT, STATM, STAT_EXT, NS and
+ * CGROUP, the message flags @flags; then it is written to @seq, or, with
+ * CMDLINE in the sleepable objects, left for put_cmdline_and_write()
+ * (TD_EMIT_CMDLINE).
+ */
+static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *task,
+				     struct td_request *req, struct td_scratch *scratch, u64 show,
+				     bool thread_dump, u32 off, u32 flags)
+{
+	struct task_diag_msg *msg = (void *)(scratch->buf + NLMSG_HDRLEN);
+	void *p;
 
-			int vmas;
-
-			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
-				return 1;
-			if (req->viewer.valid) {
-				scratch->root_mnt = req->root[0];
-				scratch->root_dentry = req->root[1];
-			} else {
-				struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
-				struct fs_struct *fs = me->fs;
-
-				scratch->root_mnt = fs ? (u64)fs->root.mnt : 0;
-				scratch->root_dentry = fs ? (u64)fs->root.dentry : 0;
-			}
-			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
-			vma_walk_end(mm, vmas == TD_VMA_DONE && !resume);
-			/* a name not exact in this run, or in an earlier run of
-			 * this task (the driver passes from_proc on) */
-			if (vmas != TD_VMA_RETRY && (names_inexact() || (resume && req->from_proc))) {
-				flags = TD_MSG_F_VMA_FROM_PROC;
-				req->from_proc = 1;
-			}
-			switch (vmas) {
-			case TD_VMA_RETRY:
-				return 1;
-			case TD_VMA_DONE:
-				break;
-			case TD_VMA_MORE:
-				req->cont_pid = pid;
-				req->cont_start = scratch->vma_next;
-				req->cont_state = resume ? TD_CONT_MORE : TD_CONT_PENDING;
-				return 0;
-			default:
-				return 0;
-			}
-			off = scratch->vma_off;
-		}
-	}
-	if (resume)
-		req->cont_state = TD_CONT_DONE;
-#endif
 	if (show & TASK_DIAG_SHOW_STAT) {
 		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
 		if (!p)
@@ -264,7 +225,80 @@ static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_str
 		return TD_EMIT_CMDLINE;
 	}
 #endif
-	return put_cgroup_and_write(ctx->meta->seq, scratch, off);
+	return put_cgroup_and_write(seq, scratch, off);
+}
+
+/*
+ * The messages of @task, built in this CPU's scratch buffers and written:
+ * show_task()'s second half, run only while the buffers are ours.
+ */
+static __always_inline int emit_task(struct bpf_iter__task *ctx, struct task_struct *task,
+				     const struct td_viewer *v, struct td_request *req,
+				     struct td_scratch *scratch, u64 show, u64 strategy, u32 seqno,
+				     u32 pid, u32 tgid, bool leader, bool resume)
+{
+	bool thread_dump = strategy == TASK_DIAG_DUMP_ALL_THREAD ||
+			   strategy == TASK_DIAG_DUMP_THREAD;
+	u32 off, flags = 0;
+
+	off = emit_head(scratch, task, v, req, show, seqno, pid, tgid, resume);
+	if (!off)
+		return 0;
+#ifndef TD_NO_VMA
+	/* VMAs: of a process's leader in thread dumps, none without an mm
+	 * (kernel threads, zombies), as /proc/PID/maps reads empty there.
+	 * Only for a reader's request: the default answer has no VMA. */
+	if ((show & TASK_DIAG_SHOW_VMA) && req && (leader || !thread_dump)) {
+		struct mm_struct *mm = task->mm;
+
+		if (mm && !(task->flags & PF_KTHREAD)) {
+			u32 zero = 0;
+			struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
+			u32 with_stat = (show & TASK_DIAG_SHOW_VMA_STAT) && cfg &&
+					cfg->pw_page_offset && cfg->pw_vmemmap;
+
+			int vmas;
+
+			if (!resume && !vma_room(ctx->meta->seq, mm, off, with_stat))
+				return 1;
+			if (req->viewer.valid) {
+				scratch->root_mnt = req->root[0];
+				scratch->root_dentry = req->root[1];
+			} else {
+				struct task_struct___fs *me = (void *)bpf_get_current_task_btf();
+				struct fs_struct *fs = me->fs;
+
+				scratch->root_mnt = fs ? (u64)fs->root.mnt : 0;
+				scratch->root_dentry = fs ? (u64)fs->root.dentry : 0;
+			}
+			vmas = td_put_vmas(ctx, task, resume ? req->cont_start : 0, off, with_stat);
+			vma_walk_end(mm, vmas == TD_VMA_DONE && !resume);
+			/* a name not exact in this run, or in an earlier run of
+			 * this task (the driver passes from_proc on) */
+			if (vmas != TD_VMA_RETRY && (names_inexact() || (resume && req->from_proc))) {
+				flags = TD_MSG_F_VMA_FROM_PROC;
+				req->from_proc = 1;
+			}
+			switch (vmas) {
+			case TD_VMA_RETRY:
+				return 1;
+			case TD_VMA_DONE:
+				break;
+			case TD_VMA_MORE:
+				req->cont_pid = pid;
+				req->cont_start = scratch->vma_next;
+				req->cont_state = resume ? TD_CONT_MORE : TD_CONT_PENDING;
+				return 0;
+			default:
+				return 0;
+			}
+			off = scratch->vma_off;
+		}
+	}
+	if (resume)
+		req->cont_state = TD_CONT_DONE;
+#endif
+	return emit_rest(ctx->meta->seq, task, req, scratch, show, thread_dump, off, flags);
 }
 
 #endif /* __TD_MSG_H */

@@ -31,9 +31,9 @@ from .. import bpf, libbpf, lsm, tdconfig
 from ..bpf_backend import BpfBackend
 from ..front import service
 from ..front.client import MOUNTPOINT, fuse_mounted, mount_type
-from ..iterproto import (CONFIG, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR, PIN_PROG,
-                         PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA, TIER_WALK,
-                         VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
+from ..iterproto import (CONFIG, OPTIONAL_PINS, PIN_ALL, PIN_ALL_THREADS, PIN_CONFIG, PIN_DIR,
+                         PIN_PROG, PIN_PROG_CGROUP, PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA,
+                         TIER_WALK, VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
 from ..procfs.maps import read_vmas
 from . import pagewalk, statm
 
@@ -55,6 +55,8 @@ FEATURES = (
      'verifier trusts vm_area_struct.vm_file (late 2025)'),
     ('sleepable_cmdline', 'bpf_rcu_read_lock', BTF_KIND_FUNC,
      'bpf_rcu_read_lock kfunc for sleepable iterators, which read CMDLINE (6.2)'),
+    ('css_task_iter', 'bpf_iter_css_task_new', BTF_KIND_FUNC,
+     'open-coded css_task iterator: the cgroup filter walks only the subtree (6.7)'),
 )
 
 
@@ -177,7 +179,12 @@ def tiers_to_try(features, forced=None):
 
 
 def pinned(pin_dir=PIN_DIR):
-    return [name for name in PINS if os.path.exists(os.path.join(pin_dir, name))]
+    return [name for name in PINS + OPTIONAL_PINS if os.path.exists(os.path.join(pin_dir, name))]
+
+
+def expected_pins(cfg):
+    """What a whole load with the td_config @cfg pins."""
+    return PINS + ((PIN_PROG_CGROUP,) if cfg and cfg['cgroup_walk'] else ())
 
 
 def _pin_dir_exists(pin_dir):
@@ -198,11 +205,11 @@ def _pin_dir_exists(pin_dir):
 
 def unload(pin_dir=PIN_DIR):
     """Removes every pin and the directory; returns what was removed.
-    Only the entries the loader makes (PINS) are removed: anything else
-    there is left, and the directory with it."""
+    Only the entries the loader makes (PINS, OPTIONAL_PINS) are removed:
+    anything else there is left, and the directory with it."""
     removed = []
     if _pin_dir_exists(pin_dir):
-        for name in PINS:
+        for name in PINS + OPTIONAL_PINS:
             try:
                 os.unlink(os.path.join(pin_dir, name))
                 removed.append(name)
@@ -242,10 +249,13 @@ LOG_BUF = 4 << 20      # the verifier's log of a refused program: its tail
                         # (the kernel keeps the tail of a log that overflows, 6.4 on)
 
 
-def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False):
-    """Loads @obj_path and pins it under @pin_dir.  On any error every pin
-    made so far is removed and the object closed; Rejected when the kernel
-    refused the object (its .log: the verifier's last lines)."""
+def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False,
+         cgroup_walk=False):
+    """Loads @obj_path and pins it under @pin_dir; td_cgroup, the walk of a
+    cgroup subtree (td_css.h), only with @cgroup_walk (its kfuncs are 6.7's).
+    On any error every pin made so far is removed and the object closed;
+    Rejected when the kernel refused the object (its .log: the verifier's
+    last lines)."""
     L = libbpf.lib()
     with open(obj_path, 'rb') as f:
         digest = hashlib.sha256(f.read()).digest()
@@ -259,10 +269,15 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False
                 raise OSError(ctypes.get_errno(), 'cannot open %s' % obj_path)
             # our own log buffers: libbpf fills them only when a load fails
             bufs = {}
-            for name in (b'td_all', b'td_all_threads'):
+            for name in (b'td_all', b'td_all_threads', b'td_cgroup'):
+                prog = L.bpf_object__find_program_by_name(obj, name)
+                if not prog:
+                    continue        # td_cgroup: an object built before it
+                if name == b'td_cgroup' and not cgroup_walk:
+                    L.bpf_program__set_autoload(prog, False)
+                    continue
                 bufs[name] = ctypes.create_string_buffer(LOG_BUF)
-                L.bpf_program__set_log_buf(L.bpf_object__find_program_by_name(obj, name),
-                                           bufs[name], LOG_BUF)
+                L.bpf_program__set_log_buf(prog, bufs[name], LOG_BUF)
             ret = L.bpf_object__load(obj)
             if ret < 0:
                 verifier = next((b.value for b in bufs.values() if b.value), b'')
@@ -286,6 +301,10 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False
         prog = L.bpf_object__find_program_by_name(obj, b'td_all')
         libbpf._check(L.bpf_program__pin(prog, os.path.join(pin_dir, PIN_PROG).encode()),
                       'pinning ' + PIN_PROG)
+        prog = L.bpf_object__find_program_by_name(obj, b'td_cgroup')
+        if cgroup_walk and prog:
+            libbpf._check(L.bpf_program__pin(prog, os.path.join(pin_dir, PIN_PROG_CGROUP)
+                                             .encode()), 'pinning ' + PIN_PROG_CGROUP)
         for map_name, pin in (('td_requests', PIN_REQUESTS), ('td_config', PIN_CONFIG)):
             m = L.bpf_object__find_map_by_name(obj, map_name.encode())
             libbpf._check(L.bpf_map__pin(m, os.path.join(pin_dir, pin).encode()),
@@ -305,6 +324,7 @@ def load(obj_path, pin_dir=PIN_DIR, tier=TIER_DPATH, forced=False, cmdline=False
         fields['tier'] = tier
         fields['tier_forced'] = int(forced)
         fields['cmdline'] = int(cmdline)
+        fields['cgroup_walk'] = int(bool(cgroup_walk and prog))
         tdconfig.write(L.bpf_map__fd(cfg), fields)
     except BaseException:
         unload(pin_dir)
@@ -326,11 +346,17 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
             if forced:
                 raise Refusal('tier %s: %s' % (tier.name, why))
             continue
-        variants = tier.objects(features)
-        for i, (path, sleepable) in enumerate(variants):
-            label = tier.name + (' (sleepable, CMDLINE)' if sleepable else '')
+        # each object with td_cgroup where the kernel has its kfuncs, then
+        # without it: a verifier that refuses the walk keeps the rest
+        walks = (True, False) if features.get('css_task_iter') else (False,)
+        variants = [(path, sleepable, walk) for path, sleepable in tier.objects(features)
+                    for walk in walks]
+        for i, (path, sleepable, walk) in enumerate(variants):
+            label = tier.name + (' (sleepable, CMDLINE)' if sleepable else '') + \
+                (' (cgroup walk)' if walk else '')
             try:
-                load(path, pin_dir, tier.number, forced=bool(forced), cmdline=sleepable)
+                load(path, pin_dir, tier.number, forced=bool(forced), cmdline=sleepable,
+                     cgroup_walk=walk)
                 _find_landlock(pin_dir)
                 _measure_statm(pin_dir)
                 return tier
@@ -340,7 +366,7 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
                 last = i == len(variants) - 1
                 print('task-diag-load: tier %s refused by the kernel (%s; its log: %s)%s'
                       % (label, os.strerror(e.errno), VERIFIER_LOG,
-                         '; trying its plain object' if not last
+                         '; trying its next object' if not last
                          else '' if forced else '; trying the next'), file=out)
                 if forced and last:
                     raise
@@ -411,7 +437,7 @@ def up_to_date(pin_dir=PIN_DIR, forced=None):
     now: the same object file, the tier asked for (the richest that
     loaded, when not forced)."""
     cfg = tdconfig.read_pinned(pin_dir)
-    if not cfg or len(pinned(pin_dir)) != len(PINS):
+    if not cfg or sorted(pinned(pin_dir)) != sorted(expected_pins(cfg)):
         return False
     tier = loaded_tier(cfg)
     if cfg['obj_sha256'] != _sha256(loaded_path(cfg)):
@@ -439,7 +465,9 @@ def status(pin_dir=PIN_DIR, out=None):
     if not names:
         print('task_diag: not loaded (%s is empty)' % pin_dir, file=out)
         return 1
-    state = 'loaded' if len(names) == len(PINS) else 'partly loaded (run task-diag-load again)'
+    # (a reader who may not read the config: the optional pins optional)
+    whole = sorted(names) == sorted(expected_pins(cfg)) if cfg else set(PINS) <= set(names)
+    state = 'loaded' if whole else 'partly loaded (run task-diag-load again)'
     print('task_diag: %s, pinned under %s' % (state, pin_dir), file=out)
     for name in names:
         st = os.stat(os.path.join(pin_dir, name))
@@ -467,6 +495,11 @@ def status(pin_dir=PIN_DIR, out=None):
                                   else 'not in this object (needs a sleepable iterator and '
                                   'bpf_rcu_read_lock, 6.2): requests with it are answered '
                                   'from /proc'), file=out)
+        print('  cgroup filter: %s' % (
+            'walks the subtree (td_cgroup, the css_task iterator)'
+            if os.path.exists(os.path.join(pin_dir, PIN_PROG_CGROUP)) else
+            'a test of each task in the task iterator (the css_task iterator is 6.7\'s, or '
+            'the kernel refused td_cgroup)'), file=out)
         print('  STATM: RSS counters %s, as /proc/PID/statm reads them'
               % ('summed over %d CPUs' % cfg['statm_cpus'] if cfg['statm_cpus']
                  else 'as their totals'), file=out)
