@@ -17,6 +17,12 @@ the same conditions):
   psutil         psutil.process_iter(['pid','ppid','name','uids','gids']) into a list
   task_diag      list(task_diag.dump(DUMP_ALL, show=BASE|CRED, source='bpf')), the
                  second call of a fresh interpreter (the first one is reported apart)
+  groups_base    {DUMP_ALL, BASE}: the raw bytes through the pinned path in-process
+                 (worker.py groups), what the groups below are measured against
+  groups_cmdline_statm, groups_cgroup_ns   the same with BASE|STATM|CMDLINE and
+                 with BASE|CGROUP|NS
+  groups_filtered  {DUMP_ALL, BASE} with the cgroup filter of a cgroup holding
+                 FILTER_NPROC (200) of the load's processes (scales of 1000 up)
   psutil_iter    psutil.process_iter(DROPIN_ATTRS) into a list: its first and its
                  second call in a fresh interpreter (run.py --dropin-worker psutil)
   tdps_iter      task_diag.psutil.process_iter(DROPIN_ATTRS), the drop-in, the
@@ -81,11 +87,12 @@ import subprocess
 import sys
 import time
 
-from task_diag import libbpf, tdconfig
+from task_diag import cgroups, libbpf, tdconfig
 from task_diag.front import service
 from task_diag.iterproto import PIN_ALL as PIN_ALL_NAME, PIN_ALL_THREADS, PIN_DIR
 from task_diag.iterproto import VMA_STAT_SOURCES as VMA_STAT_SOURCE_NUMBERS
-from task_diag.wire import SHOW_BASE, SHOW_CMDLINE, SHOW_STATM, SHOW_VMA, SHOW_VMA_STAT
+from task_diag.wire import (SHOW_BASE, SHOW_CGROUP, SHOW_CMDLINE, SHOW_NS, SHOW_STATM, SHOW_VMA,
+                           SHOW_VMA_STAT)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.path.join(HERE, 'bin')
@@ -122,6 +129,8 @@ TARGETS = (
     # CPU of a dump, the programs' included (the reader's system time)
     ('CMDLINE+STATM in a BASE dump <= 1.5x BASE alone (CPU)', (10000, 20000), 'cost_groups_cpu',
      1.5),
+    ('CGROUP+NS in a BASE dump <= 1.5x BASE alone (CPU)', (10000, 20000), 'cost_cgns_cpu', 1.5),
+    ('cgroup filter, 200 of the tasks: <= 1/10 of BASE (CPU)', (20000,), 'cost_filter_cpu', 0.1),
     ('/run/task-diag transaction wall <= 1/5 of /proc scan', (20000, 50000), 'proc_fuse_wall', 5),
     ('/run/task-diag daemon RSS < 64 MiB', (50000,), 'front_rss_mib', 64),
 )
@@ -451,6 +460,56 @@ class Load:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
+FILTER_NPROC = 200     # the processes of the load put in a cgroup of their own
+
+
+class FilterCgroup:
+    """FILTER_NPROC processes of @load in a cgroup of their own (td-bench-PID
+    under the cgroup2 mount), for groups_filtered: .id, or 0 where there is
+    no cgroup2 mount or the load is smaller.  On exit they go back to the
+    root cgroup and the cgroup is removed."""
+
+    def __init__(self, load):
+        self.load, self.id, self.path, self.pids = load, 0, None, []
+
+    def __enter__(self):
+        mount = cgroups.mount_point()
+        if mount is None or self.load.nproc < 5 * FILTER_NPROC:
+            return self
+        pid = self.load.proc.pid
+        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
+            self.pids = [int(x) for x in f.read().split()][:FILTER_NPROC]
+        self.path = os.path.join(mount, 'td-bench-%d' % os.getpid())
+        os.mkdir(self.path)
+        try:
+            for p in self.pids:
+                with open(os.path.join(self.path, 'cgroup.procs'), 'w') as f:
+                    f.write(str(p))
+        except BaseException:
+            self.__exit__()
+            raise
+        self.id = os.stat(self.path).st_ino
+        self.mount = mount
+        return self
+
+    def __exit__(self, *exc):
+        if self.path is None:
+            return
+        for p in self.pids:
+            try:
+                with open(os.path.join(cgroups.mount_point(), 'cgroup.procs'), 'w') as f:
+                    f.write(str(p))
+            except OSError:
+                pass        # gone
+        for _ in range(100):
+            try:
+                os.rmdir(self.path)
+                break
+            except OSError:
+                time.sleep(0.05)
+        self.path = None
+
+
 def _killpg(pgid, sig):
     try:
         os.killpg(pgid, sig)
@@ -471,6 +530,7 @@ def methods_for(threads, with_one, load_pid, one_calls):
         'groups_base': lambda r: py_worker('groups', SHOW_BASE),
         'groups_cmdline_statm': lambda r: py_worker(
             'groups', SHOW_BASE | SHOW_STATM | SHOW_CMDLINE),
+        'groups_cgroup_ns': lambda r: py_worker('groups', SHOW_BASE | SHOW_CGROUP | SHOW_NS),
         'psutil_iter': lambda r: dropin('psutil'),
         'tdps_iter': lambda r: dropin('task_diag'),
     }
@@ -489,8 +549,10 @@ def methods_for(threads, with_one, load_pid, one_calls):
 
 
 def measure_scale(nproc, threads, runs, with_one, one_calls):
-    with Load(nproc, threads) as load:
+    with Load(nproc, threads) as load, FilterCgroup(load) as cg:
         methods = methods_for(threads, with_one, load.proc.pid, one_calls)
+        if cg.id:
+            methods['groups_filtered'] = lambda r: py_worker('groups', SHOW_BASE, cg.id)
         names = list(methods)
         samples = {name: [] for name in names}
         for r in range(runs):
@@ -519,6 +581,11 @@ def ratios(samples):
     if 'groups_base' in samples:
         out['cost_groups_cpu'] = per_run('groups_cmdline_statm', 'groups_base', 'cpu_ms')
         out['cost_groups_wall'] = per_run('groups_cmdline_statm', 'groups_base', 'wall_ms')
+        out['cost_cgns_cpu'] = per_run('groups_cgroup_ns', 'groups_base', 'cpu_ms')
+        out['cost_cgns_wall'] = per_run('groups_cgroup_ns', 'groups_base', 'wall_ms')
+    if 'groups_filtered' in samples:
+        out['cost_filter_cpu'] = per_run('groups_filtered', 'groups_base', 'cpu_ms')
+        out['cost_filter_wall'] = per_run('groups_filtered', 'groups_base', 'wall_ms')
     if 'tdps_iter' in samples:
         for key, field in (('dropin_wall', 'wall_ms'), ('dropin_cpu', 'cpu_ms'),
                            ('dropin_wall2', 'wall2_ms'), ('dropin_cpu2', 'cpu2_ms')):
@@ -726,7 +793,8 @@ def print_tables(results):
     print('\n%-52s %-9s %10s %8s' % ('target', 'scale', 'measured', 'result'))
     for t in results['targets']:
         measured = ('-' if t['measured'] is None else
-                    '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else '%.1fx' % t['measured'])
+                    '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else
+                    '%.1fx' % t['measured'] if t['measured'] >= 1 else '%.3fx' % t['measured'])
         print('%-52s %-9s %10s %8s' % (t['target'], t['scale'], measured, t['result']))
 
 
@@ -779,13 +847,18 @@ def print_scales(results):
 
     costs = [sc for sc in results['scales'] if 'cost_groups_cpu' in sc['ratios']]
     if costs:
-        print('\n{DUMP_ALL, BASE|STATM|CMDLINE} / {DUMP_ALL, BASE}, raw bytes in-process')
-        print('%-9s %10s %10s' % ('scale', 'CPU', 'wall'))
+        print('\nthe cost of groups and of the filter against {DUMP_ALL, BASE}, raw bytes '
+              'in-process: BASE|STATM|CMDLINE, BASE|CGROUP|NS, and BASE with the cgroup filter '
+              'of %d processes' % FILTER_NPROC)
+        print('%-9s %10s %10s %10s %10s %10s %10s' % (
+            'scale', 'cmd CPU', 'cmd wall', 'cgns CPU', 'cgns wall', 'filt CPU', 'filt wall'))
         for sc in costs:
             r = sc['ratios']
-            print('%-9s %10s %10s' % (label(sc['nproc'], sc['threads']),
-                                      '%.2fx' % r['cost_groups_cpu'],
-                                      '%.2fx' % r['cost_groups_wall']))
+            print('%-9s %10s %10s %10s %10s %10s %10s' % (
+                label(sc['nproc'], sc['threads']),
+                *('%.3fx' % r[k] if k in r else '-' for k in (
+                    'cost_groups_cpu', 'cost_groups_wall', 'cost_cgns_cpu', 'cost_cgns_wall',
+                    'cost_filter_cpu', 'cost_filter_wall'))))
 
     one = results.get('dump_one')
     if one:

@@ -10,9 +10,10 @@ cache of an earlier run helps (psutil keeps every Process it has seen).
                                      for every process
     worker.py smaps_plain            every /proc/PID/smaps through a plain
                                      line parser into one dict per VMA
-    worker.py groups SHOW            the raw bytes of {DUMP_ALL, SHOW} through
+    worker.py groups SHOW [CGROUP]   the raw bytes of {DUMP_ALL, SHOW} through
                                      the pinned path in-process (BpfBackend.raw):
-                                     what groups cost the dump
+                                     what groups cost the dump; with CGROUP (an
+                                     id), that subtree only (the request's filter)
     worker.py vma_iter SHOW [PIN]    the raw bytes of {DUMP_ALL, SHOW} through
                                      the pinned path in-process (BpfBackend.raw)
     worker.py vma_dump SHOW [PIN]    task_diag.dump(DUMP_ALL, show=SHOW,
@@ -205,12 +206,12 @@ def run_vma_iter(show, pin_dir=None):
     return {'tasks': tasks, 'vmas': vmas, 'bytes': len(buf), 'cpu_ms': cpu, 'wall_ms': wall}
 
 
-def run_groups(show):
+def run_groups(show, cgroup=0):
     from task_diag import wire
     from task_diag.bpf_backend import BpfBackend
     b = BpfBackend()
     b.raw(wire.DUMP_ONE, os.getpid(), show=show)        # warm-up: the pinned objects
-    buf, cpu, wall = measure(b.raw, wire.DUMP_ALL, 0, show)
+    buf, cpu, wall = measure(lambda: b.raw(wire.DUMP_ALL, 0, show, cgroup=cgroup))
     return {'tasks': sum(1 for _ in wire.message_spans(buf)), 'bytes': len(buf),
             'cpu_ms': cpu, 'wall_ms': wall}
 
@@ -244,7 +245,7 @@ def main(argv):
     elif mode == 'smaps_plain':
         result = run_smaps_plain()
     elif mode == 'groups':
-        result = run_groups(int(argv[2]))
+        result = run_groups(int(argv[2]), int(argv[3]) if len(argv) > 3 else 0)
     elif mode == 'vma_iter':
         result = run_vma_iter(int(argv[2]), *argv[3:4])
     elif mode == 'vma_dump':
