@@ -47,6 +47,13 @@ def _cgroup(text):
     return int(text) if text.isdigit() else text
 
 
+def cmd_ps_or_o(args):
+    """ps, ps -f (ps_cli), or the columns of -o (ps_columns)."""
+    if args.o:
+        return ps_columns.main_ps_o(args)
+    return cmd_ps(args)
+
+
 def cmd_dump(args):
     data = api.raw(STRATEGIES[args.strategy], args.pid, args.show, args.seq, source=args.source,
                    cgroup=args.cgroup)
@@ -84,7 +91,7 @@ def main(argv=None):
                        sorted(ps_columns.COLUMNS)))
     p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID',
                    help="only the processes of this cgroup v2's subtree")
-    p.set_defaults(func=cmd_ps)
+    p.set_defaults(func=cmd_ps_or_o)
 
     p = sub.add_parser('cgtop', help='processes, CPU time and memory per cgroup')
     p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID', help='only this subtree')

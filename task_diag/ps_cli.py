@@ -427,9 +427,6 @@ def cmd_ps_full(threads, source, out, cgroup=None):
 def cmd_ps(args, out=None):
     out = sys.stdout if out is None else out
     cgroup = getattr(args, 'cgroup', None)
-    if getattr(args, 'o', None):
-        from .ps_columns import main_ps_o     # it builds on this module
-        return main_ps_o(args, out)
     if args.full:
         return cmd_ps_full(args.threads, args.source, out, cgroup)
     return cmd_ps_plain(args.threads, args.source, out, cgroup)

@@ -357,7 +357,7 @@ class FakeEngine:
             raise OSError(errno.ESRCH, 'no process %d' % pid)
         return self.viewers[pid]
 
-    def stream(self, strategy, pid, show, seq, viewer):
+    def stream(self, strategy, pid, show, seq, viewer, cgroup=0):
         self.streams += 1
         return FakeStream(b''.join(wire.encode_message(i, i, [(0, bytes(44))], seq)
                                    for i in range(1, self.n + 1)))
