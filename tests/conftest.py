@@ -100,6 +100,18 @@ def source(request):
     return request.param
 
 
+@pytest.fixture(params=['proc', 'bpf', 'file'])
+def every_source(request):
+    """Each backend in turn, the front's file too: 'bpf' and 'file' need
+    task_diag loaded, 'file' the front.  Modules that test every group
+    through every backend name it their source."""
+    if request.param != 'proc':
+        request.getfixturevalue('bpf')
+    if request.param == 'file':
+        request.getfixturevalue('front')
+    return request.param
+
+
 @pytest.fixture
 def pin_dir():
     """A fresh pin directory name under bpffs; removed at the end, loaded or not."""

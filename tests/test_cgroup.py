@@ -17,6 +17,7 @@ from task_diag import wire
 
 from helpers import PY, need
 from helpers.cgroups import CgroupTree
+from helpers.front import read_all
 from helpers.ns import NOBODY, setpriv
 from helpers.procs import wait_states
 
@@ -30,13 +31,10 @@ time.sleep(1000)
 '''
 
 
-@pytest.fixture(params=['proc', 'bpf', 'file'])
-def source(request):
-    if request.param != 'proc':
-        request.getfixturevalue('bpf')
-    if request.param == 'file':
-        request.getfixturevalue('front')
-    return request.param
+@pytest.fixture
+def source(every_source):
+    """Every backend, the front's file included (conftest's every_source)."""
+    return every_source
 
 
 def proc_cgroup(pid, tid=None):
@@ -215,12 +213,7 @@ def test_filter_on_the_file(tree, front):
     fd = os.open('/run/task-diag', os.O_RDWR)
     try:
         os.write(fd, _request_with(good))
-        data = b''
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
+        data = b''.join(read_all(fd))
         assert {t.pid for t in wire.decode(data)} == {tree.sleeper_d.pid}
         for bad in (wire.NLATTR.pack(12, wire.TASK_DIAG_REQ_CGROUP) + bytes(8),
                     wire.NLATTR.pack(12, 7) + cg.to_bytes(8, 'little'),
@@ -230,12 +223,7 @@ def test_filter_on_the_file(tree, front):
                 os.read(fd, 1 << 16)
             assert e.value.errno == errno.EINVAL
         os.write(fd, wire.encode_request(wire.DUMP_ALL))
-        data = b''
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
+        data = b''.join(read_all(fd))
         assert {tree.sleeper_d.pid, tree.sleeper_a.pid, os.getpid()} <= \
             {t.pid for t in wire.decode(data)}
     finally:

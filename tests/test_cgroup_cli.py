@@ -33,13 +33,10 @@ time.sleep(1000)
 '''
 
 
-@pytest.fixture(params=['proc', 'bpf', 'file'])
-def source(request):
-    if request.param != 'proc':
-        request.getfixturevalue('bpf')
-    if request.param == 'file':
-        request.getfixturevalue('front')
-    return request.param
+@pytest.fixture
+def source(every_source):
+    """Every backend, the front's file included (conftest's every_source)."""
+    return every_source
 
 
 @pytest.fixture(scope='module')

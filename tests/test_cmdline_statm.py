@@ -60,15 +60,10 @@ STAT_EXT_FIELDS = (('start_time', 22), ('tty_nr', 7), ('flags', 9), ('priority',
 assert tuple(name for name, _ in STAT_EXT_FIELDS) == wire.STAT_EXT.names
 
 
-@pytest.fixture(params=['proc', 'bpf', 'file'])
-def source(request):
-    """Each backend in turn (this module's own: conftest's lacks 'file');
-    'bpf' and 'file' need task_diag loaded, 'file' the front too."""
-    if request.param != 'proc':
-        request.getfixturevalue('bpf')
-    if request.param == 'file':
-        request.getfixturevalue('front')
-    return request.param
+@pytest.fixture
+def source(every_source):
+    """Every backend, the front's file included (conftest's every_source)."""
+    return every_source
 
 
 def dump(strategy, pid, source, show=NEW):

@@ -22,13 +22,10 @@ UNSHARE = {'cgroup': '--cgroup', 'ipc': '--ipc', 'mnt': '--mount', 'net': '--net
            'pid': '--pid', 'time': '--time', 'user': '--user', 'uts': '--uts'}
 
 
-@pytest.fixture(params=['proc', 'bpf', 'file'])
-def source(request):
-    if request.param != 'proc':
-        request.getfixturevalue('bpf')
-    if request.param == 'file':
-        request.getfixturevalue('front')
-    return request.param
+@pytest.fixture
+def source(every_source):
+    """Every backend, the front's file included (conftest's every_source)."""
+    return every_source
 
 
 def proc_ns(pid, tid=None):

@@ -196,14 +196,7 @@ static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_str
 	if (show & TASK_DIAG_SHOW_VMA) {
 		scratch = claim_scratch(0);
 	} else {
-		/* the spares first: [0] stays free for the runs that need it */
-		scratch = claim_scratch(1);
-		if (!scratch)
-			scratch = claim_scratch(2);
-		if (!scratch)
-			scratch = claim_scratch(3);
-		if (!scratch)
-			scratch = claim_scratch(0);
+		scratch = claim_spare();
 		show &= ~(u64)(TASK_DIAG_SHOW_VMA | TASK_DIAG_SHOW_VMA_STAT);
 	}
 	if (!scratch)

@@ -19,9 +19,9 @@
 #ifndef __TD_CGROUP_H
 #define __TD_CGROUP_H
 
+#include "td_subtree.h"
+
 #define CSS_ONLINE		(1 << 1)	/* include/linux/cgroup-defs.h, 4.x to 6.18 */
-#define TD_CG_DEPTH		64	/* the levels the filter walks up; the
-					 * levels a path names (ancestors[]) */
 #define TD_CG_NAME_MAX		256	/* NAME_MAX, and its NUL */
 
 /* The root of @reader's cgroup namespace (a struct cgroup *, as a number):
@@ -171,28 +171,13 @@ static __always_inline u64 task_cgroup(struct task_struct *task)
 /*
  * Whether @task is in the subtree of the cgroup with id @id as the
  * kernel's cgroup.procs (@procs: a leader of a live process) or
- * cgroup.threads (a thread not exiting) lists it.  Walks up from the
- * task's cgroup: plain loads, a few per level.
+ * cgroup.threads (a thread not exiting) lists it.
  */
 static __noinline bool in_cgroup(struct task_struct *task, u64 id, bool procs)
 {
-	struct css_set *cset = task->cgroups;
-	struct cgroup *c;
-	u32 i;
-
 	if (procs ? !task->signal->live.counter : (task->flags & PF_EXITING))
 		return false;
-	if (!cset)
-		return false;
-	c = cset->dfl_cgrp;
-	for (i = 0; i < TD_CG_DEPTH && c; i++) {
-		if (c->kn->id == id)
-			return true;
-		if (!c->self.parent)
-			return false;
-		c = c->self.parent->cgroup;
-	}
-	return false;
+	return task_in_subtree(task, id);
 }
 
 #endif /* __TD_CGROUP_H */

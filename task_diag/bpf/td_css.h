@@ -74,14 +74,7 @@ __noinline int css_emit(struct seq_file *seq __arg_trusted, struct task_struct *
 	tgid = task_nr(task, PIDTYPE_TGID, v);
 	if (!pid || !may_read(v, task))
 		return 0;
-	/* the spares first, as pick_task() for an answer without VMAs */
-	scratch = claim_scratch(1);
-	if (!scratch)
-		scratch = claim_scratch(2);
-	if (!scratch)
-		scratch = claim_scratch(3);
-	if (!scratch)
-		scratch = claim_scratch(0);
+	scratch = claim_spare();
 	if (!scratch)
 		return 1;
 	off = emit_head(scratch, task, v, req, show, req->seq, pid, tgid, false);

@@ -182,6 +182,8 @@ struct signal_struct {
 	unsigned long min_flt, maj_flt, cmin_flt, cmaj_flt;
 	unsigned long long sum_sched_runtime;
 	struct prev_cputime prev_cputime;
+	unsigned int flags;		/* SIGNAL_GROUP_EXIT: group_exit_code is the status */
+	int group_exit_code;
 };
 
 /* The RSS counters: per-CPU counters since 6.2 (the mm's rss_stat is an
@@ -329,6 +331,7 @@ struct task_struct {
 	int tgid;
 	unsigned int __state;
 	int exit_state;
+	int exit_code;			/* the wait status of a task that exited */
 	unsigned int ptrace;
 	unsigned int flags;
 	int prio, static_prio;
@@ -392,6 +395,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_ARRAY = 2,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
 };
 
 /* ---- the file-name cache of vma_name() (task_diag.bpf.c) ---- */

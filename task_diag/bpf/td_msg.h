@@ -63,6 +63,21 @@ static __always_inline struct td_scratch *claim_scratch(u32 key)
 	return s && !__sync_val_compare_and_swap(&s->busy, 0, 1) ? s : NULL;
 }
 
+/* A free buffer for an answer without VMAs: the spares first, [0] last,
+ * which the runs that need VMAs need (pick_task()) */
+static __always_inline struct td_scratch *claim_spare(void)
+{
+	struct td_scratch *s = claim_scratch(1);
+
+	if (!s)
+		s = claim_scratch(2);
+	if (!s)
+		s = claim_scratch(3);
+	if (!s)
+		s = claim_scratch(0);
+	return s;
+}
+
 /*
  * The end of every message: the CGROUP attribute, if fill_cgroup() left
  * one in @s->cg, at @off; then the message is written.
