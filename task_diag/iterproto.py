@@ -87,3 +87,18 @@ PINS = (PIN_ALL, PIN_ALL_THREADS, PIN_PROG, PIN_REQUESTS, PIN_CONFIG)
 # (task_diag/bpf/td_css.h), for per-request links of the cgroup filter
 PIN_PROG_CGROUP = 'prog_cgroup'
 OPTIONAL_PINS = (PIN_PROG_CGROUP,)
+
+
+# task_diag.watch()'s events (task_diag/bpf/td_events.h)
+EV_FORK, EV_EXEC, EV_EXIT, EV_COMM = 1, 2, 3, 4
+EVENT = Layout('td_event', (
+    ('type', 'I'), ('pid', 'I'), ('tgid', 'I'), ('ppid', 'I'),
+    ('start', 'Q'),             # start_boottime, ns
+    ('ktime', 'Q'),             # bpf_ktime_get_boot_ns() of the event
+    ('comm', '16s'),
+    ('status', 'I'),            # EXIT: the wait status
+    ('cmdline_len', 'I'),       # EXEC: the command line's bytes after the struct
+    ('utime', 'Q'), ('stime', 'Q'),     # EXIT: ns, as the parent's wait4() rusage
+    ('minflt', 'Q'), ('majflt', 'Q'),
+))
+EV_CONFIG = Layout('td_ev_config', (('cgroup', 'Q'),))

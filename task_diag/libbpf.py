@@ -65,6 +65,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
 
 PRINT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+# ring_buffer_sample_fn: (ctx, data, size) -> 0, or < 0 to stop the poll
+RING_SAMPLE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 def _declare(L):
@@ -88,6 +90,13 @@ def _declare(L):
         'bpf_program__fd': (c_int, [c_void_p]),
         'bpf_program__set_log_buf': (c_int, [c_void_p, c_void_p, ctypes.c_size_t]),
         'bpf_program__set_autoload': (c_int, [c_void_p, ctypes.c_bool]),
+        'bpf_program__attach': (c_void_p, [c_void_p]),
+        'bpf_map__set_max_entries': (c_int, [c_void_p, ctypes.c_uint32]),
+        'ring_buffer__new': (c_void_p, [c_int, RING_SAMPLE_FN, c_void_p, c_void_p]),
+        'ring_buffer__poll': (c_int, [c_void_p, c_int]),
+        'ring_buffer__consume': (c_int, [c_void_p]),
+        'ring_buffer__free': (None, [c_void_p]),
+        'ring_buffer__epoll_fd': (c_int, [c_void_p]),
         'bpf_program__attach_iter': (c_void_p, [c_void_p, ctypes.POINTER(bpf_iter_attach_opts)]),
         'bpf_link__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_link__destroy': (c_int, [c_void_p]),

@@ -332,6 +332,7 @@ struct task_struct {
 	unsigned int __state;
 	int exit_state;
 	int exit_code;			/* the wait status of a task that exited */
+	unsigned int in_execve: 1;	/* in execve(): its rename is the exec's */
 	unsigned int ptrace;
 	unsigned int flags;
 	int prio, static_prio;

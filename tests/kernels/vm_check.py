@@ -654,6 +654,51 @@ def check_cgroup(pids):
             subprocess.run(['umount', mounted], check=False)
 
 
+def check_watch():
+    """task_diag.watch() on this kernel: its programs load, and 200 children
+    forked and reaped here come each as one fork and one exit with the
+    status and CPU times wait4() gave."""
+    global checks
+    import task_diag
+    try:
+        w = task_diag.watch()
+    except OSError as e:
+        problem('watch(): %r' % e)
+        return
+    try:
+        w.dump()
+        reaped = {}
+        for i in range(200):
+            pid = os.fork()
+            if pid == 0:
+                if i % 20 == 0:
+                    spin(0.002)
+                os._exit(i % 7)
+            _, status, ru = os.wait4(pid, 0)
+            reaped[pid] = (status, ru)
+        events = []
+        deadline = time.monotonic() + 30
+        while (sum(e.kind == 'exit' and e.pid in reaped for e in events) < len(reaped)
+               and time.monotonic() < deadline):
+            events += w.poll(0.2)
+        forks = sorted(e.pid for e in events if e.kind == 'fork' and e.pid in reaped)
+        exits = [e for e in events if e.kind == 'exit' and e.pid in reaped]
+        checks += 2
+        if forks != sorted(reaped) or sorted(e.pid for e in exits) != sorted(reaped):
+            problem('watch: %d forks, %d exits of %d children'
+                    % (len(forks), len(exits), len(reaped)))
+        for e in exits:
+            status, ru = reaped[e.pid]
+            checks += 1
+            if (e.status != status or e.utime // 1000 != round(ru.ru_utime * 1e6)
+                    or e.stime // 1000 != round(ru.ru_stime * 1e6)):
+                problem('watch: %r, wait4: status %d utime %r stime %r'
+                        % (e, status, ru.ru_utime, ru.ru_stime))
+        say('watch: %d children, %d events, %d lost' % (len(reaped), len(events), w.dropped))
+    finally:
+        w.close()
+
+
 # --- the tier, task-diag ps, VMA and VMA_STAT, the front -----------------------
 
 def check_tier(status_text):
@@ -1119,6 +1164,7 @@ def main():
         run_checks(pids)
         check_new_groups(pids)
         check_cgroup(pids)
+        check_watch()
         check_ps(pids)
         check_vmas(pids)
         check_busy()
