@@ -4,6 +4,7 @@
     task-diag ps -f [--threads]       UID PID PPID C STIME TTY TIME CMD, like ps -ef (-efL)
     task-diag ps -o pid,cgroup,netns  the columns asked for (ps -o); --cgroup PATH: its subtree
     task-diag cgtop [--json]          processes, CPU time and memory per cgroup
+    task-diag top [--once [--json]]   the processes by CPU, live (q quits)
     task-diag maps PID [--smaps]      its mappings, like /proc/PID/maps (or smaps)
     task-diag dump [options] > f.bin  one request, the raw response
     task-diag decode < f.bin          print a response message by message
@@ -13,6 +14,7 @@ import sys
 
 from . import api, ps_columns, wire
 from .cgtop_cli import main_cgtop
+from .top_cli import main_top
 from .maps_cli import main_maps
 from .ps_cli import cmd_ps, printable  # noqa: F401 (printable: cli's, as it was)
 
@@ -100,6 +102,13 @@ def main(argv=None):
     p.add_argument('--all', action='store_true', help='every row, not one screen')
     p.add_argument('--json', action='store_true', help='the rows as JSON, every one')
     p.set_defaults(func=main_cgtop)
+
+    p = sub.add_parser('top', help='the processes by CPU, refreshed every second (q quits)')
+    p.add_argument('--interval', type=float, default=1.0, help='seconds between refreshes')
+    p.add_argument('--cgroup', type=_cgroup, metavar='PATH|ID', help='only this subtree')
+    p.add_argument('--once', action='store_true', help='one table over one interval, then exit')
+    p.add_argument('--json', action='store_true', help='with --once: the rows as JSON')
+    p.set_defaults(func=main_top)
 
     p = sub.add_parser('maps', help="a process's mappings, like /proc/PID/maps")
     p.add_argument('pid', type=int)
