@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := clang llvm libbpf-dev bpftool libfuse2 fuse3 gcc make libcap2-bin util-linux apparmor
+# what only the tests need: the Prometheus server that scrapes the exporter
+TEST_DEB_PACKAGES := prometheus
 export TASK_DIAG_REQUIRE_BPF ?= 1
 
-.PHONY: setup packages bpffs venv bpf run test test-kernels bench clean
+.PHONY: setup packages test-packages bpffs venv bpf run test test-kernels bench clean
 .DELETE_ON_ERROR:
 
 setup: packages bpffs venv bpf
@@ -18,6 +20,9 @@ packages:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+test-packages:
+	@$(MAKE) -s packages DEB_PACKAGES="$(TEST_DEB_PACKAGES)"
 
 bpffs:
 	@grep -qs ' /sys/fs/bpf bpf ' /proc/mounts || mount -t bpf -o mode=0700 bpf /sys/fs/bpf
@@ -36,7 +41,7 @@ run: setup
 	$(VENV)/bin/task-diag-load
 	$(VENV)/bin/task-diag ps
 
-test: setup
+test: setup test-packages
 	$(PY) -m pytest -q tests
 
 test-kernels: setup

@@ -82,6 +82,14 @@ def made():
         pids['threads'] = threads.pid
         yield pids
     finally:
+        # the sleepers first, by pid: unshare's children, which killing
+        # unshare would leave running (reparented, as their namespace's init)
+        for kind in KINDS + ('all',):
+            if isinstance(pids.get(kind), int):
+                try:
+                    os.kill(pids[kind], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         for p in procs:
             p.kill()
         for p in procs:

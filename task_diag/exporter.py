@@ -1,0 +1,214 @@
+"""task-diag-exporter: process metrics for Prometheus, per group of
+processes, in the shape process-exporter's users know.
+
+    task-diag-exporter [--listen 127.0.0.1:9256] [--group-by comm|cgroup]
+                       [--config GROUPS.json] [--cgroup PATH]
+
+Each scrape is one dump ({DUMP_ALL, BASE|STAT|STATM|STAT_EXT|CGROUP}); each
+process counts in one group: its comm (--group-by comm, the default), its
+cgroup v2 path (--group-by cgroup), or the first of a JSON map
+{"group name": "regular expression"} whose expression matches its comm
+(--config; unmatched processes are left out).  A process stays in the
+group it was first seen in (an exec that changes its comm does not move
+its CPU between groups: counters never go back).
+
+Metrics (namedprocess_namegroup_*, labelled groupname): num_procs,
+num_threads, memory_bytes{memtype=resident|virtual}, and the counters
+cpu_seconds_total{mode=user|system}, major_page_faults_total and
+minor_page_faults_total, which include the processes that exited since
+the exporter started: as root it runs a task_diag.watch() whose exit
+events carry each process's final times and faults, so that a process
+that lived between two scrapes is counted too.  Context switches are not
+in task_diag's groups: not exported.  With --group-by cgroup a process
+that lived only between two scrapes is not counted (its exit event has
+no cgroup).  Without root the counters are those of the live processes
+only (they may go back when a process exits), and it says so on stderr.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+import time
+
+from . import api, wire
+
+SHOW = (wire.SHOW_BASE | wire.SHOW_STAT | wire.SHOW_STATM | wire.SHOW_STAT_EXT |
+        wire.SHOW_CGROUP)
+PAGE = os.sysconf('SC_PAGE_SIZE')
+HZ = os.sysconf('SC_CLK_TCK')
+PREFIX = 'namedprocess_namegroup_'
+
+
+class Groups:
+    """Which group a process is in: by comm, by cgroup, or by a regex map."""
+
+    def __init__(self, by='comm', patterns=None):
+        self.by = by
+        self.patterns = [(name, re.compile(rx)) for name, rx in (patterns or {}).items()]
+
+    def of(self, comm, cgroup):
+        if self.patterns:
+            return next((name for name, rx in self.patterns if rx.search(comm)), None)
+        return cgroup if self.by == 'cgroup' else comm
+
+
+class Collector:
+    """A prometheus_client collector: one dump per scrape, the exits since
+    the last from the watch."""
+
+    def __init__(self, groups, cgroup=None, source=None):
+        self.groups, self.cgroup, self.source = groups, cgroup, source
+        self.lock = threading.Lock()
+        self.member = {}            # (pid, start ticks) -> group, sticky
+        self.gone = {}              # group -> [utime s, stime s, majflt, minflt] of exited
+        self.exited = set()         # keys whose exit was counted (their zombie left out)
+        self.watch = None
+        try:
+            from .watch import watch
+            self.watch = watch(show=wire.SHOW_BASE, cgroup=cgroup)
+        except PermissionError:
+            print('task-diag-exporter: not root: no exit events, the counters are those of '
+                  'the live processes', file=sys.stderr)
+        if self.watch is not None:
+            self._note(self.watch.dump())
+            self._thread = threading.Thread(target=self._events, daemon=True)
+            self._thread.start()
+
+    def _group(self, key, comm, cgroup):
+        g = self.member.get(key)
+        if g is None:
+            g = self.member[key] = self.groups.of(comm, cgroup)
+        return g
+
+    def _note(self, tasks):
+        with self.lock:
+            for t in tasks:
+                cg = t.cgroup.proc_path if t.cgroup else '/'
+                self._group((t.pid, t.stat_ext.start_time), t.base.comm, cg)
+
+    def _events(self):
+        while self.watch is not None:
+            for e in self.watch.poll(1.0):
+                if e.kind != 'exit':
+                    continue
+                key = (e.pid, e.start_time)
+                with self.lock:
+                    g = self.member.pop(key, None)
+                    if g is None:
+                        # lived and died between two scrapes: its comm says
+                        # its group (its cgroup is not in the event)
+                        if self.groups.by == 'cgroup' and not self.groups.patterns:
+                            continue
+                        g = self.groups.of(e.comm, None)
+                    if g is None:
+                        continue
+                    acc = self.gone.setdefault(g, [0.0, 0.0, 0, 0])
+                    acc[0] += e.utime / 1e9
+                    acc[1] += e.stime / 1e9
+                    acc[2] += e.majflt
+                    acc[3] += e.minflt
+                    self.exited.add(key)
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        tasks = list(api.dump(wire.DUMP_ALL, show=SHOW, source=self.source, cgroup=self.cgroup))
+        live = {}
+        with self.lock:
+            keys = set()
+            for t in tasks:
+                key = (t.pid, t.stat_ext.start_time)
+                keys.add(key)
+                if key in self.exited:
+                    continue            # a zombie whose exit is counted
+                cg = t.cgroup.proc_path if t.cgroup else '/'
+                g = self._group(key, t.base.comm, cg)
+                if g is None:
+                    continue
+                v = live.setdefault(g, [0, 0, 0, 0, 0.0, 0.0, 0, 0])
+                v[0] += 1
+                v[1] += t.stat.threads
+                v[2] += t.statm.resident * PAGE
+                v[3] += t.statm.size * PAGE
+                v[4] += t.stat.utime / HZ
+                v[5] += t.stat.stime / HZ
+                v[6] += t.stat.majflt
+                v[7] += t.stat.minflt
+            if self.watch is None:
+                # forget the processes that are gone (with a watch, their
+                # exit events do, after counting them)
+                for key in list(self.member):
+                    if key not in keys:
+                        del self.member[key]
+            self.exited &= keys
+            gone = {g: list(v) for g, v in self.gone.items()}
+        procs = GaugeMetricFamily(PREFIX + 'num_procs', 'number of processes in this group',
+                                  labels=['groupname'])
+        threads = GaugeMetricFamily(PREFIX + 'num_threads', 'number of threads in this group',
+                                    labels=['groupname'])
+        mem = GaugeMetricFamily(PREFIX + 'memory_bytes', 'memory of the processes in this group',
+                                labels=['groupname', 'memtype'])
+        cpu = CounterMetricFamily(PREFIX + 'cpu_seconds', 'CPU time of the group, exited '
+                                  'processes included', labels=['groupname', 'mode'])
+        majf = CounterMetricFamily(PREFIX + 'major_page_faults', 'major page faults of the '
+                                   'group, exited processes included', labels=['groupname'])
+        minf = CounterMetricFamily(PREFIX + 'minor_page_faults', 'minor page faults of the '
+                                   'group, exited processes included', labels=['groupname'])
+        for g in sorted(set(live) | set(gone)):
+            v = live.get(g, [0, 0, 0, 0, 0.0, 0.0, 0, 0])
+            d = gone.get(g, [0.0, 0.0, 0, 0])
+            procs.add_metric([g], v[0])
+            threads.add_metric([g], v[1])
+            mem.add_metric([g, 'resident'], v[2])
+            mem.add_metric([g, 'virtual'], v[3])
+            cpu.add_metric([g, 'user'], v[4] + d[0])
+            cpu.add_metric([g, 'system'], v[5] + d[1])
+            majf.add_metric([g], v[6] + d[2])
+            minf.add_metric([g], v[7] + d[3])
+        return [procs, threads, mem, cpu, majf, minf]
+
+    def close(self):
+        w, self.watch = self.watch, None
+        if w is not None:
+            self._thread.join(timeout=5)
+            w.close()
+
+
+def parse_listen(text):
+    host, _, port = text.rpartition(':')
+    return host or '127.0.0.1', int(port)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog='task-diag-exporter',
+                                 description=__doc__.split('\n')[0])
+    ap.add_argument('--listen', default='127.0.0.1:9256', type=parse_listen,
+                    help='address:port to serve /metrics on (default 127.0.0.1:9256)')
+    ap.add_argument('--group-by', choices=('comm', 'cgroup'), default='comm')
+    ap.add_argument('--config', help='JSON map {"group name": "regex on comm"}')
+    ap.add_argument('--cgroup', help='only the processes of this cgroup v2 subtree')
+    ap.add_argument('--source', choices=api.SOURCES, default=None)
+    args = ap.parse_args(argv)
+    from prometheus_client import REGISTRY, start_http_server
+    patterns = None
+    if args.config:
+        with open(args.config) as f:
+            patterns = json.load(f)
+    collector = Collector(Groups(args.group_by, patterns), args.cgroup, args.source)
+    REGISTRY.register(collector)
+    host, port = args.listen
+    start_http_server(port, addr=host)
+    print('task-diag-exporter: http://%s:%d/metrics' % (host, port), file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
