@@ -183,7 +183,7 @@ NO_GATE = ('procmap_query', 'vma_floor')
 def build():
     os.makedirs(BIN, exist_ok=True)
     for tool, extra in (('fork', ['-pthread']), ('proc_scan', []), ('iter_read', []),
-                        ('maps_scan', []), ('vma_read', ['-lbpf'])):
+                        ('maps_scan', []), ('vma_read', ['-lbpf']), ('forkrate', [])):
         subprocess.run(['gcc', '-O2', '-Wall', '-o', os.path.join(BIN, tool),
                         os.path.join(HERE, tool + '.c')] + extra, check=True)
     # the floor programs, compiled as task_diag/bpf/Makefile compiles ours
@@ -531,6 +531,7 @@ def methods_for(threads, with_one, load_pid, one_calls):
         'groups_cmdline_statm': lambda r: py_worker(
             'groups', SHOW_BASE | SHOW_STATM | SHOW_CMDLINE),
         'groups_cgroup_ns': lambda r: py_worker('groups', SHOW_BASE | SHOW_CGROUP | SHOW_NS),
+        'exporter_scrape': lambda r: py_worker('scrape'),
         'psutil_iter': lambda r: dropin('psutil'),
         'tdps_iter': lambda r: dropin('task_diag'),
     }
@@ -794,6 +795,8 @@ def print_tables(results):
     for t in results['targets']:
         measured = ('-' if t['measured'] is None else
                     '%.1f MiB' % t['measured'] if t['unit'] == 'MiB' else
+                    '%.1f %s' % (t['measured'], t['unit']) if t['unit'] in ('ms', '%') else
+                    '%d lost' % t['measured'] if t['unit'] == 'lost' else
                     '%.1fx' % t['measured'] if t['measured'] >= 1 else '%.3fx' % t['measured'])
         print('%-52s %-9s %10s %8s' % (t['target'], t['scale'], measured, t['result']))
 
@@ -860,6 +863,17 @@ def print_scales(results):
                     'cost_groups_cpu', 'cost_groups_wall', 'cost_cgns_cpu', 'cost_cgns_wall',
                     'cost_filter_cpu', 'cost_filter_wall'))))
 
+    ev = results.get('events')
+    if ev:
+        print('\nwatch() while bench/bin/forkrate forks and reaps %d children a second for '
+              '%d s (each run)' % (WATCH_RATE, WATCH_SECONDS))
+        print('%10s %8s %8s %10s %12s' % ('forked', 'exits', 'lost', 'rate/s', 'watch CPU %'))
+        for w in ev['watch']:
+            print('%10d %8d %8d %10.0f %12.1f' % (w['tasks'], w['exits'], w['lost'], w['rate'],
+                                                 100.0 * w['cpu_ms'] / w['wall_ms']))
+        print('exporter (with its watch), %d s without a scrape: %.1f ms of CPU'
+              % (IDLE_SECONDS, ev['idle_cpu_ms']))
+
     one = results.get('dump_one')
     if one:
         print('\nDUMP_ONE (BASE|CRED|STAT), %d calls, at %s: per call' % (
@@ -901,9 +915,82 @@ def print_vma(vma):
                                        'invalid' if lost else '%.2fx' % value))
 
 
+# --- watch() and the exporter ----------------------------------------------------
+
+WATCH_RATE, WATCH_SECONDS = 5000, 4      # fork+exit a second, for this long
+IDLE_SECONDS = 15                       # the exporter's idle cost: one scrape interval
+SCRAPE_SCALE = 20000
+
+
+def exporter_idle(seconds):
+    """CPU ms a task-diag-exporter (root: with its watch) takes over
+    @seconds without a scrape, started and warmed up first (one scrape)."""
+    import socket
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    p = subprocess.Popen([PY, '-m', 'task_diag.exporter', '--listen', '127.0.0.1:%d' % port],
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % port, timeout=5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+        def cpu():
+            with open('/proc/%d/stat' % p.pid, 'rb') as f:
+                fields = f.read().rsplit(b')', 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf('SC_CLK_TCK')
+        c0 = cpu()
+        time.sleep(seconds)
+        return cpu() - c0
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def measure_events(runs):
+    """watch() under WATCH_RATE fork+exit a second (runs), and the
+    exporter's CPU between two scrapes (once)."""
+    forkrate = os.path.join(BIN, 'forkrate')
+    watch = [py_worker('watch_rate', forkrate, WATCH_RATE, WATCH_SECONDS) for _ in range(runs)]
+    return {'watch': watch, 'idle_cpu_ms': exporter_idle(IDLE_SECONDS)}
+
+
+def judge_events(results, by_scale, targets):
+    """The targets of watch() and the exporter."""
+    sc = by_scale.get((SCRAPE_SCALE, 1))
+    scrape = sc['samples'].get('exporter_scrape') if sc else None
+    value = median(scrape, 'wall_ms') if scrape else None
+    targets.append({'target': 'exporter scrape < 100 ms wall', 'scale': label(SCRAPE_SCALE, 1),
+                    'measured': value, 'unit': 'ms',
+                    'result': 'not run' if value is None else 'pass' if value < 100 else 'FAIL'})
+    ev = results.get('events')
+    idle = None
+    if ev and scrape:
+        # one scrape and the idle rest, per scrape interval
+        idle = 100.0 * (median(scrape, 'cpu_ms') + ev['idle_cpu_ms']) / (IDLE_SECONDS * 1000)
+    targets.append({'target': 'exporter CPU < 1%% at %d s scrapes' % IDLE_SECONDS,
+                    'scale': label(SCRAPE_SCALE, 1), 'measured': idle, 'unit': '%',
+                    'result': 'not run' if idle is None else 'pass' if idle < 1 else 'FAIL'})
+    lost = None
+    if ev:
+        lost = max(w['lost'] + (w['tasks'] - w['exits']) for w in ev['watch'])
+    targets.append({'target': 'watch() at %d fork+exit/s: nothing lost' % WATCH_RATE,
+                    'scale': '-', 'measured': lost, 'unit': 'lost',
+                    'result': 'not run' if lost is None else 'pass' if lost == 0 else 'FAIL'})
+
+
 def judge(results):
     by_scale = {(sc['nproc'], sc['threads']): sc for sc in results['scales']}
     targets = []
+    judge_events(results, by_scale, targets)
     for text, scales, key, bound in TARGETS if results['scales'] else ():
         below = key.endswith('_mib') or key.startswith('cost_')    # must stay <= @bound
         for nproc in scales:
@@ -958,6 +1045,8 @@ def main():
     ap.add_argument('--quick', action='store_true',
                     help='only --scales %s and --vma-nproc %d' % (QUICK_SCALES, QUICK_VMA_NPROC))
     ap.add_argument('--vma', action='store_true', help='only the VMA section')
+    ap.add_argument('--no-events', dest='events', action='store_false',
+                    help='without the section of watch() and the exporter')
     ap.add_argument('--vma-nproc', type=int,
                     help='the load of the VMA section (default %d)' % VMA_NPROC)
     ap.add_argument('--pin-dir', help=argparse.SUPPRESS)
@@ -1003,6 +1092,9 @@ def main():
                           'ratios': vma_ratios(samples),
                           'count_check': vma_count_check(samples)}
         print('VMAs at %s: done in %.0f s' % (lab, time.monotonic() - t0), flush=True)
+    if args.events and not args.vma:
+        print('watch() and the exporter: starting, %d runs' % args.runs, flush=True)
+        results['events'] = measure_events(args.runs)
     results['targets'] = judge(results)
     print_tables(results)
     os.makedirs(OUT, exist_ok=True)

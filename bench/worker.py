@@ -14,6 +14,9 @@ cache of an earlier run helps (psutil keeps every Process it has seen).
                                      the pinned path in-process (BpfBackend.raw):
                                      what groups cost the dump; with CGROUP (an
                                      id), that subtree only (the request's filter)
+    worker.py scrape                 one scrape of task-diag-exporter's collector
+    worker.py watch_rate FORKRATE RATE SECONDS   a watch() read while bench/bin/forkrate
+                                     forks RATE children a second
     worker.py vma_iter SHOW [PIN]    the raw bytes of {DUMP_ALL, SHOW} through
                                      the pinned path in-process (BpfBackend.raw)
     worker.py vma_dump SHOW [PIN]    task_diag.dump(DUMP_ALL, show=SHOW,
@@ -216,6 +219,55 @@ def run_groups(show, cgroup=0):
             'cpu_ms': cpu, 'wall_ms': wall}
 
 
+def run_scrape():
+    """One scrape of task-diag-exporter's collector, in-process, as
+    prometheus_client serves it (the text exposition of every metric),
+    after a first one (imports, the backend, the watch's dump)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from task_diag.exporter import Collector, Groups
+    c = Collector(Groups('comm'))
+    registry = CollectorRegistry()
+    registry.register(c)
+    try:
+        generate_latest(registry)
+        text, cpu, wall = measure(generate_latest, registry)
+    finally:
+        c.close()
+    return {'tasks': 0, 'bytes': len(text), 'cpu_ms': cpu, 'wall_ms': wall}
+
+
+def run_watch_rate(forkrate, rate, seconds):
+    """A task_diag.watch() read while @forkrate forks and reaps @rate
+    children a second for @seconds: the events it got of them, the ones
+    lost, and its CPU (this process's: the reads, the decoding)."""
+    import subprocess
+    import task_diag
+    w = task_diag.watch()
+    w.dump()
+    c0, w0 = cpu_ms(), time.perf_counter()
+    load = subprocess.Popen([forkrate, str(rate), str(seconds)], stdout=subprocess.PIPE)
+    exits = lost = 0
+    while load.poll() is None:
+        for e in w.poll(0.1):
+            if e.kind == 'exit' and e.ppid == load.pid:
+                exits += 1
+            elif e.kind == 'lost':
+                lost += e.count
+    out = load.stdout.read().decode().split()
+    forked = int(out[1])
+    deadline = time.monotonic() + 10
+    while exits < forked and time.monotonic() < deadline:
+        for e in w.poll(0.1):
+            if e.kind == 'exit' and e.ppid == load.pid:
+                exits += 1
+            elif e.kind == 'lost':
+                lost += e.count
+    cpu, wall = cpu_ms() - c0, (time.perf_counter() - w0) * 1000
+    w.close()
+    return {'tasks': forked, 'exits': exits, 'lost': lost, 'rate': forked / float(out[3]),
+            'cpu_ms': cpu, 'wall_ms': wall}
+
+
 def run_vma_dump(show, pin_dir=None):
     import task_diag
     if pin_dir:
@@ -244,6 +296,10 @@ def main(argv):
         result = run_smaps_psutil()
     elif mode == 'smaps_plain':
         result = run_smaps_plain()
+    elif mode == 'scrape':
+        result = run_scrape()
+    elif mode == 'watch_rate':
+        result = run_watch_rate(argv[2], int(argv[3]), float(argv[4]))
     elif mode == 'groups':
         result = run_groups(int(argv[2]), int(argv[3]) if len(argv) > 3 else 0)
     elif mode == 'vma_iter':

@@ -111,38 +111,72 @@ class Collector:
                     acc[3] += e.minflt
                     self.exited.add(key)
 
-    def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-        tasks = list(api.dump(wire.DUMP_ALL, show=SHOW, source=self.source, cgroup=self.cgroup))
+    def _sums(self):
+        """({group: [procs, threads, resident, virtual, user s, system s,
+        majflt, minflt]} of the live processes, {group: [user s, system s,
+        majflt, minflt]} of the exited ones) from one dump, read column by
+        column (wire.columns(): no record per process)."""
+        show = SHOW if self.groups.by == 'cgroup' and not self.groups.patterns else \
+            SHOW & ~wire.SHOW_CGROUP
+        buf = api.raw(wire.DUMP_ALL, 0, show, source=self.source, cgroup=self.cgroup)
+        cols = wire.columns(buf, show)
+        if cols is None:                # a message of another shape: record by record
+            tasks = wire.decode(buf, show)
+            rows = [(t.pid, t.stat_ext.start_time, t.base.comm,
+                     t.cgroup.proc_path if t.cgroup else '/', t.stat.threads, t.statm.resident,
+                     t.statm.size, t.stat.utime, t.stat.stime, t.stat.majflt, t.stat.minflt)
+                    for t in tasks]
+        else:
+            cgs = [c.proc_path for c in cols.cgroups] if show & wire.SHOW_CGROUP else \
+                [None] * cols.n
+            rows = zip(cols.pids, cols.col('stat_ext', 'start_time'), cols.comms(), cgs,
+                       cols.col('stat', 'threads'), cols.col('statm', 'resident'),
+                       cols.col('statm', 'size'), cols.col('stat', 'utime'),
+                       cols.col('stat', 'stime'), cols.col('stat', 'majflt'),
+                       cols.col('stat', 'minflt'))
         live = {}
         with self.lock:
             keys = set()
-            for t in tasks:
-                key = (t.pid, t.stat_ext.start_time)
+            member, exited, of = self.member, self.exited, self.groups.of
+            for pid, start, comm, cg, thr, res, size, ut, st, majf, minf in rows:
+                key = (pid, start)
                 keys.add(key)
-                if key in self.exited:
+                if key in exited:
                     continue            # a zombie whose exit is counted
-                cg = t.cgroup.proc_path if t.cgroup else '/'
-                g = self._group(key, t.base.comm, cg)
+                g = member.get(key)
+                if g is None:
+                    g = member[key] = of(comm, cg or '/')
                 if g is None:
                     continue
-                v = live.setdefault(g, [0, 0, 0, 0, 0.0, 0.0, 0, 0])
+                v = live.get(g)
+                if v is None:
+                    v = live[g] = [0, 0, 0, 0, 0, 0, 0, 0]
                 v[0] += 1
-                v[1] += t.stat.threads
-                v[2] += t.statm.resident * PAGE
-                v[3] += t.statm.size * PAGE
-                v[4] += t.stat.utime / HZ
-                v[5] += t.stat.stime / HZ
-                v[6] += t.stat.majflt
-                v[7] += t.stat.minflt
+                v[1] += thr
+                v[2] += res
+                v[3] += size
+                v[4] += ut
+                v[5] += st
+                v[6] += majf
+                v[7] += minf
             if self.watch is None:
                 # forget the processes that are gone (with a watch, their
                 # exit events do, after counting them)
-                for key in list(self.member):
+                for key in list(member):
                     if key not in keys:
-                        del self.member[key]
+                        del member[key]
             self.exited &= keys
             gone = {g: list(v) for g, v in self.gone.items()}
+        for v in live.values():         # pages and ticks to bytes and seconds
+            v[2] *= PAGE
+            v[3] *= PAGE
+            v[4] /= HZ
+            v[5] /= HZ
+        return live, gone
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        live, gone = self._sums()
         procs = GaugeMetricFamily(PREFIX + 'num_procs', 'number of processes in this group',
                                   labels=['groupname'])
         threads = GaugeMetricFamily(PREFIX + 'num_threads', 'number of threads in this group',

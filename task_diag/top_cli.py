@@ -24,7 +24,7 @@ from .ps_cli import printable, user
 SHOW = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_STATM | wire.SHOW_STAT_EXT
 PAGE = os.sysconf('SC_PAGE_SIZE')
 HZ = os.sysconf('SC_CLK_TCK')
-COLUMNS = ('PID', 'USER', 'S', '%CPU', 'RSS', 'COMMAND')
+COLUMNS = ('PID', 'USER', 'STATE', '%CPU', 'RSS', 'COMMAND')
 
 
 def snapshot(source, cgroup):
@@ -60,9 +60,9 @@ def _size(n):
 
 
 def table(rs, limit=None):
-    lines = ['%7s %-8s %1s %5s %6s %s' % COLUMNS]
+    lines = ['%7s %-8s %5s %5s %6s %s' % COLUMNS]
     for r in rs[:limit]:
-        lines.append('%7d %-8s %1s %5.1f %6s %s' % (r['pid'], r['user'][:8], r['state'],
+        lines.append('%7d %-8s %5s %5.1f %6s %s' % (r['pid'], r['user'][:8], r['state'],
                                                    r['cpu_percent'], _size(r['rss_bytes']),
                                                    r['command']))
     return lines
