@@ -876,22 +876,12 @@ class CgroupWalk:
             self.link = libbpf.link_create_cgroup_iter(self.b.prog_cgroup, self.cgroup)
         key = self.b.put(self.fields)
         try:
-            fd = libbpf.iter_create(self.link)
-            try:
-                chunks = []
-                while True:
-                    chunk = _read(fd)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-            finally:
-                os.close(fd)
+            data = self.b.read_link(self.link)
             got = self.b.get(key)
         finally:
             self.b.drop(key)
         if got is None:
             raise OSError(errno.EAGAIN, 'the request was evicted from the map')
-        data = b''.join(chunks)
         if self.seen is not None:
             data = self._unseen(data)
         more = got[_F['cgc_id']]

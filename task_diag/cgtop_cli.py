@@ -24,10 +24,16 @@ SHOW = wire.SHOW_BASE | wire.SHOW_STAT | wire.SHOW_STATM | wire.SHOW_CGROUP
 PAGE = os.sysconf('SC_PAGE_SIZE')
 
 
+def _outside(path):
+    """A path of /.. steps: a cgroup outside the reader's namespace (a
+    name may start with '..': '/svc/..cache' is not one)."""
+    return path == '/..' or path.startswith('/../')
+
+
 def _ancestors(path):
     """@path and the cgroups above it, as paths: /a/b, /a, /; a path of
     /.. steps (outside the reader's namespace) only itself."""
-    if '/..' in path or path == '/':
+    if _outside(path) or path == '/':
         return [path]
     parts = path.strip('/').split('/')
     return ['/' + '/'.join(parts[:i]) for i in range(len(parts), 0, -1)] + ['/']
@@ -83,7 +89,7 @@ def main_cgtop(args, out=None):
             top = '/' if rel == '.' else '/' + rel
     rows = summary(tasks, args.depth, top)
     for r in rows.values():
-        if r['id'] is None and mount and '/..' not in r['cgroup']:
+        if r['id'] is None and mount and not _outside(r['cgroup']):
             try:        # a cgroup with no process of its own: the id from the mount
                 r['id'] = os.stat(os.path.join(mount, r['cgroup'].lstrip('/'))).st_ino
             except OSError:

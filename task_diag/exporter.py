@@ -33,6 +33,7 @@ import threading
 import time
 
 from . import api, wire
+from .watch import watch
 
 SHOW = (wire.SHOW_BASE | wire.SHOW_STAT | wire.SHOW_STATM | wire.SHOW_STAT_EXT |
         wire.SHOW_CGROUP)
@@ -65,9 +66,14 @@ class Collector:
         self.gone = {}              # group -> [utime s, stime s, majflt, minflt] of exited
         self.exited = set()         # keys whose exit was counted (their zombie left out)
         self.watch = None
+        # key -> (group, its counters at the last scrape): carried into its
+        # group's sums while it is gone from the dump and its exit not yet
+        # counted (the event thread behind, or the kernel's reaping ahead
+        # of the event), so that the counters never go back
+        self.last = {}
         try:
-            from .watch import watch
-            self.watch = watch(show=wire.SHOW_BASE, cgroup=cgroup)
+            # the dump's groups: those of a scrape, for the same groups
+            self.watch = watch(show=SHOW, cgroup=cgroup)
         except PermissionError:
             print('task-diag-exporter: not root: no exit events, the counters are those of '
                   'the live processes', file=sys.stderr)
@@ -89,27 +95,38 @@ class Collector:
                 self._group((t.pid, t.stat_ext.start_time), t.base.comm, cg)
 
     def _events(self):
-        while self.watch is not None:
-            for e in self.watch.poll(1.0):
-                if e.kind != 'exit':
-                    continue
-                key = (e.pid, e.start_time)
-                with self.lock:
-                    g = self.member.pop(key, None)
-                    if g is None:
-                        # lived and died between two scrapes: its comm says
-                        # its group (its cgroup is not in the event)
-                        if self.groups.by == 'cgroup' and not self.groups.patterns:
-                            continue
-                        g = self.groups.of(e.comm, None)
-                    if g is None:
+        while True:
+            w = self.watch
+            if w is None:
+                return
+            try:
+                self._drain(w, 1.0)
+            except OSError as e:        # counted on: say it, keep reading
+                print('task-diag-exporter: reading the events: %s' % e, file=sys.stderr)
+                time.sleep(1)
+
+    def _drain(self, w, timeout):
+        """Counts the exits waiting in @w's ring (for up to @timeout s)."""
+        for e in w.poll(timeout):
+            if e.kind != 'exit':
+                continue
+            key = (e.pid, e.start_time)
+            with self.lock:
+                g = self.member.pop(key, None)
+                if g is None:
+                    # lived and died between two scrapes: its comm says its
+                    # group (its cgroup is not in the event)
+                    if self.groups.by == 'cgroup' and not self.groups.patterns:
                         continue
-                    acc = self.gone.setdefault(g, [0.0, 0.0, 0, 0])
-                    acc[0] += e.utime / 1e9
-                    acc[1] += e.stime / 1e9
-                    acc[2] += e.majflt
-                    acc[3] += e.minflt
-                    self.exited.add(key)
+                    g = self.groups.of(e.comm, None)
+                if g is None:
+                    continue
+                acc = self.gone.setdefault(g, [0, 0, 0, 0])
+                acc[0] += e.utime / 1e9
+                acc[1] += e.stime / 1e9
+                acc[2] += e.majflt
+                acc[3] += e.minflt
+                self.exited.add(key)
 
     def _sums(self):
         """({group: [procs, threads, resident, virtual, user s, system s,
@@ -136,7 +153,7 @@ class Collector:
                        cols.col('stat', 'minflt'))
         live = {}
         with self.lock:
-            keys = set()
+            keys, last = set(), {}
             member, exited, of = self.member, self.exited, self.groups.of
             for pid, start, comm, cg, thr, res, size, ut, st, majf, minf in rows:
                 key = (pid, start)
@@ -151,6 +168,7 @@ class Collector:
                 v = live.get(g)
                 if v is None:
                     v = live[g] = [0, 0, 0, 0, 0, 0, 0, 0]
+                last[key] = (g, (ut, st, majf, minf))
                 v[0] += 1
                 v[1] += thr
                 v[2] += res
@@ -159,6 +177,17 @@ class Collector:
                 v[5] += st
                 v[6] += majf
                 v[7] += minf
+            if self.watch is not None:
+                for key, (g, counts) in self.last.items():
+                    if key in keys or key in exited:
+                        continue
+                    last[key] = (g, counts)     # gone, its exit not counted yet
+                    v = live.get(g)
+                    if v is None:
+                        v = live[g] = [0, 0, 0, 0, 0, 0, 0, 0]
+                    for i, c in enumerate(counts, 4):
+                        v[i] += c
+            self.last = last
             if self.watch is None:
                 # forget the processes that are gone (with a watch, their
                 # exit events do, after counting them)

@@ -161,6 +161,15 @@ def link_create_cgroup_iter(prog_fd, cgroup_id):
                   'bpf_link_create (cgroup %d)' % cgroup_id)
 
 
+def possible_cpus():
+    """How many CPU numbers the kernel may use (/sys/.../cpu/possible,
+    "0-3" or "0,2-5"): per-CPU data exists for each, and a per-CPU map's
+    lookup fills a value for each."""
+    with open('/sys/devices/system/cpu/possible') as f:
+        text = f.read().strip()
+    return max(int(part.split('-')[-1]) for part in text.split(',')) + 1
+
+
 def map_update(fd, key, value):
     _check(lib().bpf_map_update_elem(fd, key, value, BPF_ANY), 'bpf_map_update_elem')
 

@@ -20,6 +20,7 @@ import time
 
 from . import api, wire
 from .ps_cli import printable, user
+from .watch import watch
 
 SHOW = wire.SHOW_BASE | wire.SHOW_CRED | wire.SHOW_STAT | wire.SHOW_STATM | wire.SHOW_STAT_EXT
 PAGE = os.sysconf('SC_PAGE_SIZE')
@@ -73,7 +74,6 @@ class Churn:
     exited, and the CPU (ticks) of those that exited; None without root."""
 
     def __init__(self, cgroup):
-        from .watch import watch
         try:
             self.w = watch(show=wire.SHOW_BASE, cgroup=cgroup)
         except PermissionError:

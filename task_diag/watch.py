@@ -51,20 +51,13 @@ class Event(namedtuple('Event', 'kind pid tgid ppid start_time comm cmdline stat
         return os.waitstatus_to_exitcode(self.status) if self.kind == 'exit' else None
 
 
-def _possible_cpus():
-    with open('/sys/devices/system/cpu/possible') as f:
-        n = 0
-        for part in f.read().strip().split(','):
-            lo, _, hi = part.partition('-')
-            n = max(n, int(hi or lo) + 1)
-        return n
-
-
 class Watch:
     """The iterator watch() returns: iterate it for the dump's tasks, then
     the events, for ever (close() ends it); or dump() once and poll()."""
 
     def __init__(self, show=wire.SHOW_BASE, cgroup=None, ring_size=RING_SIZE):
+        self._obj = self._ring = None       # what close() frees, whatever fails below
+        self._links = []
         if os.geteuid() != 0:
             raise PermissionError(errno.EPERM, 'task_diag.watch() loads tracing programs: '
                                   'root only')
@@ -76,8 +69,6 @@ class Watch:
         self.known = set()          # (pid, start ticks) of the dump's processes
         self.pending = []
         self.dropped = 0            # events lost so far (reported as 'lost' events)
-        self._obj = self._ring = None
-        self._links = []
         self._cb = libbpf.RING_SAMPLE_FN(self._sample)
         try:
             self._load(ring_size)
@@ -97,7 +88,7 @@ class Watch:
         cfg = L.bpf_map__fd(L.bpf_object__find_map_by_name(obj, b'td_ev_config'))
         libbpf.map_update(cfg, (0).to_bytes(4, 'little'), EV_CONFIG.pack(self.cgroup or 0))
         self._drops_fd = L.bpf_map__fd(L.bpf_object__find_map_by_name(obj, b'td_ev_drops'))
-        self._ncpus = _possible_cpus()
+        self._ncpus = libbpf.possible_cpus()
         for name in PROGRAMS:
             link = L.bpf_program__attach(L.bpf_object__find_program_by_name(obj, name))
             if not link:

@@ -162,3 +162,27 @@ def test_series_equal_proc_and_counters_never_go_back(stack):
     after = value(query, 'namedprocess_namegroup_cpu_seconds_total{groupname="%s",mode="user"}'
                   % GROUP)
     assert after >= user
+
+
+def test_group_by_cgroup(bpf):
+    """--group-by cgroup: the processes there when the exporter starts are
+    in their cgroups' groups (their paths), not all in '/'."""
+    need(os.geteuid() == 0, 'making cgroups needs root')
+    from helpers.cgroups import CgroupTree
+    from task_diag.exporter import Collector, Groups
+    with CgroupTree() as tree:
+        tree.mkdir('g1')
+        tree.mkdir('g2')
+        ones = [tree.spawn('g1', ['sleep', '1000']) for _ in range(2)]
+        two = tree.spawn('g2', ['sleep', '1000'])
+        for p in ones + [two]:
+            wait_states(p.pid, 'S')
+        c = Collector(Groups('cgroup'), cgroup=tree.path())
+        try:
+            (procs,) = [m for m in c.collect() if m.name.endswith('num_procs')]
+            got = {s.labels['groupname']: s.value for s in procs.samples}
+        finally:
+            c.close()
+        with open('/proc/%d/cgroup' % two.pid) as f:
+            g2 = [line[3:].strip() for line in f if line.startswith('0::')][0]
+        assert got == {g2[:-len('g2')] + 'g1': 2, g2: 1}

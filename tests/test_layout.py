@@ -21,7 +21,8 @@ from helpers import ROOT
 
 BPF_DIR = os.path.join(ROOT, 'task_diag', 'bpf')
 HEADERS = '#include <stddef.h>\n#include <stdio.h>\n#include <linux/types.h>\n' \
-          '#include <linux/netlink.h>\n#include "task_diag.h"\n#include "td_iter.h"\n'
+          '#include <linux/netlink.h>\n#include "task_diag.h"\n#include "td_iter.h"\n' \
+          '#include "td_events.h"\n'
 
 # Every table of both modules (wire.NLMSGHDR .. wire.REQUEST, iterproto's).
 LAYOUTS = [v for mod in (wire, iterproto) for v in vars(mod).values() if isinstance(v, wire.Layout)]

@@ -176,3 +176,50 @@ def test_not_root():
                        capture_output=True, text=True, cwd='/')
     assert r.returncode != 0
     assert 'PermissionError' in r.stderr and 'root only' in r.stderr
+
+
+THREADED = r'''
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None)
+if sys.argv[1] == 'leader-first':
+    # the main thread ends first (pthread_exit); the other burns, then
+    # exits with 5: the process ends then, with status 5
+    def last():
+        end = time.process_time() + 0.05
+        while time.process_time() < end:
+            pass
+        os._exit(5)
+    threading.Thread(target=last).start()
+    libc.pthread_exit(None)
+else:
+    # a thread other than the leader executes a program: the process goes on
+    def run():
+        os.execv('/bin/sleep', ['sleep', '0.2'])
+    threading.Thread(target=run).start()
+    time.sleep(100)
+'''
+
+
+@pytest.mark.parametrize('how', ['leader-first', 'exec-from-thread'])
+def test_threaded_processes_exit_once(watcher, how):
+    """A process whose leader ends first: one exit, when its last thread
+    ends, with that status and the times wait4() gives.  A process whose
+    non-leader thread executes a program: no exit then, one when the
+    program ends."""
+    watcher.dump()
+    p = subprocess.Popen([PY, '-c', THREADED, how])
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = status
+    events = drain(watcher, lambda evs: any(e.kind == 'exit' and e.pid == p.pid
+                                            for e in evs))
+    time.sleep(0.3)
+    events += watcher.poll(0.2)
+    (ex,) = [e for e in events if e.kind == 'exit' and e.pid == p.pid]
+    assert ex.status == status
+    assert ex.utime // 1000 == round(ru.ru_utime * 1e6)
+    assert ex.stime // 1000 == round(ru.ru_stime * 1e6)
+    if how == 'leader-first':
+        assert os.waitstatus_to_exitcode(status) == 5 and ex.utime + ex.stime >= 50_000_000
+    else:
+        assert [e.kind for e in events if e.pid == p.pid] == ['fork', 'exec', 'exec', 'exit']
+        assert ex.comm == 'sleep' and status == 0

@@ -5,8 +5,9 @@
  * reads after its dump.  Loaded by each watch() for itself, never pinned:
  * it goes with the watch.
  *
- * Exit is reported at the dead leader's last context switch (sched_switch
- * with TASK_DEAD): its runtime is final then, and so its CPU times are
+ * Exit is reported at the last context switch of the process's last
+ * thread (sched_switch with TASK_DEAD, every thread past do_exit(), the
+ * leader dead): its runtime is final then, and so its CPU times are
  * those its parent's wait4() rusage gives, to the nanosecond
  * (cputime_adjust() of the same numbers; or, where the parent reaped it
  * before that switch, what its wait stored), and its status the one its
@@ -30,6 +31,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define SIGNAL_GROUP_EXIT	0x00000004	/* include/linux/sched/signal.h */
 #define TASK_DEAD		0x00000080	/* include/linux/sched.h */
 #define EXIT_DEAD		0x00000010	/* exit_state: being reaped, or reaped */
+#define BPF_NOEXIST		1		/* bpf_map_update_elem(): only a new key */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -150,30 +152,77 @@ int BPF_PROG(td_ev_exec, struct task_struct *p, int old_pid, void *bprm)
 	return 0;
 }
 
+/* one exit event per process: the last of its threads to switch out
+ * dead may race with its leader's, both seeing the group dead */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);		/* the leader's start_boottime ^ tgid << 32 */
+	__type(value, __u8);
+} td_ev_exited SEC(".maps");
+
+/* process_times() from one consistent view of the sums: read outside any
+ * write section of sig->stats_lock (__exit_signal() of a thread being
+ * released moves its counts to the sums and it off the list inside one),
+ * as thread_group_cputime() reads them; adjusted once, after */
+static __always_inline void stable_times(struct task_struct *leader, struct signal_struct *sig,
+					 u64 *ut, u64 *st, u64 *minflt, u64 *majflt)
+{
+	struct td_sum_ctx c = {};
+	u32 s1, s2, i;
+
+	for (i = 0; i < 4; i++) {
+		s1 = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
+		if (s1 & 1)
+			continue;
+		__builtin_memset(&c, 0, sizeof(c));
+		process_sums(leader, &c);
+		s2 = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
+		if (s1 == s2)
+			break;
+	}
+	process_times_of(leader, &c, ut, st, minflt, majflt);
+}
+
 SEC("tp_btf/sched_switch")
 int BPF_PROG(td_ev_exit, bool preempt, struct task_struct *p, struct task_struct *next,
 	     unsigned int prev_state)
 {
+	struct task_struct *leader;
 	struct signal_struct *sig;
 	struct td_event *ev;
-	u64 ut, st, minflt, majflt;
+	u64 ut, st, minflt, majflt, key;
+	__u8 one = 1;
 
 	/* every context switch comes here: leave at once unless it is a
-	 * dying process leader's last */
-	if (!(prev_state & TASK_DEAD) || p->group_leader != p || !wanted(p))
+	 * thread's last, and its process's: every thread past do_exit()'s
+	 * count (live), none left on the list but the leader (or none:
+	 * reaped already), and the leader this one or dead already */
+	if (!(prev_state & TASK_DEAD))
 		return 0;
 	sig = p->signal;
-	ev = new_event(TD_EV_EXIT, p);
+	leader = p->group_leader;
+	if (sig->live.counter || sig->nr_threads > 1)	/* 0: reaped already */
+		return 0;
+	if (leader != p && !(BPF_CORE_READ(leader, __state) & TASK_DEAD))
+		return 0;
+	if (!wanted(leader))
+		return 0;
+	key = leader->start_boottime ^ ((u64)leader->tgid << 32);
+	if (bpf_map_update_elem(&td_ev_exited, &key, &one, BPF_NOEXIST))
+		return 0;		/* the other thread said it */
+	ev = new_event(TD_EV_EXIT, leader);
 	if (!ev)
 		return 0;
-	ev->ppid = p->real_parent->tgid;
-	ev->status = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : p->exit_code;
-	process_times(p, &ut, &st, &minflt, &majflt);
+	ev->ppid = leader->real_parent->tgid;
+	ev->status = (sig->flags & SIGNAL_GROUP_EXIT) ? sig->group_exit_code : leader->exit_code;
+	stable_times(leader, sig, &ut, &st, &minflt, &majflt);
 	/* Reaped already (its parent on another CPU, between exit_notify()
 	 * and this switch): the parent's wait took the times of that moment
 	 * and left them in prev_cputime, a few µs short of these; those are
 	 * the ones it reported. */
-	if ((p->exit_state & EXIT_DEAD) && sig->prev_cputime.utime + sig->prev_cputime.stime) {
+	if ((leader->exit_state & EXIT_DEAD) &&
+	    sig->prev_cputime.utime + sig->prev_cputime.stime) {
 		ut = sig->prev_cputime.utime;
 		st = sig->prev_cputime.stime;
 	}

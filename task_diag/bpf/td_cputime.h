@@ -113,32 +113,48 @@ static long sum_thread_cb(u32 i, struct td_sum_ctx *c)
 	return 0;
 }
 
+/* thread_group_cputime() of @task's process, before its adjustment: the
+ * sums over its threads, live and dead, in @c */
+static __always_inline void process_sums(struct task_struct *task, struct td_sum_ctx *c)
+{
+	struct signal_struct *sig = task->signal;
+
+	/* The callback gets the list as numbers: it walks with probes. */
+	c->head = &sig->thread_head;
+	c->node = sig->thread_head.next;
+	c->off = bpf_core_field_offset(struct task_struct, thread_node);
+	c->utime = sig->utime;
+	c->stime = sig->stime;
+	c->rtime = sig->sum_sched_runtime;
+	c->min_flt = sig->min_flt;
+	c->maj_flt = sig->maj_flt;
+	bpf_loop(TD_MAX_THREADS, sum_thread_cb, c, 0);
+}
+
 /*
- * thread_group_cputime_adjusted() of @task's process, in ns, and its
- * faults: what /proc/PID/stat and a parent's wait4() rusage give (the
- * latter stores the same values in prev_cputime before release_task()).
+ * thread_group_cputime_adjusted() of @task's process, in ns, from its
+ * sums @c, and its faults: what /proc/PID/stat and a parent's wait4()
+ * rusage give (the latter stores the same values in prev_cputime before
+ * release_task()).
  */
+static __always_inline void process_times_of(struct task_struct *task, struct td_sum_ctx *c,
+					     u64 *ut, u64 *st, u64 *minflt, u64 *majflt)
+{
+	struct signal_struct *sig = task->signal;
+
+	*minflt = c->min_flt;
+	*majflt = c->maj_flt;
+	cputime_adjust(c->rtime, c->utime, c->stime, sig->prev_cputime.utime,
+		       sig->prev_cputime.stime, ut, st);
+}
+
 static __always_inline void process_times(struct task_struct *task, u64 *ut, u64 *st,
 					  u64 *minflt, u64 *majflt)
 {
-	struct signal_struct *sig = task->signal;
-	/* The callback gets the list as numbers: it walks with probes. */
-	struct td_sum_ctx c = {
-		.head = &sig->thread_head,
-		.node = sig->thread_head.next,
-		.off = bpf_core_field_offset(struct task_struct, thread_node),
-		.utime = sig->utime,
-		.stime = sig->stime,
-		.rtime = sig->sum_sched_runtime,
-		.min_flt = sig->min_flt,
-		.maj_flt = sig->maj_flt,
-	};
+	struct td_sum_ctx c = {};
 
-	bpf_loop(TD_MAX_THREADS, sum_thread_cb, &c, 0);
-	*minflt = c.min_flt;
-	*majflt = c.maj_flt;
-	cputime_adjust(c.rtime, c.utime, c.stime, sig->prev_cputime.utime,
-		       sig->prev_cputime.stime, ut, st);
+	process_sums(task, &c);
+	process_times_of(task, &c, ut, st, minflt, majflt);
 }
 
 #endif /* __TD_CPUTIME_H */

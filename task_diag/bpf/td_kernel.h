@@ -184,6 +184,13 @@ struct signal_struct {
 	struct prev_cputime prev_cputime;
 	unsigned int flags;		/* SIGNAL_GROUP_EXIT: group_exit_code is the status */
 	int group_exit_code;
+	/* seqlock_t: __exit_signal() moves a dying thread's counts into the
+	 * sums above and off the thread list inside its write section */
+	struct {
+		struct {
+			struct { unsigned int sequence; } seqcount;
+		} seqcount;
+	} stats_lock;
 };
 
 /* The RSS counters: per-CPU counters since 6.2 (the mm's rss_stat is an

@@ -17,16 +17,9 @@ import os
 import signal
 
 from .. import wire
+from ..libbpf import possible_cpus
 
 ATTEMPTS = 8
-
-
-def possible_cpus():
-    """How many CPU numbers the kernel may use (/sys/.../cpu/possible,
-    "0-3" or "0,2-5"): per-CPU data exists for each."""
-    with open('/sys/devices/system/cpu/possible') as f:
-        text = f.read().strip()
-    return max(int(part.split('-')[-1]) for part in text.split(',')) + 1
 
 
 def _child():

@@ -159,7 +159,7 @@ def _cgroup(data, mount):
             if path.endswith(DELETED):
                 path, flags = path[:-len(DELETED)], wire.CGROUP_F_DELETED
             cg_id = 0
-            if mount and not flags and b'/..' not in path:
+            if mount and not flags and path != b'/..' and not path.startswith(b'/../'):
                 try:
                     cg_id = os.stat(os.fsencode(mount) + path).st_ino
                 except OSError:
