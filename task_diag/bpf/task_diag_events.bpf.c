@@ -171,14 +171,13 @@ static __always_inline void stable_times(struct task_struct *leader, struct sign
 	struct td_sum_ctx c = {};
 	u32 s1, s2, i;
 
-	for (i = 0; i < 4; i++) {
+	/* a few tries: a write section is a few hundred ns; the last try's
+	 * sums stand if every one met one */
+	for (i = 0; i < 8; i++) {
 		s1 = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
-		if (s1 & 1)
-			continue;
-		__builtin_memset(&c, 0, sizeof(c));
 		process_sums(leader, &c);
 		s2 = BPF_CORE_READ(sig, stats_lock.seqcount.seqcount.sequence);
-		if (s1 == s2)
+		if (!(s1 & 1) && s1 == s2)
 			break;
 	}
 	process_times_of(leader, &c, ut, st, minflt, majflt);
