@@ -96,7 +96,6 @@ def _declare(L):
         'ring_buffer__poll': (c_int, [c_void_p, c_int]),
         'ring_buffer__consume': (c_int, [c_void_p]),
         'ring_buffer__free': (None, [c_void_p]),
-        'ring_buffer__epoll_fd': (c_int, [c_void_p]),
         'bpf_program__attach_iter': (c_void_p, [c_void_p, ctypes.POINTER(bpf_iter_attach_opts)]),
         'bpf_link__pin': (c_int, [c_void_p, c_char_p]),
         'bpf_link__destroy': (c_int, [c_void_p]),

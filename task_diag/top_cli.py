@@ -75,9 +75,17 @@ class Churn:
 
     def __init__(self, cgroup):
         try:
-            self.w = watch(show=wire.SHOW_BASE, cgroup=cgroup)
+            self.w = watch(show=SHOW, cgroup=cgroup)
         except PermissionError:
             self.w = None
+
+    def first(self, source, cgroup):
+        """The first snapshot: the watch's own dump where there is one (the
+        join needs it), one dump either way."""
+        if self.w is None:
+            return snapshot(source, cgroup)
+        now = time.monotonic()
+        return now, {(t.pid, t.stat_ext.start_time): t for t in self.w.dump()}
 
     def take(self):
         if self.w is None:
@@ -127,9 +135,7 @@ def live(args):
     term = blessed.Terminal()
     churn = Churn(args.cgroup)
     try:
-        if churn.w is not None:
-            churn.w.dump()
-        before = snapshot(args.source, args.cgroup)
+        before = churn.first(args.source, args.cgroup)
         with term.fullscreen(), term.cbreak(), term.hidden_cursor():
             key = term.inkey(timeout=min(args.interval, 0.2))
             while key.lower() != 'q':

@@ -159,10 +159,6 @@ class Watch:
         while self._ring is not None:
             yield from self.poll(None)
 
-    def fileno(self):
-        """A descriptor that polls readable when events wait (epoll's)."""
-        return libbpf.lib().ring_buffer__epoll_fd(self._ring)
-
     def close(self):
         L = libbpf.lib()
         if self._ring:
