@@ -56,6 +56,8 @@ CONFIG = Layout('td_config', (
     ('statm_cpus', 'I'),        # STATM's RSS: 0 approximate, N summed over N CPUs (loader)
     ('cmdline', 'I'),           # 1: a sleepable object, which reads CMDLINE itself
     ('cgroup_walk', 'I'),       # 1: td_cgroup pinned (PIN_PROG_CGROUP)
+    ('cmdline_direct', 'I'),    # 1: CMDLINE read through the direct map (loader/cmdline.py)
+    ('cmdline_slow', 'I'),      # CMDLINE reads that went the slow way (tests look)
 ))
 
 # td_config.tier: the objects, richest first (task_diag/bpf/Makefile, task_diag/loader/load.py)

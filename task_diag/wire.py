@@ -796,15 +796,18 @@ def decode_vmas(buf, start, end, names=None):
 def message_offsets(buf, least=NLMSG_HDRLEN):
     """The offset of every message of @buf, which must be whole messages
     of at least @least bytes each, or None: message_spans() for the
-    decoders that read a whole response at once."""
-    offs, end = [], 0
-    append = offs.append
-    for off, length in message_spans(buf):
-        if length < least:
+    decoders that read a whole response at once, in one loop of its own
+    (a message's length is where the next one starts: no walk over
+    the buffer can be done a column at a time)."""
+    offs, off, n = [], 0, len(buf)
+    append, unpack = offs.append, _U32.unpack_from
+    while off + NLMSG_HDRLEN <= n:
+        length, = unpack(buf, off)
+        if length < least or off + length > n:
             return None
         append(off)
-        end = off + ((length + 3) & ~3)
-    return offs if end == len(buf) else None
+        off += (length + 3) & ~3
+    return offs if off == n else None
 
 
 def message_spans(buf):

@@ -1,8 +1,10 @@
 /*
- * Maps a file over the whole pages of its own argument area, then stops:
- * /proc/PID/cmdline reads only anonymous memory (FOLL_ANON), so it shows
- * the arguments up to the file, and CMDLINE must show the same, never the
- * file's bytes.  argv_over_file FILE ARG... (at least two pages of them)
+ * Maps a file over the whole pages of its own argument area, reads them
+ * (so that they are present, as a page the direct read might take), then
+ * stops: /proc/PID/cmdline reads only anonymous memory (FOLL_ANON), so it
+ * shows the arguments up to the file, and CMDLINE must show the same,
+ * never the file's bytes.  argv_over_file FILE ARG... (at least two pages
+ * of them)
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -29,6 +31,8 @@ int main(int argc, char **argv)
 	if (mmap((void *)start, end - start, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0)
 	    == MAP_FAILED)
 		return 3;
+	for (unsigned long p = start; p < end; p += page)
+		(void)*(volatile char *)p;
 	raise(SIGSTOP);
 	return 0;
 }

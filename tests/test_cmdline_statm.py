@@ -28,12 +28,13 @@ import signal
 import struct
 import subprocess
 import tempfile
+import time
 
 import psutil
 import pytest
 
 import task_diag
-from task_diag import wire
+from task_diag import tdconfig, wire
 from task_diag.front import service
 from task_diag.bpf_backend import BpfBackend, vma_supported
 
@@ -1213,3 +1214,115 @@ def test_argv_over_a_file_reads_as_proc(argv_over_file, source):
     want = whole[:wire.TASK_DIAG_CMDLINE_MAX]
     (t,) = dump(wire.DUMP_ONE, pid, source)
     assert t.cmdline == want
+
+
+# --- the two ways the programs read a command line ---------------------------------
+
+@pytest.fixture(params=['direct', 'slow'])
+def cmdline_way(request):
+    """CMDLINE read by the programs through the direct map (td_directmap.h,
+    td_config.cmdline_direct, which the loader turned on after its check),
+    or with bpf_copy_from_user_task() (turned off for the test, then put
+    back): (the way, a descriptor of td_config)."""
+    cfg = tdconfig.read_pinned()
+    need(cfg and cfg['cmdline'], 'the loaded object does not read CMDLINE (not sleepable)')
+    if request.param == 'direct':
+        need(cfg['cmdline_direct'], 'the loader did not turn the direct read on '
+             '(task-diag-load --status says why)')
+    fd = tdconfig.open_pinned()
+    try:
+        tdconfig.update(fd, cmdline_direct=int(request.param == 'direct'))
+        yield request.param, fd
+    finally:
+        tdconfig.update(fd, cmdline_direct=cfg['cmdline_direct'])
+        os.close(fd)
+
+
+def slow_reads(fd):
+    return tdconfig.read(fd)['cmdline_slow']
+
+
+def test_cmdline_both_ways(made, cmdline_way):
+    """Every made process's command line (long ones, titles, bytes that are
+    not UTF-8, an empty argv) is /proc's either way; the direct way reads
+    them all itself (their pages are present and anonymous)."""
+    way, fd = cmdline_way
+    slow = slow_reads(fd)
+    checked = 0
+    for k in made.kids:
+        if k.expect is None or k.label.startswith('dead'):
+            continue
+        t = one(k.pid, 'bpf', BASE | CMDLINE)
+        assert t.cmdline == k.expect == read_once('/proc/%d/cmdline' % k.pid), k
+        checked += 1
+    assert checked >= 10
+    if way == 'direct':
+        assert slow_reads(fd) == slow
+
+
+def test_cmdline_over_a_file_both_ways(argv_over_file, cmdline_way):
+    """A file's pages (present: the process read them) over the argument
+    area: the direct read refuses them (not anonymous memory) and the slow
+    way stops where /proc stops."""
+    way, fd = cmdline_way
+    pid = argv_over_file
+    slow = slow_reads(fd)
+    (t,) = dump(wire.DUMP_ONE, pid, 'bpf', BASE | CMDLINE)
+    assert t.cmdline == read_file('/proc/%d/cmdline' % pid)[:MAX]
+    assert b'FILE BYTES' not in t.cmdline
+    if way == 'direct':
+        assert slow_reads(fd) > slow
+
+
+def test_direct_read_check_refuses_wrong_bases(made):
+    """The loader's check (task_diag/loader/cmdline.py) turns the direct
+    read away where the bases are wrong: it reads the wrong memory or
+    none, and never gives it to a reader."""
+    from task_diag.loader import cmdline as direct
+    cfg = tdconfig.read_pinned()
+    need(cfg and cfg['cmdline_direct'], 'the direct read is not on')
+    fd = tdconfig.open_pinned()
+    b = BpfBackend()
+    try:
+        tdconfig.update(fd, pw_page_offset=cfg['pw_page_offset'] + (1 << 30))
+        with pytest.raises(direct.Refused):
+            direct.check(b, fd, [made.kids['long10000'].pid, os.getpid()])
+    finally:
+        tdconfig.update(fd, pw_page_offset=cfg['pw_page_offset'])
+        b.close()
+        os.close(fd)
+
+
+def test_cmdline_of_pages_replaced_meanwhile(tmp_path, cmdline_way):
+    """A process that replaces its argument pages with fresh ones again and
+    again (tests/argv_churn.c), beside one that fills and frees memory with
+    'S': for 3 s, every CMDLINE read of the first shows its own bytes
+    only (its arguments, or one of its letters), never a freed page's that
+    another process took; and the reads go both ways (the direct read
+    gives way where a page is being replaced)."""
+    way, fd = cmdline_way
+    exe = build_c('argv_churn.c', str(tmp_path / 'argv_churn'), '-O2', '-Wall', '-Werror')
+    args = ['arg-%02d-' % i + 'x' * 300 for i in range(40)]
+    kids = [subprocess.Popen([exe, 'fill'], stdout=subprocess.PIPE),
+            subprocess.Popen([exe] + args, stdout=subprocess.PIPE)]
+    try:
+        for k in kids:
+            assert k.stdout.readline() == b'ready\n'
+        pid = kids[1].pid
+        allowed = set(exe.encode() + b'\0arg-0123456789x' + bytes(range(ord('A'), ord('Z') + 1)))
+        slow, reads, letters = slow_reads(fd), 0, set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            (t,) = dump(wire.DUMP_ONE, pid, 'bpf', CMDLINE)
+            assert set(t.cmdline) <= allowed, sorted(set(t.cmdline) - allowed)[:10]
+            assert t.cmdline.startswith(exe.encode() + b'\0')
+            letters |= set(t.cmdline) - set(exe.encode() + b'\0arg-0123456789x')
+            reads += 1
+        assert reads > 100 and len(letters) > 1     # it did read pages being replaced
+        if way == 'direct':
+            assert 0 < slow_reads(fd) - slow < reads
+    finally:
+        for k in kids:
+            k.kill()
+            k.wait()
+            k.stdout.close()

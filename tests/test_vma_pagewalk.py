@@ -61,9 +61,12 @@ def test_enable_status_disable(walking):
 
 
 def test_a_fresh_load_reads_smaps(pin_dir):
+    """VMA_STAT from smaps after a load; the bases are found only where
+    CMDLINE's direct read uses them (task_diag/loader/cmdline.py)."""
     load(pin_dir)
     assert vma_stat(pin_dir) == VMA_STAT_SMAPS
-    assert tdconfig.read_pinned(pin_dir)['pw_page_offset'] == 0
+    cfg = tdconfig.read_pinned(pin_dir)
+    assert bool(cfg['pw_page_offset']) == bool(cfg['cmdline_direct'])
 
 
 @pytest.mark.parametrize('case', ['config', 'mapcount', 'arch', 'vma_iter', 'device'])
@@ -168,6 +171,7 @@ def test_failed_check_leaves_smaps(pin_dir, monkeypatch, capsys, was_on):
     assert rc == 1 and err.startswith(REFUSED) and 'disagrees with smaps' in err
     cfg = tdconfig.read_pinned(pin_dir)
     assert cfg['vma_stat'] == VMA_STAT_SMAPS and cfg['pw_page_offset'] == 0 == cfg['pw_vmemmap']
+    assert cfg['cmdline_direct'] == 0           # the bases it read with are gone too
 
 
 def test_enabling_again_never_leaves_a_dump_without_statistics(walking, monkeypatch):

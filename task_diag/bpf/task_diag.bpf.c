@@ -35,6 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "td_creds.h"
 #include "td_groups.h"
 #include "td_cgroup.h"
+#include "td_directmap.h"
 #ifndef TD_NO_VMA
 #include "td_pagewalk.h"
 #include "td_dwalk.h"
@@ -44,10 +45,10 @@ char LICENSE[] SEC("license") = "GPL";
 #include "td_msg.h"
 #include "td_css.h"
 #ifdef TD_SLEEPABLE
-#include "td_cmdline.h"
-
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
+
+#include "td_cmdline.h"
 #endif
 
 
@@ -105,12 +106,10 @@ static __always_inline int pick_task(struct bpf_iter__task *ctx, u64 default_str
 			return 0;
 		}
 		if (strategy == TD_PROBE_CALIBRATE) {
-#ifndef TD_NO_VMA
 			u32 zero = 0;
 
 			if (task == reader)
 				req->found = td_pw_calibrate(bpf_map_lookup_elem(&td_config, &zero));
-#endif
 			return 0;
 		}
 		if (req->viewer.valid)

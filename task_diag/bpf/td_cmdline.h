@@ -2,11 +2,12 @@
 /*
  * CMDLINE: what a read of TASK_DIAG_CMDLINE_MAX bytes at the start of
  * /proc/PID/cmdline returns (get_mm_cmdline() and get_mm_proctitle() of
- * fs/proc/base.c), read from the task's memory with
- * bpf_copy_from_user_task().  That helper may fault pages in, so only a
- * sleepable program may call it: the .s objects (TD_SLEEPABLE), whose runs
- * do everything else in an RCU read-side section, as a non-sleepable
- * program runs, and read the command line after it (show_task()).
+ * fs/proc/base.c), read from the task's memory through the direct map
+ * where it can be (td_directmap.h), else with bpf_copy_from_user_task().
+ * That helper may fault pages in, so only a sleepable program may call
+ * it: the .s objects (TD_SLEEPABLE), whose runs do everything else in an
+ * RCU read-side section, as a non-sleepable program runs, and read the
+ * command line after it (show_task()).
  *
  * Part of task_diag.bpf.c, included there in order (each part uses the
  * ones before it); not a header of its own.
@@ -61,22 +62,45 @@ static __always_inline unsigned long anon_room(struct task_struct *task, unsigne
 	return err ? 0 : c.room;
 }
 
+/* Whose memory read_cmdline() reads, and how */
+struct td_ucopy {
+	struct task_struct *task;
+	struct td_config *cfg;		/* NULL: no direct reads */
+	u64 pgd;			/* the task's page tables, for them */
+};
+
 /*
- * @n bytes of @task's memory at @addr into @dst, or as many as there are
- * up to the end of @addr's page when the rest is not mapped
+ * @n bytes of the task's memory at @addr into @dst, or as many as there
+ * are up to the end of @addr's page when the rest is not mapped
  * (access_remote_vm() returns what it could read; our helper all or
- * nothing).  Returns the bytes read.
+ * nothing).  Returns the bytes read.  Through the direct map where the
+ * loader enabled it (td_directmap.h: pages present and anonymous, the
+ * common case), else with bpf_copy_from_user_task(), which takes the
+ * task's mmap_lock, pins each page and may fault it in: about five times
+ * the cost.
  */
-static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
-				     struct task_struct *task)
+static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr, struct td_ucopy *u)
 {
 	u32 head = TD_PAGE_BYTES - (addr & (TD_PAGE_BYTES - 1));
-	unsigned long room = anon_room(task, addr);
+	struct task_struct *task = u->task;
+	unsigned long room;
+	int err;
 
-	if (n > room)
-		n = room;
 	if (n > TD_CMDLINE_MAX)
 		n = TD_CMDLINE_MAX;
+	if (!n)
+		return 0;
+	if (u->cfg && u->cfg->cmdline_direct) {
+		bpf_rcu_read_lock();
+		err = dm_user_copy(dst, n, addr, u->pgd, u->cfg);
+		bpf_rcu_read_unlock();
+		if (!err)
+			return n;
+		__sync_fetch_and_add(&u->cfg->cmdline_slow, 1);
+	}
+	room = anon_room(task, addr);
+	if (n > room)
+		n = room;
 	if (!n)
 		return 0;
 	if (!bpf_copy_from_user_task(dst, n, (void *)addr, task, 0))
@@ -86,7 +110,8 @@ static __always_inline u32 copy_task(char *dst, u32 n, unsigned long addr,
 	return bpf_copy_from_user_task(dst, head, (void *)addr, task, 0) ? 0 : head;
 }
 
-static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64 mm_then)
+static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64 mm_then,
+					 struct td_ucopy *u)
 {
 	unsigned long arg_start, arg_end, env_start, env_end, count, argv;
 	struct td_strnlen_ctx c = {};
@@ -116,14 +141,13 @@ static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64
 	 * included; a longer one (rare) is tested by a read of that byte. */
 	argv = arg_end - arg_start;
 	if (argv <= TD_CMDLINE_MAX) {
-		got = copy_task(dst, argv, arg_start, task);
+		got = copy_task(dst, argv, arg_start, u);
 		if (got == argv) {
 			last = dst[(argv - 1) & (TD_CMDLINE_MAX - 1)];
 			known = true;
 		}
 	}
-	if (!known && (!anon_room(task, arg_end - 1) ||
-		       bpf_copy_from_user_task(&last, 1, (void *)(arg_end - 1), task, 0)))
+	if (!known && copy_task(&last, 1, arg_end - 1, u) != 1)
 		last = 0;
 
 	if (last) {
@@ -137,7 +161,7 @@ static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64
 		if (!known || (c.len == c.got && count > c.got)) {
 			/* no NUL in argv, and the title may run on */
 			c.len = 0;
-			c.got = copy_task(dst, TD_PAGE_BYTES, arg_start, task);
+			c.got = copy_task(dst, TD_PAGE_BYTES, arg_start, u);
 			bpf_loop(TD_CMDLINE_MAX, strnlen_cb, &c, 0);
 		}
 		if (c.len < c.got)
@@ -149,7 +173,7 @@ static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64
 		count = argv;
 	if (known)
 		return count;		/* in dst already */
-	return copy_task(dst, count, arg_start, task);
+	return copy_task(dst, count, arg_start, u);
 }
 
 /*
@@ -164,11 +188,15 @@ static __always_inline u32 read_cmdline(char *dst, struct task_struct *task, u64
 static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task, u64 mm_then,
 				      u64 exec_id)
 {
-	u32 len;
+	struct td_ucopy u = {};
+	u32 len, zero = 0;
 
-	if (!task || !dst)
+	if (!task || !dst || !mm_then)
 		return 0;
-	len = read_cmdline(dst, task, mm_then);
+	u.task = task;
+	u.cfg = bpf_map_lookup_elem(&td_config, &zero);
+	u.pgd = (u64)BPF_CORE_READ((struct mm_struct___pw *)mm_then, pgd);
+	len = read_cmdline(dst, task, mm_then, &u);
 	if ((u64)task->mm != mm_then || task->self_exec_id != exec_id)
 		return 0;
 	return len;
@@ -177,7 +205,7 @@ static __noinline u32 td_read_cmdline(char *dst, struct task_struct *task, u64 m
 /*
  * The end of a message that emit_task() left at scratch->tail_off, with
  * CMDLINE asked: the CMDLINE attribute, then STAT_EXT and NS if asked; then
- * put_cgroup_and_write().  Runs outside the RCU section: it may sleep.  Runs outside the RCU section: it may sleep.
+ * put_cgroup_and_write().  Runs outside the RCU section: it may sleep.
  */
 static __noinline int put_cmdline_and_write(struct bpf_iter__task *ctx,
 					    struct td_scratch *scratch, u64 show)

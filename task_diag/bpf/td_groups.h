@@ -141,12 +141,22 @@ enum { TD_MM_FILEPAGES = 0, TD_MM_ANONPAGES = 1, TD_MM_SHMEMPAGES = 3 };
  * bpf_map_lookup_percpu_elem() gives that plus CPU @cpu's offset.  Both
  * are read as numbers (bpf_probe_read_kernel() of the pointers, which we
  * do not dereference ourselves): the verifier forbids arithmetic on them.
+ * The offsets are fixed at boot: the first run that needs them keeps them
+ * in td_pcpu, and every later one reads one number per CPU.
  */
-struct td_pcpu_ctx {
-	u64 counters;		/* the percpu_counter's __percpu s32 */
-	u64 base;		/* td_scratch's pptrs[0] */
-	s64 sum;
+#define TD_PCPU_MAX	8192		/* NR_CPUS at most (x86 MAXSMP) */
+
+struct td_pcpu_offsets {
+	__u64 n;			/* how many are known; 0: none yet */
+	__u64 off[TD_PCPU_MAX];
 };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct td_pcpu_offsets);
+} td_pcpu SEC(".maps");
 
 static __always_inline u64 as_number(void *ptr)
 {
@@ -156,82 +166,128 @@ static __always_inline u64 as_number(void *ptr)
 	return n;
 }
 
-static long pcpu_sum_cb(u32 cpu, struct td_pcpu_ctx *c)
+struct td_pcpu_fill {
+	struct td_pcpu_offsets *o;
+	u64 base;			/* td_scratch's pptrs[0] */
+};
+
+static long pcpu_fill_cb(u32 cpu, struct td_pcpu_fill *c)
 {
 	u32 zero = 0;
 	void *mine = bpf_map_lookup_percpu_elem(&td_scratch, &zero, cpu);
-	s32 v = 0;
 
-	if (!mine || bpf_probe_read_kernel(&v, sizeof(v),
-					   (void *)(c->counters + as_number(mine) - c->base)))
+	if (!mine)
 		return 1;
-	c->sum += v;
+	c->o->off[cpu & (TD_PCPU_MAX - 1)] = as_number(mine) - c->base;
+	return 0;
+}
+
+/* td_pcpu with the offsets of CPUs 0..@cpus-1, or NULL */
+static __always_inline struct td_pcpu_offsets *pcpu_offsets(u32 cpus)
+{
+	struct bpf_array *scratch = (void *)as_number(&td_scratch);
+	struct td_pcpu_fill c = {};
+	u32 zero = 0;
+
+	c.o = bpf_map_lookup_elem(&td_pcpu, &zero);
+	if (!c.o || cpus > TD_PCPU_MAX)
+		return NULL;
+	if (c.o->n == cpus)
+		return c.o;
+	if (bpf_probe_read_kernel(&c.base, sizeof(c.base), &scratch->pptrs[0]) || !c.base ||
+	    bpf_loop(cpus, pcpu_fill_cb, &c, 0) != cpus)
+		return NULL;
+	c.o->n = cpus;			/* runs that race here write the same numbers */
+	return c.o;
+}
+
+/* The per-CPU counts of the mm's three RSS counters, summed over CPUs */
+struct td_pcpu_sum {
+	struct td_pcpu_offsets *o;
+	u64 at[3];			/* each counter's __percpu s32, as a number */
+	s64 sum[3];
+	u32 together;			/* the three are FILE, ANON, _, SHMEM in a row */
+};
+
+static long pcpu_sum_cb(u32 cpu, struct td_pcpu_sum *c)
+{
+	u64 off = c->o->off[cpu & (TD_PCPU_MAX - 1)];
+	s32 v[4] = {};
+
+	if (c->together) {
+		/* percpu_counter_init_many() (6.6) puts an mm's counters in
+		 * one per-CPU allocation: one read for the three */
+		if (bpf_probe_read_kernel(v, sizeof(v), (void *)(c->at[0] + off)))
+			return 1;
+		c->sum[0] += v[0];
+		c->sum[1] += v[1];
+		c->sum[2] += v[3];
+		return 0;
+	}
+	if (bpf_probe_read_kernel(&v[0], 4, (void *)(c->at[0] + off)) ||
+	    bpf_probe_read_kernel(&v[1], 4, (void *)(c->at[1] + off)) ||
+	    bpf_probe_read_kernel(&v[2], 4, (void *)(c->at[2] + off)))
+		return 1;
+	c->sum[0] += v[0];
+	c->sum[1] += v[1];
+	c->sum[2] += v[2];
 	return 0;
 }
 
 /*
- * get_mm_counter() as /proc/PID/statm reads it on this kernel, clamped at
- * 0 like the kernel.  Before 6.2 an atomic; since, a per-CPU counter that
- * /proc reads either as its approximate total (percpu_counter_read()) or,
+ * get_mm_counter() of MM_FILEPAGES, MM_ANONPAGES and MM_SHMEMPAGES as
+ * /proc/PID/statm reads them on this kernel, into @out, each clamped at 0
+ * like the kernel.  Before 6.2 atomics; since, per-CPU counters that /proc
+ * reads either as their approximate totals (percpu_counter_read()) or,
  * since the 2025 change to statm, summed over the CPUs
  * (percpu_counter_sum()).  Which one the kernel does cannot be seen in
  * BTF: the loader measures it and sets td_config.statm_cpus (0: the
- * approximate total; N: sum CPUs 0..N-1).
+ * approximate totals; N: sum CPUs 0..N-1).
  */
-static __always_inline u64 mm_counter(struct mm_struct *mm, int member, u32 cpus)
+static __always_inline void mm_counters(struct mm_struct *mm, u32 cpus, u64 out[3])
 {
-	s64 v;
+	struct td_pcpu_sum c = {};
+	int i;
 
 	if (bpf_core_type_exists(struct mm_rss_stat___atomic)) {
 		struct mm_struct___atomic_rss *old = (void *)mm;
 
-		switch (member) {
-		case TD_MM_FILEPAGES:
-			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_FILEPAGES].counter);
-			break;
-		case TD_MM_ANONPAGES:
-			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_ANONPAGES].counter);
-			break;
-		default:
-			v = BPF_CORE_READ(old, rss_stat.count[TD_MM_SHMEMPAGES].counter);
-		}
+		c.sum[0] = BPF_CORE_READ(old, rss_stat.count[TD_MM_FILEPAGES].counter);
+		c.sum[1] = BPF_CORE_READ(old, rss_stat.count[TD_MM_ANONPAGES].counter);
+		c.sum[2] = BPF_CORE_READ(old, rss_stat.count[TD_MM_SHMEMPAGES].counter);
 	} else {
 		/* constant indices: CO-RE relocates each, while a variable one
 		 * would be scaled by our short struct's size */
-		struct percpu_counter *fbc = member == TD_MM_FILEPAGES ? &mm->rss_stat[0] :
-					     member == TD_MM_ANONPAGES ? &mm->rss_stat[1] :
-					     &mm->rss_stat[3];
-		struct td_pcpu_ctx c = {};
-
-		bpf_probe_read_kernel(&c.sum, sizeof(c.sum), &fbc->count);
+		c.sum[0] = mm->rss_stat[TD_MM_FILEPAGES].count;
+		c.sum[1] = mm->rss_stat[TD_MM_ANONPAGES].count;
+		c.sum[2] = mm->rss_stat[TD_MM_SHMEMPAGES].count;
 		if (cpus) {
-			struct bpf_array *scratch = (void *)as_number(&td_scratch);
-
-			bpf_probe_read_kernel(&c.counters, sizeof(c.counters), &fbc->counters);
-			bpf_probe_read_kernel(&c.base, sizeof(c.base), &scratch->pptrs[0]);
-			if (c.counters && c.base)
+			c.o = pcpu_offsets(cpus);
+			c.at[0] = as_number(mm->rss_stat[TD_MM_FILEPAGES].counters);
+			c.at[1] = as_number(mm->rss_stat[TD_MM_ANONPAGES].counters);
+			c.at[2] = as_number(mm->rss_stat[TD_MM_SHMEMPAGES].counters);
+			c.together = c.at[1] == c.at[0] + 4 && c.at[2] == c.at[0] + 12;
+			if (c.o && c.at[0] && c.at[1] && c.at[2])
 				bpf_loop(cpus, pcpu_sum_cb, &c, 0);
 		}
-		v = c.sum;
 	}
-	return v < 0 ? 0 : v;
+	for (i = 0; i < 3; i++)
+		out[i] = c.sum[i] < 0 ? 0 : c.sum[i];
 }
 
 static __noinline void fill_statm(struct task_diag_statm *s, struct task_struct *task,
 				  u32 cpus)
 {
 	struct mm_struct *mm = task->mm;
-	u64 file, anon, shmem;
+	u64 rss[3];		/* file, anon, shmem */
 
 	if (!mm || (task->flags & PF_KTHREAD))
 		return;		/* get_task_mm(): none for zombies, nor for a kernel
 				 * thread that borrows an mm (kthread_use_mm()) */
-	file = mm_counter(mm, TD_MM_FILEPAGES, cpus);
-	anon = mm_counter(mm, TD_MM_ANONPAGES, cpus);
-	shmem = mm_counter(mm, TD_MM_SHMEMPAGES, cpus);
+	mm_counters(mm, cpus, rss);
 	s->size = mm->total_vm;
-	s->shared = file + shmem;
-	s->resident = s->shared + anon;
+	s->shared = rss[0] + rss[2];
+	s->resident = s->shared + rss[1];
 	s->text = (((mm->end_code + TD_PAGE - 1) & ~(TD_PAGE - 1)) -
 		   (mm->start_code & ~(TD_PAGE - 1))) >> PAGE_SHIFT;
 	s->data = mm->data_vm + mm->stack_vm;

@@ -180,6 +180,10 @@ struct td_config {
 	__u32 statm_cpus;
 	__u32 cmdline;		/* 1: a sleepable object (.s), which reads CMDLINE */
 	__u32 cgroup_walk;	/* 1: td_cgroup loaded and pinned (td_css.h) */
+	/* CMDLINE through the direct map (td_directmap.h), which needs the
+	 * pw_* bases: 1 once the loader checked it against /proc */
+	__u32 cmdline_direct;
+	__u32 cmdline_slow;	/* CMDLINE reads that went the slow way (tests look) */
 };
 
 /* td_config.tier (task_diag/loader/load.py, TIERS) */

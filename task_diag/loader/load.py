@@ -35,7 +35,7 @@ from ..iterproto import (CONFIG, OPTIONAL_PINS, PIN_ALL, PIN_ALL_THREADS, PIN_CO
                          PIN_PROG, PIN_PROG_CGROUP, PIN_REQUESTS, PINS, TIER_DPATH, TIER_NOVMA,
                          TIER_WALK, VMA_STAT_PAGEWALK, VMA_STAT_SOURCES)
 from ..procfs.maps import read_vmas
-from . import pagewalk, statm
+from . import cmdline as cmdline_direct, pagewalk, statm
 
 BPFFS = '/sys/fs/bpf'
 BPF_FS_MAGIC = 0xCAFE4A11
@@ -359,6 +359,8 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
                      cgroup_walk=walk)
                 _find_landlock(pin_dir)
                 _measure_statm(pin_dir)
+                if sleepable:
+                    _cmdline_direct(pin_dir)
                 return tier
             except Rejected as e:
                 refused.append('== %s: %s\n%s\n' % (label, e.strerror, e.log))
@@ -403,6 +405,17 @@ def _measure_statm(pin_dir):
     finally:
         backend.close()
         os.close(fd)
+
+
+def _cmdline_direct(pin_dir):
+    """td_config.cmdline_direct (task_diag/loader/cmdline.py), checked
+    with the programs just pinned; a refusal leaves CMDLINE to
+    bpf_copy_from_user_task() and says why."""
+    try:
+        cmdline_direct.enable(pin_dir)
+    except (cmdline_direct.Refused, OSError) as e:
+        print('task-diag-load: CMDLINE through the direct map refused (%s); it is read '
+              'with bpf_copy_from_user_task()' % e, file=sys.stderr)
 
 
 def _write_verifier_log(entries):
@@ -491,7 +504,12 @@ def status(pin_dir=PIN_DIR, out=None):
                                                  time.localtime(cfg['loaded_at'])), file=out)
         print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
               file=out)
-        print('  CMDLINE: %s' % ('read by the programs (a sleepable object)' if cfg['cmdline']
+        print('  CMDLINE: %s' % (('read by the programs (a sleepable object), %s'
+                                   % ('through the direct map where a page is present and '
+                                      'anonymous (%d reads went the slow way)'
+                                      % cfg['cmdline_slow'] if cfg['cmdline_direct']
+                                      else 'with bpf_copy_from_user_task()'))
+                                  if cfg['cmdline']
                                   else 'not in this object (needs a sleepable iterator and '
                                   'bpf_rcu_read_lock, 6.2): requests with it are answered '
                                   'from /proc'), file=out)

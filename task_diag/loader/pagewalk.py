@@ -339,8 +339,9 @@ def enable(features, pin_dir=PIN_DIR):
             tdconfig.update(fd, pw_bad=0, pw_max_swapfiles=max_swapfiles,
                           pw_hwpoison_num=hwpoison)
         else:
-            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
-                          pw_bad=0, pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
+            # the bases stay: CMDLINE's direct read may use them (cmdline.py)
+            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_bad=0,
+                          pw_max_swapfiles=max_swapfiles, pw_hwpoison_num=hwpoison)
         backend = BpfBackend(pin_dir)
         try:
             calibrate(backend)
@@ -348,7 +349,10 @@ def enable(features, pin_dir=PIN_DIR):
             if tdconfig.read(fd)['pw_bad']:
                 raise Refused('the walk met pages outside their mapping during the check')
         except BaseException:
-            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0)
+            # bases that may be wrong serve nobody, CMDLINE's direct read
+            # neither (it goes the slow way until the next load checks it)
+            tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
+                            cmdline_direct=0)
             raise
         finally:
             backend.close()

@@ -545,8 +545,13 @@ def check_new_groups(pids):
     sleepable object is loaded; elsewhere the programs refuse it
     (EOPNOTSUPP) and task_diag.dump() answers it from /proc."""
     global checks
-    cmdline = bool(tdconfig.read_pinned(PIN_DIR)['cmdline'])
-    say('CMDLINE: %s' % ('by the programs' if cmdline else 'from /proc (a plain object)'))
+    cfg = tdconfig.read_pinned(PIN_DIR)
+    cmdline = bool(cfg['cmdline'])
+    say('CMDLINE: %s' % (('by the programs, %s' % ('through the direct map' if cfg['cmdline_direct']
+                                                  else 'with bpf_copy_from_user_task()'))
+                         if cmdline else 'from /proc (a plain object)'))
+    if cfg['cmdline_direct']:
+        check_cmdline_ways(pids)
     show = wire.SHOW_BASE | wire.SHOW_STATM | wire.SHOW_STAT_EXT | wire.SHOW_NS
     if cmdline:
         show |= wire.SHOW_CMDLINE
@@ -584,6 +589,34 @@ def check_new_groups(pids):
                     or [getattr(tb.stat_ext, k) for k in keep]
                     != [getattr(tp.stat_ext, k) for k in keep]):
                 problem('%s: task %d differs\n    bpf:  %r\n    proc: %r' % (label, pid, tb, tp))
+
+
+def check_cmdline_ways(pids):
+    """CMDLINE of the test tasks read through the direct map (none of them
+    the slow way) and with bpf_copy_from_user_task(): /proc's bytes both
+    ways."""
+    global checks
+    fd = tdconfig.open_pinned(PIN_DIR)
+    try:
+        for direct in (1, 0):
+            tdconfig.update(fd, cmdline_direct=direct)
+            slow = tdconfig.read(fd)['cmdline_slow']
+            for pid in sorted(pids.values()):
+                checks += 1
+                try:
+                    want = open('/proc/%d/cmdline' % pid, 'rb').read(wire.TASK_DIAG_CMDLINE_MAX)
+                    got = list(task_diag.dump(wire.DUMP_ONE, pid, wire.SHOW_CMDLINE,
+                                              source='bpf'))
+                except OSError:
+                    continue                # a dead test task: no cmdline either way
+                if len(got) != 1 or got[0].cmdline != want:
+                    problem('CMDLINE (direct=%d) of %d: %r, /proc %r' % (direct, pid, got, want))
+            if direct and tdconfig.read(fd)['cmdline_slow'] != slow:
+                problem('CMDLINE: the direct read sent %d test tasks the slow way'
+                        % (tdconfig.read(fd)['cmdline_slow'] - slow))
+    finally:
+        tdconfig.update(fd, cmdline_direct=1)
+        os.close(fd)
 
 
 def check_cgroup(pids):
