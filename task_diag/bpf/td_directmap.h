@@ -4,7 +4,7 @@
  * through it.  x86-64 with 4 KiB pages only.
  *
  * No helper reads page tables or struct page for us, so the page walk
- * (td_pagewalk.h, VMA_STAT) and CMDLINE's fast path (td_user_copy()
+ * (td_pagewalk.h, VMA_STAT) and CMDLINE's fast path (dm_user_copy()
  * below) read kernel memory with probes, at addresses they derive: the
  * direct map base (page_offset_base) and the struct page array
  * (vmemmap_base), both randomised and neither in BTF nor, without
@@ -23,8 +23,8 @@
 
 typedef struct { int counter; } td_atomic_t;
 
-/* struct page: only the fields smaps_account() reads.  flags became a
- * memdesc_flags_t (a struct) in 6.18: two flavours. */
+/* struct page: only the fields the page walk and the direct read use (its
+ * flags, a word or a struct by version: td_pagewalk.h) */
 struct page {
 	unsigned long compound_head;	/* bit 0: a tail page, the rest its folio */
 	void *mapping;			/* bit 0: anonymous */
