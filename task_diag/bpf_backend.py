@@ -21,7 +21,8 @@ import time
 
 from . import cgroups, libbpf, lsm, tdconfig, wire
 from .iterproto import (ATTR_HOST_PID, CONT_DONE, CONT_MORE, CONT_PENDING, CONT_RESUME,
-                         EMPTY_VIEWER, HOST_PID, MSG_F_VMA_FROM_PROC, PIN_ALL, PIN_ALL_THREADS,
+                         EMPTY_VIEWER, HOST_PID, MSG_F_CMDLINE_FROM_PROC, MSG_F_VMA_FROM_PROC,
+                         PIN_ALL, PIN_ALL_THREADS,
                          PIN_CONFIG, PIN_DIR, PIN_PROG, PIN_PROG_CGROUP, PIN_REQUESTS, PROBE_FOUND, PROBE_VIEWER,
                          REQ_HOST_EACH, TD_REQUEST, TIER_NOVMA, VIEWER, VMA_STAT_PAGEWALK)
 from .procfs import maps
@@ -70,6 +71,27 @@ def _read(fd, size=READ_SIZE):
         except BlockingIOError:
             time.sleep(0.001 * min(i + 1, 10))
     return os.read(fd, size)
+
+
+def _proc_cmdline(host, start):
+    """CMDLINE of the task @host of our /proc, as the programs give it: one
+    read of TASK_DIAG_CMDLINE_MAX bytes of /proc/HOST/cmdline, as root (the
+    programs decided the viewer may see the task; cmdline is every
+    reader's in /proc).  Empty when the task is gone, or its pid is now
+    another's (its @start, clock ticks after boot, differs)."""
+    try:
+        fd = os.open('/proc/%d/cmdline' % host, os.O_RDONLY)
+    except (FileNotFoundError, ProcessLookupError):
+        return b''
+    try:
+        data = os.read(fd, wire.TASK_DIAG_CMDLINE_MAX)
+    except (ProcessLookupError, OSError):
+        return b''
+    finally:
+        os.close(fd)
+    if start is not None and _start_ticks(host) != start:
+        return b''
+    return data
 
 
 def vma_supported(pin_dir=PIN_DIR):
@@ -262,9 +284,12 @@ class BpfBackend:
         return tdconfig.read(self.config_map)
 
     def has_cmdline(self):
-        """Whether our programs read CMDLINE (a sleepable object loaded)."""
+        """Whether our programs read CMDLINE: a sleepable object, or a plain
+        one through the direct map (the command lines it cannot read that
+        way come marked, and Stream reads them from /proc)."""
         if self._has_cmdline is None:
-            self._has_cmdline = bool(self.config()['cmdline'])
+            cfg = self.config()
+            self._has_cmdline = bool(cfg['cmdline'] or cfg['cmdline_direct'])
         return self._has_cmdline
 
     def has_vma(self):
@@ -462,11 +487,17 @@ class Stream:
         # the same way.  To find the tasks of a reader of another pid
         # namespace in our /proc, the programs add ATTR_HOST_PID.
         if show & wire.SHOW_CMDLINE and not backend.has_cmdline():
-            # the loaded object is not sleepable: api.dump() answers from
-            # /proc (its EOPNOTSUPP fallback), and so does a client that
-            # reads /proc itself
+            # a plain object without the direct read: api.dump() answers
+            # from /proc (its EOPNOTSUPP fallback), and so does a client
+            # that reads /proc itself
             raise OSError(errno.EOPNOTSUPP, 'TASK_DIAG_SHOW_CMDLINE: not read by the programs '
                           'loaded here (see task-diag-load --status)')
+        # A plain object reads CMDLINE through the direct map only: a
+        # command line it could not read so comes marked
+        # (MSG_F_CMDLINE_FROM_PROC), and is read here from /proc
+        # (_cmdlines_from_proc()).
+        self.cmdline_fixups = bool(show & wire.SHOW_CMDLINE) and not backend.config()['cmdline']
+        self.cmdline_marked = 0      # td_request.cmdline_proc seen so far
         want_vma = bool(show & wire.SHOW_VMA)
         if want_vma and _confined(viewer):
             # a reader whom an LSM may refuse the maps of others (Landlock
@@ -496,9 +527,10 @@ class Stream:
         # read the same task (its start) must still be there and visible
         # to the viewer, or it is left out.
         self.recheck = want_vma and not _sees_all(viewer)
-        if want_vma:
+        if want_vma or self.cmdline_fixups:
             self.fields[_F['host_pid_ns']], self.fields[_F['host_pid_ns_level']] = \
                 backend.own_pid_ns()
+        if want_vma:
             if self.proc_vmas and (self.recheck or not backend.same_pid_ns(viewer)):
                 self.fields[_F['flags']] |= REQ_HOST_EACH
         self.tasks_from_proc = 0     # tasks marked MSG_F_VMA_FROM_PROC (tests look)
@@ -530,6 +562,7 @@ class Stream:
 
     def _put(self):
         self.key = self.b.put(self.fields)
+        self.cmdline_marked = 0         # its count starts again
 
     def _start(self):
         strategy, pid = self.strategy, self.pid
@@ -644,7 +677,50 @@ class Stream:
             return []
         if self.proc_vmas or from_proc:
             return self._vmas_from_proc(chunk)
+        # marked command lines: where VMAs are asked, a continuation may
+        # have put the request again, so every read is looked through
+        if self.cmdline_fixups and (self.show & wire.SHOW_VMA or self._cmdline_marks()):
+            chunk = self._cmdlines_from_proc(chunk)
         return [chunk]
+
+    def _cmdline_marks(self):
+        """Whether the programs marked a command line since the last look
+        (td_request.cmdline_proc)."""
+        got = self.b.get(self.key) if self.key is not None else None
+        marked = got[_F['cmdline_proc']] if got else 0
+        if marked == self.cmdline_marked:
+            return False
+        self.cmdline_marked = marked
+        return True
+
+    def _cmdlines_from_proc(self, chunk):
+        """@chunk with each message marked MSG_F_CMDLINE_FROM_PROC given its
+        command line from /proc (_proc_cmdline()), unmarked, and without
+        the ATTR_HOST_PID the programs added for it."""
+        out, keep = [], 0
+        for (off, length), (hdr, (pid, tgid, flags), attrs) in zip(wire.message_spans(chunk),
+                                                                    wire.iter_messages(chunk)):
+            if flags & MSG_F_CMDLINE_FROM_PROC:
+                out += [chunk[keep:off], self._message_with_cmdline(chunk, hdr, pid, tgid,
+                                                                    flags, attrs)]
+                keep = off + ((length + 3) & ~3)
+        if not out:
+            return chunk
+        out.append(chunk[keep:])
+        return b''.join(out)
+
+    def _message_with_cmdline(self, chunk, hdr, pid, tgid, flags, attrs):
+        """One marked message again, its CMDLINE from /proc; ATTR_HOST_PID
+        stays where a VMA stage still needs it."""
+        host, start = pid, None
+        for t, a, b in attrs:
+            if t == ATTR_HOST_PID:
+                host, _, start, _ = HOST_PID.struct.unpack_from(chunk, a)
+        keep_host = flags & MSG_F_VMA_FROM_PROC or self.fields[_F['flags']] & REQ_HOST_EACH
+        kept = [(t, _proc_cmdline(host, start) if t == wire.TASK_DIAG_CMDLINE
+                 else bytes(chunk[a:b])) for t, a, b in attrs
+                if t != ATTR_HOST_PID or keep_host]
+        return wire.encode_message(pid, tgid, kept, hdr[3], flags & ~MSG_F_CMDLINE_FROM_PROC)
 
     def _vmas_from_proc(self, chunk):
         """The parts of @chunk: for each task that needs them (every task in
@@ -673,7 +749,10 @@ class Stream:
                 break
         head = [(t, bytes(chunk[a:b])) for t, a, b in attrs
                 if t not in _AFTER_VMA and t not in (wire.TASK_DIAG_VMA, ATTR_HOST_PID)]
-        tail = [(t, bytes(chunk[a:b])) for t, a, b in group[-1][2] if t in _AFTER_VMA]
+        last_flags = group[-1][1][2]
+        tail = [(t, _proc_cmdline(host, start)
+                 if t == wire.TASK_DIAG_CMDLINE and last_flags & MSG_F_CMDLINE_FROM_PROC
+                 else bytes(chunk[a:b])) for t, a, b in group[-1][2] if t in _AFTER_VMA]
         marked = any(m[1][2] & MSG_F_VMA_FROM_PROC for m in group)
         self.tasks_from_proc += marked
         if (self.proc_vmas or marked) and wire.sends_vmas(self.strategy, pid, tgid):
@@ -682,8 +761,12 @@ class Stream:
         out = []
         for hdr, (pid, tgid, flags), attrs in group:
             kept = [(t, bytes(chunk[a:b])) for t, a, b in attrs if t != ATTR_HOST_PID]
+            if flags & MSG_F_CMDLINE_FROM_PROC:
+                kept = [(t, _proc_cmdline(host, start)) if t == wire.TASK_DIAG_CMDLINE
+                        else (t, v) for t, v in kept]
             out.append(wire.encode_message(pid, tgid, kept, hdr[3],
-                                           flags & ~MSG_F_VMA_FROM_PROC))
+                                           flags & ~(MSG_F_VMA_FROM_PROC |
+                                                     MSG_F_CMDLINE_FROM_PROC)))
         return b''.join(out)
 
     def _messages_from_proc(self, pid, tgid, host, start, exec_id, head, tail, seq):

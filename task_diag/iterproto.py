@@ -33,6 +33,7 @@ TD_REQUEST = Layout('td_request', (
     # (set by the program, td_css.h); cgc_seek: 1 to go on from there, left
     # non-zero by a run that could not find it again
     ('cgc_id', 'Q'), ('cgc_pid', 'I'), ('cgc_seek', 'I'),
+    ('cmdline_proc', 'Q'),      # set by a plain object: messages marked MSG_F_CMDLINE_FROM_PROC
 ))
 REQ_HOST_EACH = 1               # TD_ATTR_HOST_PID in every task's first message
 HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q'),
@@ -40,6 +41,7 @@ HOST_PID = Layout('td_host_pid', (('tid', 'I'), ('tgid', 'I'), ('start', 'Q'),
 
 # Between the programs and their drivers only (td_iter.h); drivers strip both.
 MSG_F_VMA_FROM_PROC = 0x80000000    # task_diag_msg.flags: read this task's VMAs from /proc
+MSG_F_CMDLINE_FROM_PROC = 0x40000000    # ...and its CMDLINE (a plain object could not)
 ATTR_HOST_PID = 0x3f00              # {tid, tgid} in the driver's pid namespace
 EMPTY_VIEWER = bytes(VIEWER.size)
 
@@ -56,8 +58,11 @@ CONFIG = Layout('td_config', (
     ('statm_cpus', 'I'),        # STATM's RSS: 0 approximate, N summed over N CPUs (loader)
     ('cmdline', 'I'),           # 1: a sleepable object, which reads CMDLINE itself
     ('cgroup_walk', 'I'),       # 1: td_cgroup pinned (PIN_PROG_CGROUP)
-    ('cmdline_direct', 'I'),    # 1: CMDLINE read through the direct map (loader/cmdline.py)
+    ('cmdline_direct', 'I'),    # 1: CMDLINE read through the direct map (loader/cmdline.py);
+                                # 2: for the reads of cmdline_checker alone (its check)
     ('cmdline_slow', 'I'),      # CMDLINE reads that went the slow way (tests look)
+    ('cmdline_checker', 'I'),   # the tgid of the loader checking the direct read
+    ('reserved', 'I'),
 ))
 
 # td_config.tier: the objects, richest first (task_diag/bpf/Makefile, task_diag/loader/load.py)

@@ -3,8 +3,9 @@
  * fresh anonymous pages, each filled with one letter (A to Z, in turn),
  * until killed: the pages a reader of its command line translated may be
  * freed, and taken by another process, while it copies them.  With
- * "fill", instead fills and frees memory with 'S' as fast as it can: the
- * other process, whose freed pages the first one's reader must never show.
+ * "fill", instead fills and frees memory with 0xa5 bytes as fast as it
+ * can: the other process, whose freed pages the first one's reader must
+ * never show.
  * Prints "ready" once it runs.  argv_churn ARG... | argv_churn fill
  */
 #include <stdio.h>
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 
 			if (p == MAP_FAILED)
 				return 3;
-			memset(p, 'S', len);
+			memset(p, 0xa5, len);
 			munmap(p, len);
 		}
 	}

@@ -37,6 +37,7 @@ import task_diag
 from task_diag import tdconfig, wire
 from task_diag.front import service
 from task_diag.bpf_backend import BpfBackend, vma_supported
+from task_diag.procfs.maps import read_vmas
 
 from helpers import PY, build_c, need
 from helpers import procs
@@ -1186,15 +1187,18 @@ def test_same_bytes_as_the_fallback(made, source):
             assert got[source][p] == got['proc'][p], (strategy, pid, p)
 
 
-@pytest.fixture(scope='module')
-def argv_over_file(tmp_path_factory):
-    """A stopped process that mapped a file over its argument area."""
+@pytest.fixture(scope='module', params=['file', 'cow', 'wronly'])
+def argv_over_file(request, tmp_path_factory):
+    """A stopped process that mapped a file over its argument area (and
+    read it), a private copy of it that it wrote, or write-only anonymous
+    memory (tests/argv_over_file.c, ARGV_OVER)."""
     exe = build_c('argv_over_file.c', os.path.join(str(tmp_path_factory.mktemp('bin')),
                                                    'argv_over_file'), '-O2', '-Wall')
     data = tmp_path_factory.mktemp('data') / 'over'
     data.write_bytes(b'FILE BYTES, NOT THE ARGUMENTS\0' * 400)
     p = subprocess.Popen([exe, str(data)] + ['argument-%02d-' % i + 'x' * 400
-                                             for i in range(40)])
+                                             for i in range(40)],
+                         env=dict(os.environ, ARGV_OVER=request.param))
     try:
         wait_states(p.pid, 'T')
         yield p.pid
@@ -1203,13 +1207,18 @@ def argv_over_file(tmp_path_factory):
         p.wait()
 
 
+# what the three kinds of argv_over_file wrote over the arguments
+OVER_BYTES = (b'FILE BYTES', b'CCCC', b'WWWW')
+
+
 def test_argv_over_a_file_reads_as_proc(argv_over_file, source):
-    """A file mapped over the argument area: /proc reads only anonymous
-    memory (FOLL_ANON), so it stops where the file begins; so does
-    CMDLINE, rather than read on into the file's bytes."""
+    """A file mapped over the argument area (or a written private copy of
+    it, or write-only memory): /proc reads only readable anonymous VMAs
+    (FOLL_ANON, no FOLL_FORCE), so it stops where the mapping begins; so
+    does CMDLINE, rather than read on into the mapping's bytes."""
     pid = argv_over_file
     whole = read_file('/proc/%d/cmdline' % pid)
-    assert b'FILE BYTES' not in whole and whole.startswith(b'/')
+    assert not any(map(whole.__contains__, OVER_BYTES)) and whole.startswith(b'/')
     assert b'argument-39-' not in whole                 # cut where the file begins
     want = whole[:wire.TASK_DIAG_CMDLINE_MAX]
     (t,) = dump(wire.DUMP_ONE, pid, source)
@@ -1269,7 +1278,7 @@ def test_cmdline_over_a_file_both_ways(argv_over_file, cmdline_way):
     slow = slow_reads(fd)
     (t,) = dump(wire.DUMP_ONE, pid, 'bpf', BASE | CMDLINE)
     assert t.cmdline == read_file('/proc/%d/cmdline' % pid)[:MAX]
-    assert b'FILE BYTES' not in t.cmdline
+    assert not any(map(t.cmdline.__contains__, OVER_BYTES))
     if way == 'direct':
         assert slow_reads(fd) > slow
 
@@ -1296,7 +1305,7 @@ def test_direct_read_check_refuses_wrong_bases(made):
 def test_cmdline_of_pages_replaced_meanwhile(tmp_path, cmdline_way):
     """A process that replaces its argument pages with fresh ones again and
     again (tests/argv_churn.c), beside one that fills and frees memory with
-    'S': for 3 s, every CMDLINE read of the first shows its own bytes
+    0xa5 bytes: for 3 s, every CMDLINE read of the first shows its own bytes
     only (its arguments, or one of its letters), never a freed page's that
     another process took; and the reads go both ways (the direct read
     gives way where a page is being replaced)."""
@@ -1320,9 +1329,106 @@ def test_cmdline_of_pages_replaced_meanwhile(tmp_path, cmdline_way):
             reads += 1
         assert reads > 100 and len(letters) > 1     # it did read pages being replaced
         if way == 'direct':
-            assert 0 < slow_reads(fd) - slow < reads
+            # two copies a read (the last byte of its 12 KiB of arguments,
+            # then the first 4 KiB); some of them the direct way
+            assert 0 < slow_reads(fd) - slow < 2 * reads
     finally:
         for k in kids:
             k.kill()
             k.wait()
             k.stdout.close()
+
+
+# --- a plain (not sleepable) object: the direct read, and /proc for the rest ---------
+
+@pytest.fixture(params=['walk', 'novma'])
+def plain(request, pin_dir):
+    """A plain object loaded under a pin directory of the test's own, with
+    the direct read checked on (task_diag/loader/cmdline.py): what Debian
+    12's 6.1 loads, which has no bpf_rcu_read_lock for a sleepable one.
+    The walk tier reads VMAs itself; novma leaves them to the driver."""
+    from task_diag.loader import cmdline as direct, load as loader
+    tier = loader.TIER_BY_NAME[request.param]
+    need(not tier.missing(loader.kernel_features()), 'tier %s is not for this kernel'
+         % request.param)
+    loader.load(tier.path(False), pin_dir, tier.number, cmdline=False)
+    try:
+        direct.enable(pin_dir)
+    except direct.Refused as e:
+        need(False, 'the direct read is refused here: %s' % e)
+    assert tdconfig.read_pinned(pin_dir)['cmdline'] == 0
+    b = BpfBackend(pin_dir)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def internal_marks(buf):
+    """The programs' marks a driver must take away, left in a response."""
+    return [(pid, hex(flags), [hex(t) for t, _, _ in attrs if t >= 0x3f00])
+            for _, (pid, _, flags), attrs in wire.iter_messages(buf)
+            if flags & 0xc0000000 or any(t >= 0x3f00 for t, _, _ in attrs)]
+
+
+def test_plain_object_reads_cmdline(made, plain):
+    """A plain object answers CMDLINE through the direct map: every made
+    process's command line is /proc's, none of them from /proc."""
+    fd = tdconfig.open_pinned(plain.pin_dir)
+    try:
+        slow = slow_reads(fd)
+        show = BASE | CMDLINE | STAT_EXT | wire.SHOW_NS
+        for k in made.kids:
+            if k.expect is None or k.label.startswith('dead'):
+                continue
+            buf = plain.raw(wire.DUMP_ONE, k.pid, show)
+            (t,) = wire.decode(buf, show)
+            assert t.cmdline == k.expect == read_once('/proc/%d/cmdline' % k.pid), k
+            assert t.stat_ext is not None and t.ns is not None
+            assert not internal_marks(buf)
+        assert slow_reads(fd) == slow
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize('show', [BASE | CMDLINE, BASE | CMDLINE | STAT_EXT | wire.SHOW_NS,
+                                  BASE | wire.SHOW_VMA | CMDLINE],
+                         ids=['cmdline', 'with-ns', 'with-vma'])
+def test_plain_object_marks_what_it_cannot_read(argv_over_file, plain, show):
+    """A command line in a file's pages: a plain object cannot read it (it
+    may not sleep), marks the message, and the driver fills it from
+    /proc, in DUMP_ONE and in DUMP_ALL, VMAs or not; no mark and no
+    TD_ATTR_HOST_PID reach the reader."""
+    pid = argv_over_file
+    want = read_file('/proc/%d/cmdline' % pid)[:MAX]
+    fd = tdconfig.open_pinned(plain.pin_dir)
+    try:
+        slow = slow_reads(fd)
+        for strategy in (wire.DUMP_ONE, wire.DUMP_ALL):
+            buf = plain.raw(strategy, pid, show)
+            assert not internal_marks(buf)
+            (t,) = [t for t in wire.decode(buf, show) if t.pid == pid]
+            assert t.cmdline == want and not any(map(t.cmdline.__contains__, OVER_BYTES))
+            if show & wire.SHOW_VMA:
+                assert [v.start for v in t.vmas] == [v.start for v in
+                                                     read_vmas('/proc/%d' % pid)]
+        assert slow_reads(fd) >= slow + 2
+    finally:
+        os.close(fd)
+
+
+def test_plain_object_without_the_direct_read(plain):
+    """Turned off, a plain object leaves CMDLINE out: EOPNOTSUPP, which
+    task_diag.dump() answers from /proc (api's fallback)."""
+    fd = tdconfig.open_pinned(plain.pin_dir)
+    try:
+        tdconfig.update(fd, cmdline_direct=0)
+        b = BpfBackend(plain.pin_dir)
+        try:
+            with pytest.raises(OSError) as e:
+                b.raw(wire.DUMP_ONE, os.getpid(), BASE | CMDLINE)
+            assert e.value.errno == errno.EOPNOTSUPP
+        finally:
+            b.close()
+    finally:
+        os.close(fd)

@@ -47,9 +47,8 @@ char LICENSE[] SEC("license") = "GPL";
 #ifdef TD_SLEEPABLE
 extern void bpf_rcu_read_lock(void) __ksym;
 extern void bpf_rcu_read_unlock(void) __ksym;
-
-#include "td_cmdline.h"
 #endif
+#include "td_cmdline.h"
 
 
 /*
@@ -231,12 +230,12 @@ static __always_inline int show_task(struct bpf_iter__task *ctx, u64 default_str
 	ret = pick_task(ctx, default_strategy, &scratch, &show);
 #ifdef TD_SLEEPABLE
 	bpf_rcu_read_unlock();
+#endif
 	if (ret == TD_EMIT_CMDLINE && scratch) {
 		ret = put_cmdline_and_write(ctx, scratch, show);
 		barrier();
 		__sync_lock_test_and_set(&scratch->busy, 0);
 	}
-#endif
 	return ret == TD_EMIT_CMDLINE ? 0 : ret;
 }
 

@@ -70,30 +70,49 @@ static __always_inline u32 map_id_up(const struct td_viewer *v, bool gid, u32 id
 	 ((struct kernel_cap_struct *)&(cred)->set)->cap[0] |			\
 	 (u64)((struct kernel_cap_struct *)&(cred)->set)->cap[1] << 32)
 
+struct td_cap_ctx {
+	const struct td_viewer *v;
+	u64 ns;				/* struct user_namespace *, as a number */
+	int cap, held;
+};
+
+static long ns_capable_cb(u32 i, struct td_cap_ctx *c)
+{
+	const struct td_viewer *v = c->v;
+	struct user_namespace *ns = (void *)c->ns;
+	u64 parent;
+
+	if (!c->ns)
+		return 1;
+	if (c->ns == v->user_ns) {
+		c->held = !!(v->cap_effective & (1ULL << c->cap));
+		return 1;
+	}
+	if (BPF_CORE_READ(ns, level) <= v->user_ns_level)
+		return 1;
+	parent = (u64)BPF_CORE_READ(ns, parent);
+	if (parent == v->user_ns && BPF_CORE_READ(ns, owner.val) == v->euid) {
+		c->held = 1;
+		return 1;
+	}
+	c->ns = parent;
+	return 0;
+}
+
 /*
  * cap_capable(): does the viewer hold @cap in @targ?  Walks from @targ up
  * to the viewer's namespace; the owner of a child namespace holds every
- * cap in it.
+ * cap in it.  A bpf_loop(): unrolled, the walk of up to 33 levels made
+ * the verifier's work on every path through may_read() tip the larger
+ * objects over its million instructions.
  */
 static __always_inline bool ns_capable(const struct td_viewer *v,
 				       struct user_namespace *targ, int cap)
 {
-	struct user_namespace *ns = targ;
-	int i;
+	struct td_cap_ctx c = { .v = v, .ns = (u64)targ, .cap = cap };
 
-	for (i = 0; i < TD_MAX_NS_LEVEL + 1 && ns; i++) {
-		struct user_namespace *parent;
-
-		if ((u64)ns == v->user_ns)
-			return v->cap_effective & (1ULL << cap);
-		if (ns->level <= v->user_ns_level)
-			return false;
-		parent = ns->parent;
-		if ((u64)parent == v->user_ns && ns->owner.val == v->euid)
-			return true;
-		ns = parent;
-	}
-	return false;
+	bpf_loop(TD_MAX_NS_LEVEL + 1, ns_capable_cb, &c, 0);
+	return c.held;
 }
 
 static __always_inline unsigned long mm_dumpable(struct mm_struct *mm)

@@ -12,7 +12,8 @@
  * TD_PROBE_CALIBRATE pass run by the loader, and keeps them in td_config.
  * A wrong base gives plausible garbage, not errors: the loader enables
  * each user of the bases only after comparing what it gives with /proc on
- * processes it builds (task_diag/loader/pagewalk.py, cmdline.py).
+ * processes it builds (task_diag/loader/pagewalk.py, cmdline.py).  The
+ * direct read of CMDLINE uses page_offset_base only.
  *
  * Part of task_diag.bpf.c, included there in order; not a header of its own.
  */
@@ -225,19 +226,15 @@ static __noinline int td_pw_calibrate(struct td_config *cfg)
 
 /* ---- user memory through the direct map ---------------------------------- */
 
-#define PW_PAGE_MAPPING_ANON	1ULL	/* page->mapping's low bit: anonymous memory */
-
 /* The 4 KiB page of user address @va: read there the page table entry
- * that maps it, and return the direct-map address of @va, if the page is
- * one that /proc/PID/cmdline would read as it is (access_remote_vm() with
- * FOLL_ANON): present, a normal page (not the zero page, a PFN map's, a
- * large folio's: those go the slow way), anonymous memory.  0 otherwise.
- * *@pte_at, *@pte: where the entry is and what it held, for the check
- * after the copy. */
-static __always_inline u64 dm_user_page(u64 pgd, u64 va, u64 base, u64 vmemmap, u32 levels,
+ * that maps it, and return the direct-map address of @va where the page
+ * is present and normal (not the zero page, a PFN map's: those go the
+ * slow way, as do huge pages); 0 otherwise.  *@pte_at, *@pte: where the
+ * entry is and what it held, for the check after the copy. */
+static __always_inline u64 dm_user_page(u64 pgd, u64 va, u64 base, u32 levels,
 					u64 *pte_at, u64 *pte)
 {
-	u64 e, t, head, mapping;
+	u64 e, t;
 
 	if (va >> (levels == 5 ? 56 : 47))
 		return 0;			/* not a user address */
@@ -250,21 +247,15 @@ static __always_inline u64 dm_user_page(u64 pgd, u64 va, u64 base, u64 vmemmap, 
 	}
 	if (pw_read8(base + (e & PW_PTE_PFN) + ((va >> 30) & 511) * 8, &e) ||
 	    (e & (PW_PRESENT | PW_PSE)) != PW_PRESENT)
-		return 0;			/* a 1 GiB page: hugetlbfs, not anonymous */
+		return 0;			/* a 1 GiB page */
 	if (pw_read8(base + (e & PW_PTE_PFN) + ((va >> 21) & 511) * 8, &e) ||
 	    (e & (PW_PRESENT | PW_PSE)) != PW_PRESENT)
-		return 0;			/* a 2 MiB page: THP or hugetlbfs */
+		return 0;			/* a 2 MiB page */
 	t = base + (e & PW_PTE_PFN) + ((va >> 12) & 511) * 8;
 	if (pw_read8(t, &e) || (e & (PW_PRESENT | PW_USER | PW_SPECIAL)) != (PW_PRESENT | PW_USER))
 		return 0;
 	*pte_at = t;
 	*pte = e;
-	t = vmemmap + ((e & PW_PTE_PFN) >> 12) * 64;
-	if (pw_read8(t + bpf_core_field_offset(struct page, compound_head), &head) ||
-	    pw_read8(t + bpf_core_field_offset(struct page, mapping), &mapping))
-		return 0;
-	if ((head & 1) || !(mapping & PW_PAGE_MAPPING_ANON))
-		return 0;			/* a large folio's, or a file's */
 	return base + (e & PW_PTE_PFN) + (va & 0xfff);
 }
 
@@ -272,34 +263,39 @@ static __always_inline u64 dm_user_page(u64 pgd, u64 va, u64 base, u64 vmemmap, 
  * @n (1 to 4096) bytes of the user memory at @addr of the mm whose page
  * tables are at @pgd into @dst, through the direct map: 0, or -1 where a
  * page is not one dm_user_page() takes (the caller then reads the slow
- * way, bpf_copy_from_user_task(), which may sleep).  No lock and no page
- * reference are taken: page tables are freed after an RCU grace period
- * (CONFIG_MMU_GATHER_RCU_TABLE_FREE, which the loader checks), so the
- * caller holds bpf_rcu_read_lock(); a page can be unmapped and freed
- * while we copy it, but not before its entry changes, so each entry must
- * hold the same value after the copy, or the copy is thrown away.
+ * way).  The caller holds the mm's mmap_lock, and the VMA at @addr is
+ * still there (bpf_find_vma()), so the page tables we walk stay (munmap
+ * detaches the VMAs before it frees their tables; the rest that frees
+ * them takes the lock for writing or waits for an RCU grace period, and
+ * we are in an RCU read-side section).  The page itself we do not pin,
+ * as get_user_pages() would: reclaim, migration or MADV_DONTNEED can
+ * free it while we copy, but not before its entry changes, so each entry
+ * must hold the same value after the copy, or the copy is thrown away.
+ * (Left: a page freed, used and freed by others, and mapped at the same
+ * place again, all within our copy; README, Known limits.)
  */
 static __always_inline int dm_user_copy(char *dst, u32 n, u64 addr, u64 pgd,
 					 struct td_config *cfg)
 {
-	u64 base = cfg->pw_page_offset, vmemmap = cfg->pw_vmemmap;
+	u64 base = cfg->pw_page_offset, len = n;
 	u64 at1 = 0, pte1 = 0, at2 = 0, pte2 = 0, src1, src2 = 0, now;
-	u32 head = TD_DM_PAGE - (addr & (TD_DM_PAGE - 1)), levels = cfg->pw_levels;
+	u64 head = TD_DM_PAGE - (addr & (TD_DM_PAGE - 1));
+	u32 levels = cfg->pw_levels;
 
-	if (!n || n > TD_DM_PAGE || !base || !pgd)
+	if (!len || len > TD_DM_PAGE || !base || !pgd)
 		return -1;
-	src1 = dm_user_page(pgd, addr, base, vmemmap, levels, &at1, &pte1);
+	src1 = dm_user_page(pgd, addr, base, levels, &at1, &pte1);
 	if (!src1)
 		return -1;
-	if (n <= head) {
-		if (bpf_probe_read_kernel(dst, n, (void *)src1))
+	if (len <= head) {
+		/* the masks show an older verifier the bounds it lost */
+		if (bpf_probe_read_kernel(dst, len & (2 * TD_DM_PAGE - 1), (void *)src1))
 			return -1;
 	} else {
-		if (head > TD_DM_PAGE)
-			return -1;
-		src2 = dm_user_page(pgd, addr + head, base, vmemmap, levels, &at2, &pte2);
+		head &= TD_DM_PAGE - 1;
+		src2 = dm_user_page(pgd, addr + head, base, levels, &at2, &pte2);
 		if (!src2 || bpf_probe_read_kernel(dst, head, (void *)src1) ||
-		    bpf_probe_read_kernel(dst + head, (n - head) & (TD_DM_PAGE - 1), (void *)src2))
+		    bpf_probe_read_kernel(dst + head, (len - head) & (TD_DM_PAGE - 1), (void *)src2))
 			return -1;
 	}
 	if (pw_read8(at1, &now) || now != pte1)

@@ -84,6 +84,10 @@ struct td_request {
 	__u64 cgc_id;
 	__u32 cgc_pid;
 	__u32 cgc_seek;
+	/* set by a plain object's programs: the messages of this request so
+	 * far marked TD_MSG_F_CMDLINE_FROM_PROC (a driver looks after each
+	 * read) */
+	__u64 cmdline_proc;
 };
 
 /* td_request.flags */
@@ -101,6 +105,10 @@ struct td_request {
  *    namespace (td_request.host_pid_ns).
  */
 #define TD_MSG_F_VMA_FROM_PROC	0x80000000U
+/* CMDLINE of this task could not be read by a plain (not sleepable)
+ * object, only through the direct map (td_cmdline.h): its attribute is
+ * empty, and the driver fills it from /proc/PID/cmdline */
+#define TD_MSG_F_CMDLINE_FROM_PROC	0x40000000U
 #define TD_ATTR_HOST_PID	0x3f00
 
 struct td_host_pid {
@@ -181,15 +189,21 @@ struct td_config {
 	__u32 cmdline;		/* 1: a sleepable object (.s), which reads CMDLINE */
 	__u32 cgroup_walk;	/* 1: td_cgroup loaded and pinned (td_css.h) */
 	/* CMDLINE through the direct map (td_directmap.h), which needs the
-	 * pw_* bases: 1 once the loader checked it against /proc */
+	 * pw_* bases: 1 once the loader checked it against /proc;
+	 * TD_CMDLINE_CHECKING while it checks, for the reads of
+	 * cmdline_checker (its tgid) alone */
 	__u32 cmdline_direct;
 	__u32 cmdline_slow;	/* CMDLINE reads that went the slow way (tests look) */
+	__u32 cmdline_checker;
+	__u32 reserved;
 };
 
 /* td_config.tier (task_diag/loader/load.py, TIERS) */
 #define TD_TIER_DPATH	1	/* task_diag.bpf.o: VMA names by bpf_d_path() */
 #define TD_TIER_WALK	2	/* task_diag.walk.bpf.o: VMA names by a dentry walk */
 #define TD_TIER_NOVMA	3	/* task_diag.novma.bpf.o: no VMA groups in BPF */
+
+#define TD_CMDLINE_CHECKING	2	/* td_config.cmdline_direct */
 
 #define TD_VMA_STAT_SMAPS	0	/* from /proc/PID/smaps, by the reader's driver */
 #define TD_VMA_STAT_PAGEWALK	1	/* by the programs (td_pagewalk.h) */

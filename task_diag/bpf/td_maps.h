@@ -99,6 +99,10 @@ struct td_scratch {
 	char cg[TD_CG_PAYLOAD_MAX];
 	__u64 cmdline_mm;	/* the task's mm and self_exec_id at the check */
 	__u64 cmdline_exec;
+	/* a plain object's TD_ATTR_HOST_PID for a command line it could not
+	 * read (td_cmdline.h), made while the task was at hand */
+	struct td_host_pid cmdline_host;
+	__u32 cmdline_host_ok;	/* 1: the driver asked for it (host_pid_ns) */
 };
 
 /* Per CPU: [0] for every answer, the others spares for the answers without

@@ -40,6 +40,17 @@ static __always_inline u64 viewer_cgns(struct td_request *req)
 
 /* td_scratch[@key] of this CPU, if no other run is using it: then ours
  * until we clear its busy (show_task()). */
+/* @task's TD_ATTR_HOST_PID payload (td_iter.h) for the driver of @req */
+static __always_inline void fill_host_pid(struct td_host_pid *host, struct task_struct *task,
+					  struct td_request *req)
+{
+	host->tid = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
+	host->tgid = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
+			       req->host_pid_ns_level);
+	host->start = task->start_boottime / NSEC_PER_TICK;
+	host->exec_id = task->group_leader->self_exec_id;
+}
+
 /* TD_ATTR_HOST_PID of @task (td_iter.h); false when it does not fit. */
 static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct *task,
 					 struct td_request *req)
@@ -48,11 +59,7 @@ static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct
 
 	if (!host)
 		return false;
-	host->tid = pid_nr_ns(task->thread_pid, req->host_pid_ns, req->host_pid_ns_level);
-	host->tgid = pid_nr_ns(task->signal->pids[PIDTYPE_TGID], req->host_pid_ns,
-			       req->host_pid_ns_level);
-	host->start = task->start_boottime / NSEC_PER_TICK;
-	host->exec_id = task->group_leader->self_exec_id;
+	fill_host_pid(host, task, req);
 	return true;
 }
 
@@ -196,17 +203,24 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 		__builtin_memset(p, 0, sizeof(struct task_diag_statm));
 		fill_statm(p, task, cfg ? cfg->statm_cpus : 0);
 	}
-#ifdef TD_SLEEPABLE
-	/* CMDLINE comes next, read after the RCU section (td_cmdline.h);
-	 * STAT_EXT and NS, which follow it, are filled now, while we hold it */
+	/* CMDLINE comes next, read after the RCU section in the sleepable
+	 * objects (td_cmdline.h), by its own subprogram in all: STAT_EXT and
+	 * NS, which follow it, are filled now, while we hold the task */
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
 		if (show & TASK_DIAG_SHOW_STAT_EXT)
 			fill_stat_ext(&scratch->cmdline_ext, task);
 		if (show & TASK_DIAG_SHOW_NS)
 			fill_ns(&scratch->cmdline_ns, task);
-	} else
+#ifndef TD_SLEEPABLE
+		/* where the driver finds the task, should the command line
+		 * have to come from its /proc */
+		scratch->cmdline_host_ok = req && req->host_pid_ns &&
+					   !(req->flags & TD_REQ_HOST_EACH) &&
+					   !(flags & TD_MSG_F_VMA_FROM_PROC);
+		if (scratch->cmdline_host_ok)
+			fill_host_pid(&scratch->cmdline_host, task, req);
 #endif
-	{
+	} else {
 		if (show & TASK_DIAG_SHOW_STAT_EXT) {
 			p = put_attr(scratch->buf, &off, TASK_DIAG_STAT_EXT,
 				     sizeof(struct task_diag_stat_ext));
@@ -232,14 +246,12 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 		return 0;
 
 	msg->flags = flags;
-#ifdef TD_SLEEPABLE
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
 		scratch->tail_off = off;
 		scratch->cmdline_mm = (u64)task->mm;
 		scratch->cmdline_exec = task->self_exec_id;
 		return TD_EMIT_CMDLINE;
 	}
-#endif
 	return put_cgroup_and_write(seq, scratch, off);
 }
 

@@ -10,11 +10,12 @@
  * map and the struct page array whose bases td_directmap.h finds.  A wrong
  * base or a kernel whose mapcount rules differ gives plausible garbage,
  * not errors: the loader enables this source only after comparing it with
- * smaps on processes it builds, and the walk counts folios whose ->mapping is not its VMA's file
- * (td_config.pw_bad) as it goes.  It takes no page-table lock and no folio
- * reference: a folio split or freed under it can tear one VMA's numbers,
- * never crash (probes fault safely; page tables are freed after an RCU
- * grace period and the iterator runs under rcu_read_lock()).
+ * smaps on processes it builds, and the walk counts folios whose
+ * ->mapping is not its VMA's file (td_config.pw_bad) as it goes.  It
+ * takes no page-table lock and no folio reference: a folio split or freed
+ * under it can tear one VMA's numbers, never crash (probes fault safely;
+ * the VMA iterator holds the mmap_lock, so the page tables under the VMA
+ * it visits stay: munmap detaches a VMA before it frees its tables).
  *
  * Where it breaks (memory encryption, device memory, protection keys): the
  * README's VMA_STAT section, Known limits.

@@ -2,23 +2,26 @@
 td_config.cmdline_direct): the programs read a command line from the
 page it is in, through the kernel's direct map, instead of with
 bpf_copy_from_user_task(), which takes the task's mmap_lock and pins the
-page: about a fifth of the cost per process.  Pages that are not present,
-anonymous and small still go the slow way, one by one.
+page, and no sleeping, so that the plain (not sleepable) objects read
+CMDLINE too (Debian 12's 6.1).  A command line whose pages are not
+present, not small, or not in one anonymous readable VMA, or whose
+mmap_lock a writer holds, goes the slow way: bpf_copy_from_user_task() in
+a sleepable object; in a plain one the message comes marked and the
+driver reads /proc/PID/cmdline.
 
 The direct read reads kernel memory at addresses it derives from the
-calibrated bases (the same ones as --vma-stat=pagewalk) and takes no lock,
-so it is enabled only when:
-  - the machine is x86-64 and the loaded object reads CMDLINE (sleepable);
-  - the kernel frees page tables after an RCU grace period
-    (CONFIG_MMU_GATHER_RCU_TABLE_FREE, from its config or kallsyms), which
-    the read's RCU section relies on;
+calibrated direct-map base (the same as --vma-stat=pagewalk's), so it is
+enabled only when:
+  - the machine is x86-64;
   - the calibration pass finds the bases;
   - for processes built here (a command line of two pages, one short) and
     this process, CMDLINE read that way equals /proc/PID/cmdline, and none
     of those reads went the slow way.
-Otherwise CMDLINE stays on bpf_copy_from_user_task() and the reason is
-printed, in one line.
+Until then it serves the loader's own reads only (cmdline_checker).
+Otherwise CMDLINE stays on the slow way and the reason is printed, in one
+line.
 """
+import ctypes
 import os
 import platform
 import signal
@@ -28,8 +31,12 @@ import time
 
 from .. import tdconfig, wire
 from ..bpf_backend import BpfBackend
-from ..iterproto import PIN_DIR
+from ..iterproto import PIN_DIR, VMA_STAT_PAGEWALK
 from . import pagewalk
+
+CHECKING = 2            # td_config.cmdline_direct: for cmdline_checker's reads only
+CHECK_TRIES = 3
+PR_SET_PDEATHSIG = 1
 
 # The probe processes: a stopped Python whose arguments are two pages
 # long (the read crosses a page boundary) and one with a short command line.
@@ -42,30 +49,10 @@ class Refused(Exception):
     """The direct read cannot be trusted here; the message says why."""
 
 
-def rcu_table_free():
-    """Whether this kernel frees page tables after an RCU grace period
-    (CONFIG_MMU_GATHER_RCU_TABLE_FREE): from its config, or, where that is
-    not readable (a VM's kernel, a container), from kallsyms, which lists
-    the callback that option compiles in (mm/mmu_gather.c)."""
-    config = pagewalk.kernel_config()
-    if config is not None:
-        return config.get('CONFIG_MMU_GATHER_RCU_TABLE_FREE') == 'y'
-    try:
-        with open('/proc/kallsyms') as f:
-            return any(line.rstrip().endswith(' tlb_remove_table_rcu') for line in f)
-    except OSError:
-        return False
-
-
 def why_not(cfg):
     """None when the direct read may be tried, else the reason."""
     if platform.machine() != 'x86_64':
         return 'it knows only x86-64 page tables (this is %s)' % platform.machine()
-    if not cfg['cmdline']:
-        return 'the object loaded does not read CMDLINE'
-    if not rcu_table_free():
-        return ('no CONFIG_MMU_GATHER_RCU_TABLE_FREE (neither in the kernel config nor in '
-                'kallsyms): page tables may be freed under the read')
     return None
 
 
@@ -82,22 +69,54 @@ def _wait_stopped(pid, timeout=10.0):
 def check(backend, fd, pids):
     """Raises Refused unless CMDLINE of each of @pids equals the first
     TASK_DIAG_CMDLINE_MAX bytes of its /proc/PID/cmdline, read the direct
-    way (td_config.cmdline_slow does not move)."""
-    slow = tdconfig.read(fd)['cmdline_slow']
-    for pid in pids:
-        with open('/proc/%d/cmdline' % pid, 'rb') as f:
-            want = f.read()[:wire.TASK_DIAG_CMDLINE_MAX]
-        tasks = wire.decode(backend.raw(wire.DUMP_ONE, pid, wire.SHOW_BASE | wire.SHOW_CMDLINE))
-        if len(tasks) != 1 or tasks[0].cmdline != want:
-            raise Refused('pid %d: CMDLINE %r..., /proc %r...'
-                          % (pid, tasks[0].cmdline[:40] if tasks else None, want[:40]))
-    if tdconfig.read(fd)['cmdline_slow'] != slow:
-        raise Refused('the probe processes\' pages were not read the direct way')
+    way (td_config.cmdline_slow does not move; it counts every reader's
+    reads, so a try during which another reader's moved it is tried
+    again)."""
+    for _ in range(CHECK_TRIES):
+        slow = tdconfig.read(fd)['cmdline_slow']
+        for pid in pids:
+            with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                want = f.read()[:wire.TASK_DIAG_CMDLINE_MAX]
+            tasks = wire.decode(backend.raw(wire.DUMP_ONE, pid,
+                                            wire.SHOW_BASE | wire.SHOW_CMDLINE))
+            if len(tasks) != 1 or tasks[0].cmdline != want:
+                raise Refused('pid %d: CMDLINE %r..., /proc %r...'
+                              % (pid, tasks[0].cmdline[:40] if tasks else None, want[:40]))
+        if tdconfig.read(fd)['cmdline_slow'] == slow:
+            return
+    raise Refused('the probe processes\' pages were not read the direct way')
+
+
+def _start_probes():
+    """The probe processes, stopped; killed with us (PR_SET_PDEATHSIG)."""
+    procs = []
+    try:
+        for argv in PROBES:
+            procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                          preexec_fn=_die_with_parent))
+        for p in procs:
+            _wait_stopped(p.pid)
+    except BaseException:
+        _stop_probes(procs)
+        raise
+    return procs
+
+
+def _die_with_parent():
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _stop_probes(procs):
+    for p in procs:
+        p.kill()
+        p.wait()
 
 
 def enable(pin_dir=PIN_DIR):
     """Sets td_config.cmdline_direct after every check; raises Refused (it
-    is then 0)."""
+    is then 0, and the bases are dropped unless the VMA page walk uses
+    them).  During the check the direct read serves this process alone
+    (cmdline_checker): bases not yet checked serve no other reader."""
     fd = tdconfig.open_pinned(pin_dir)
     try:
         reason = why_not(tdconfig.read(fd))
@@ -107,20 +126,20 @@ def enable(pin_dir=PIN_DIR):
         procs = []
         try:
             pagewalk.calibrate(backend)
-            tdconfig.update(fd, cmdline_direct=1)
-            procs = [subprocess.Popen(argv, stdin=subprocess.DEVNULL) for argv in PROBES]
-            for p in procs:
-                _wait_stopped(p.pid)
+            tdconfig.update(fd, cmdline_direct=CHECKING, cmdline_checker=os.getpid())
+            procs = _start_probes()
             check(backend, fd, [p.pid for p in procs] + [os.getpid()])
+            tdconfig.update(fd, cmdline_direct=1, cmdline_checker=0)
         except BaseException as e:
-            tdconfig.update(fd, cmdline_direct=0)
+            cfg = tdconfig.read(fd)
+            tdconfig.update(fd, cmdline_direct=0, cmdline_checker=0,
+                            **({} if cfg['vma_stat'] == VMA_STAT_PAGEWALK else
+                               {'pw_page_offset': 0, 'pw_vmemmap': 0}))
             if isinstance(e, pagewalk.Refused):
                 raise Refused(str(e)) from None
             raise
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGKILL)
-                p.wait()
+            _stop_probes(procs)
             backend.close()
     finally:
         os.close(fd)

@@ -359,8 +359,7 @@ def load_tier(features, pin_dir=PIN_DIR, forced=None, out=None):
                      cgroup_walk=walk)
                 _find_landlock(pin_dir)
                 _measure_statm(pin_dir)
-                if sleepable:
-                    _cmdline_direct(pin_dir)
+                _cmdline_direct(pin_dir, sleepable)
                 return tier
             except Rejected as e:
                 refused.append('== %s: %s\n%s\n' % (label, e.strerror, e.log))
@@ -407,15 +406,17 @@ def _measure_statm(pin_dir):
         os.close(fd)
 
 
-def _cmdline_direct(pin_dir):
+def _cmdline_direct(pin_dir, sleepable):
     """td_config.cmdline_direct (task_diag/loader/cmdline.py), checked
     with the programs just pinned; a refusal leaves CMDLINE to
-    bpf_copy_from_user_task() and says why."""
+    bpf_copy_from_user_task() (a sleepable object) or to /proc (a plain
+    one), and says why."""
     try:
         cmdline_direct.enable(pin_dir)
     except (cmdline_direct.Refused, OSError) as e:
-        print('task-diag-load: CMDLINE through the direct map refused (%s); it is read '
-              'with bpf_copy_from_user_task()' % e, file=sys.stderr)
+        print('task-diag-load: CMDLINE through the direct map refused (%s); it is read %s'
+              % (e, 'with bpf_copy_from_user_task()' if sleepable else 'from /proc'),
+              file=sys.stderr)
 
 
 def _write_verifier_log(entries):
@@ -504,15 +505,20 @@ def status(pin_dir=PIN_DIR, out=None):
                                                  time.localtime(cfg['loaded_at'])), file=out)
         print('  overflowuid %d overflowgid %d' % (cfg['overflowuid'], cfg['overflowgid']),
               file=out)
-        print('  CMDLINE: %s' % (('read by the programs (a sleepable object), %s'
-                                   % ('through the direct map where a page is present and '
-                                      'anonymous (%d reads went the slow way)'
-                                      % cfg['cmdline_slow'] if cfg['cmdline_direct']
-                                      else 'with bpf_copy_from_user_task()'))
-                                  if cfg['cmdline']
-                                  else 'not in this object (needs a sleepable iterator and '
-                                  'bpf_rcu_read_lock, 6.2): requests with it are answered '
-                                  'from /proc'), file=out)
+        where = 'where its pages are present, in a readable anonymous VMA'
+        if cfg['cmdline']:
+            how = 'read by the programs (a sleepable object), %s' % (
+                'through the direct map %s, else with bpf_copy_from_user_task() (%d reads '
+                'so far)' % (where, cfg['cmdline_slow']) if cfg['cmdline_direct']
+                else 'with bpf_copy_from_user_task()')
+        elif cfg['cmdline_direct']:
+            how = ('read by the programs through the direct map %s, else by the driver from '
+                   '/proc (%d so far)' % (where, cfg['cmdline_slow']))
+        else:
+            how = ('not in this object (needs the direct read, x86-64, or a sleepable '
+                   'iterator and bpf_rcu_read_lock, 6.2): requests with it are answered '
+                   'from /proc')
+        print('  CMDLINE: %s' % how, file=out)
         print('  cgroup filter: %s' % (
             'walks the subtree (td_cgroup, the css_task iterator)'
             if os.path.exists(os.path.join(pin_dir, PIN_PROG_CGROUP)) else

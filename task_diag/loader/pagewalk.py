@@ -350,7 +350,8 @@ def enable(features, pin_dir=PIN_DIR):
                 raise Refused('the walk met pages outside their mapping during the check')
         except BaseException:
             # bases that may be wrong serve nobody, CMDLINE's direct read
-            # neither (it goes the slow way until the next load checks it)
+            # neither (it goes the slow way until the next load checks it;
+            # --status says so)
             tdconfig.update(fd, vma_stat=VMA_STAT_SMAPS, pw_page_offset=0, pw_vmemmap=0,
                             cmdline_direct=0)
             raise

@@ -546,12 +546,14 @@ def check_new_groups(pids):
     (EOPNOTSUPP) and task_diag.dump() answers it from /proc."""
     global checks
     cfg = tdconfig.read_pinned(PIN_DIR)
-    cmdline = bool(cfg['cmdline'])
-    say('CMDLINE: %s' % (('by the programs, %s' % ('through the direct map' if cfg['cmdline_direct']
-                                                  else 'with bpf_copy_from_user_task()'))
-                         if cmdline else 'from /proc (a plain object)'))
+    cmdline = bool(cfg['cmdline'] or cfg['cmdline_direct'])
+    say('CMDLINE: %s' % ('by the programs, through the direct map%s' % (
+        ', else with bpf_copy_from_user_task()' if cfg['cmdline'] else
+        ' (a plain object), else from /proc') if cfg['cmdline_direct'] else
+        'by the programs, with bpf_copy_from_user_task()' if cfg['cmdline'] else
+        'from /proc (a plain object without the direct read)'))
     if cfg['cmdline_direct']:
-        check_cmdline_ways(pids)
+        check_cmdline_ways(pids, both=bool(cfg['cmdline']))
     show = wire.SHOW_BASE | wire.SHOW_STATM | wire.SHOW_STAT_EXT | wire.SHOW_NS
     if cmdline:
         show |= wire.SHOW_CMDLINE
@@ -591,20 +593,21 @@ def check_new_groups(pids):
                 problem('%s: task %d differs\n    bpf:  %r\n    proc: %r' % (label, pid, tb, tp))
 
 
-def check_cmdline_ways(pids):
+def check_cmdline_ways(pids, both):
     """CMDLINE of the test tasks read through the direct map (none of them
-    the slow way) and with bpf_copy_from_user_task(): /proc's bytes both
-    ways."""
+    the slow way) and, @both (a sleepable object), with
+    bpf_copy_from_user_task(): /proc's bytes each way."""
     global checks
     fd = tdconfig.open_pinned(PIN_DIR)
     try:
-        for direct in (1, 0):
+        for direct in ((1, 0) if both else (1,)):
             tdconfig.update(fd, cmdline_direct=direct)
             slow = tdconfig.read(fd)['cmdline_slow']
             for pid in sorted(pids.values()):
                 checks += 1
                 try:
-                    want = open('/proc/%d/cmdline' % pid, 'rb').read(wire.TASK_DIAG_CMDLINE_MAX)
+                    with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                        want = f.read(wire.TASK_DIAG_CMDLINE_MAX)
                     got = list(task_diag.dump(wire.DUMP_ONE, pid, wire.SHOW_CMDLINE,
                                               source='bpf'))
                 except OSError:
