@@ -1,8 +1,8 @@
 """CMDLINE through the direct map (task_diag/bpf/td_directmap.h,
 td_config.cmdline_direct): the programs read a command line from the
 page it is in, through the kernel's direct map, instead of with
-bpf_copy_from_user_task(), which takes the task's mmap_lock and pins the
-page, and no sleeping, so that the plain (not sleepable) objects read
+bpf_copy_from_user_task(), which also pins the page and may sleep to
+fault it in.  Not sleeping, the plain (not sleepable) objects read
 CMDLINE too (Debian 12's 6.1).  A command line whose pages are not
 present, not small, or not in one anonymous readable VMA, or whose
 mmap_lock a writer holds, goes the slow way: bpf_copy_from_user_task() in
@@ -13,7 +13,7 @@ The direct read reads kernel memory at addresses it derives from the
 calibrated direct-map base (the same as --vma-stat=pagewalk's), so it is
 enabled only when:
   - the machine is x86-64;
-  - the calibration pass finds the bases;
+  - the calibration pass finds the direct map's base;
   - for processes built here (a command line of two pages, one short) and
     this process, CMDLINE read that way equals /proc/PID/cmdline, and none
     of those reads went the slow way.
@@ -49,7 +49,7 @@ class Refused(Exception):
     """The direct read cannot be trusted here; the message says why."""
 
 
-def why_not(cfg):
+def why_not():
     """None when the direct read may be tried, else the reason."""
     if platform.machine() != 'x86_64':
         return 'it knows only x86-64 page tables (this is %s)' % platform.machine()
@@ -119,7 +119,7 @@ def enable(pin_dir=PIN_DIR):
     (cmdline_checker): bases not yet checked serve no other reader."""
     fd = tdconfig.open_pinned(pin_dir)
     try:
-        reason = why_not(tdconfig.read(fd))
+        reason = why_not()
         if reason:
             raise Refused(reason)
         backend = BpfBackend(pin_dir)
