@@ -59,9 +59,8 @@ def why_not():
 def _wait_stopped(pid, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open('/proc/%d/stat' % pid, 'rb') as f:
-            if f.read().rsplit(b')', 1)[1].split()[0] == b'T':
-                return
+        if pagewalk._stopped(pid):
+            return
         time.sleep(0.005)
     raise Refused('probe process %d did not stop' % pid)
 

@@ -161,6 +161,7 @@ def _thp_enabled():
 
 
 def _stopped(pid):
+    """Whether @pid is stopped (state T; loader/cmdline.py's probes too)."""
     with open('/proc/%d/stat' % pid, 'rb') as f:
         return f.read().rpartition(b')')[2].split()[0] == b'T'
 
