@@ -13,11 +13,32 @@
 /* emit_task(): the message waits for its CMDLINE (td_cmdline.h) */
 #define TD_EMIT_CMDLINE	2
 
-/* Reserves an attribute of @len payload bytes at *@off; returns the payload. */
+/*
+ * The length of the message being built, scratch->tail_off, is read and
+ * written only through these, with volatile accesses, so that it lives in
+ * the map and in no register from one attribute to the next.  For the
+ * verifier a value loaded from a map is unknown within the bounds checked,
+ * where a register would carry one constant for each set of groups shown:
+ * the paths through "if (show & ...)" would then never meet again, and
+ * their number doubles with each group (the plain object without VMAs
+ * needed 941k of the verifier's 1M instructions; see put_attr()).
+ */
+static __always_inline u32 msg_len(struct td_scratch *s)
+{
+	return *(volatile u32 *)&s->tail_off;
+}
+
+static __always_inline void set_msg_len(struct td_scratch *s, u32 len)
+{
+	*(volatile u32 *)&s->tail_off = len;
+}
+
+/* Reserves an attribute of @len payload bytes at *@off (the message's
+ * length: &scratch->tail_off, see msg_len()); returns the payload. */
 static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 {
 	struct td_nlattr *nla;
-	u32 o = *off;
+	u32 o = *(volatile u32 *)off;
 
 	/* room for the largest group struct, STAT: the verifier must see
 	 * every attribute's payload in bounds whatever @len */
@@ -26,7 +47,7 @@ static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 	nla = (void *)(buf + o);
 	nla->nla_len = NLA_HDRLEN + len;
 	nla->nla_type = type;
-	*off = o + ((NLA_HDRLEN + len + 3) & ~3);
+	*(volatile u32 *)off = o + ((NLA_HDRLEN + len + 3) & ~3);
 	return buf + o + NLA_HDRLEN;
 }
 
@@ -138,7 +159,7 @@ static __always_inline u32 emit_head(struct td_scratch *scratch, struct task_str
 {
 	struct td_nlmsghdr *nlh;
 	struct task_diag_msg *msg;
-	u32 off;
+	u32 *off = &scratch->tail_off;
 	void *p;
 
 	nlh = (void *)scratch->buf;
@@ -150,13 +171,13 @@ static __always_inline u32 emit_head(struct td_scratch *scratch, struct task_str
 	msg->pid = pid;
 	msg->tgid = tgid;
 	msg->flags = 0;
-	off = NLMSG_HDRLEN + sizeof(*msg);
+	set_msg_len(scratch, NLMSG_HDRLEN + sizeof(*msg));
 
 	if (req && req->host_pid_ns && (req->flags & TD_REQ_HOST_EACH) && !resume &&
-	    !put_host_pid(scratch->buf, &off, task, req))
+	    !put_host_pid(scratch->buf, off, task, req))
 		return 0;
 	if ((show & TASK_DIAG_SHOW_BASE) && !resume) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
+		p = put_attr(scratch->buf, off, TASK_DIAG_BASE, sizeof(struct task_diag_base));
 		if (!p)
 			return 0;
 		/* to the next 8 bytes: whole 8-byte stores, the 4 past the
@@ -165,12 +186,12 @@ static __always_inline u32 emit_head(struct td_scratch *scratch, struct task_str
 		fill_base(p, task, v, pid, tgid);
 	}
 	if ((show & TASK_DIAG_SHOW_CRED) && !resume) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
+		p = put_attr(scratch->buf, off, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
 		if (!p)
 			return 0;
 		fill_creds(p, task, v);
 	}
-	return off;
+	return msg_len(scratch);
 }
 
 /*
@@ -184,10 +205,12 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 				     bool thread_dump, u32 off, u32 flags)
 {
 	struct task_diag_msg *msg = (void *)(scratch->buf + NLMSG_HDRLEN);
+	u32 *len = &scratch->tail_off;
 	void *p;
 
+	set_msg_len(scratch, off);
 	if (show & TASK_DIAG_SHOW_STAT) {
-		p = put_attr(scratch->buf, &off, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
+		p = put_attr(scratch->buf, len, TASK_DIAG_STAT, sizeof(struct task_diag_stat));
 		if (!p)
 			return 0;
 		__builtin_memset(p, 0, sizeof(struct task_diag_stat));
@@ -197,7 +220,7 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 		u32 zero = 0;
 		struct td_config *cfg = bpf_map_lookup_elem(&td_config, &zero);
 
-		p = put_attr(scratch->buf, &off, TASK_DIAG_STATM, sizeof(struct task_diag_statm));
+		p = put_attr(scratch->buf, len, TASK_DIAG_STATM, sizeof(struct task_diag_statm));
 		if (!p)
 			return 0;
 		__builtin_memset(p, 0, sizeof(struct task_diag_statm));
@@ -222,14 +245,14 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 #endif
 	} else {
 		if (show & TASK_DIAG_SHOW_STAT_EXT) {
-			p = put_attr(scratch->buf, &off, TASK_DIAG_STAT_EXT,
+			p = put_attr(scratch->buf, len, TASK_DIAG_STAT_EXT,
 				     sizeof(struct task_diag_stat_ext));
 			if (!p)
 				return 0;
 			fill_stat_ext(p, task);
 		}
 		if (show & TASK_DIAG_SHOW_NS) {
-			p = put_attr(scratch->buf, &off, TASK_DIAG_NS, sizeof(struct task_diag_ns));
+			p = put_attr(scratch->buf, len, TASK_DIAG_NS, sizeof(struct task_diag_ns));
 			if (!p)
 				return 0;
 			fill_ns(p, task);
@@ -242,12 +265,12 @@ static __always_inline int emit_rest(struct seq_file *seq, struct task_struct *t
 		scratch->cg_len = td_fill_cgroup(scratch, task_cgroup(task), viewer_cgns(req));
 	/* where the driver finds a task whose VMAs it reads from /proc */
 	if ((flags & TD_MSG_F_VMA_FROM_PROC) && req && req->host_pid_ns &&
-	    !put_host_pid(scratch->buf, &off, task, req))
+	    !put_host_pid(scratch->buf, len, task, req))
 		return 0;
+	off = msg_len(scratch);
 
 	msg->flags = flags;
 	if (show & TASK_DIAG_SHOW_CMDLINE) {
-		scratch->tail_off = off;
 		scratch->cmdline_mm = (u64)task->mm;
 		scratch->cmdline_exec = task->self_exec_id;
 		return TD_EMIT_CMDLINE;
