@@ -33,8 +33,9 @@ static __always_inline void set_msg_len(struct td_scratch *s, u32 len)
 	*(volatile u32 *)&s->tail_off = len;
 }
 
-/* Reserves an attribute of @len payload bytes at *@off (the message's
- * length: &scratch->tail_off, see msg_len()); returns the payload. */
+/* Reserves an attribute of @len payload bytes at *@off, the message's
+ * length (&scratch->tail_off in emit_head() and emit_rest(): see
+ * msg_len()); returns the payload. */
 static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 {
 	struct td_nlattr *nla;
