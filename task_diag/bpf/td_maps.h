@@ -87,9 +87,10 @@ struct td_scratch {
 	/* the viewer's root, for VMA names: set before td_put_vmas() */
 	__u64 root_mnt, root_dentry;
 	__u64 busy;		/* a run is building its message here: show_task() */
-	/* the message's length as it is built (msg_len(), td_msg.h), and
-	 * where CMDLINE goes; with STAT_EXT and NS, which follow CMDLINE,
-	 * kept while the run reads the command line (td_cmdline.h) */
+	/* the message's length as it is built (msg_len(), td_msg.h): where
+	 * CMDLINE goes when it is asked (td_cmdline.h); cmdline_ext and
+	 * cmdline_ns hold STAT_EXT and NS, which follow CMDLINE, while the
+	 * run reads the command line */
 	__u32 tail_off;
 	struct task_diag_stat_ext cmdline_ext;
 	struct task_diag_ns cmdline_ns;

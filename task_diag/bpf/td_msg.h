@@ -15,8 +15,9 @@
 
 /*
  * The length of the message being built, scratch->tail_off, is read and
- * written only through these, with volatile accesses, so that it lives in
- * the map and in no register from one attribute to the next.  For the
+ * written only through these and put_attr(), with volatile accesses, so
+ * that it lives in the map and in no register from one attribute to the
+ * next (put_cmdline_and_write() reads it once, when the groups are in).  For the
  * verifier a value loaded from a map is unknown within the bounds checked,
  * where a register would carry one constant for each set of groups shown:
  * the paths through "if (show & ...)" would then never meet again, and
@@ -34,8 +35,8 @@ static __always_inline void set_msg_len(struct td_scratch *s, u32 len)
 }
 
 /* Reserves an attribute of @len payload bytes at *@off, the message's
- * length (&scratch->tail_off in emit_head() and emit_rest(): see
- * msg_len()); returns the payload. */
+ * length (&scratch->tail_off in emit_head() and emit_rest(), see
+ * msg_len(); a local of put_cmdline_and_write()); returns the payload. */
 static __always_inline void *put_attr(char *buf, u32 *off, u16 type, u32 len)
 {
 	struct td_nlattr *nla;
@@ -60,8 +61,6 @@ static __always_inline u64 viewer_cgns(struct td_request *req)
 	return cgns_root(bpf_get_current_task_btf());
 }
 
-/* td_scratch[@key] of this CPU, if no other run is using it: then ours
- * until we clear its busy (show_task()). */
 /* @task's TD_ATTR_HOST_PID payload (td_iter.h) for the driver of @req */
 static __always_inline void fill_host_pid(struct td_host_pid *host, struct task_struct *task,
 					  struct td_request *req)
@@ -85,6 +84,8 @@ static __always_inline bool put_host_pid(char *buf, u32 *off, struct task_struct
 	return true;
 }
 
+/* td_scratch[@key] of this CPU, if no other run is using it: then ours
+ * until we clear its busy (show_task()). */
 static __always_inline struct td_scratch *claim_scratch(u32 key)
 {
 	struct td_scratch *s = bpf_map_lookup_elem(&td_scratch, &key);
