@@ -362,6 +362,11 @@ def start_all(kids):
         kids.start(label, [label.encode()], {'TD_SCHED': spec}).expect = joined([label.encode()])
     argv = long_argv(6000)
     kids.start('vmas', argv, {'TD_VMAS': str(VMAS)}).expect = joined(argv)[:MAX]
+    # a command line of each length modulo 4: every padding of CMDLINE's
+    # attribute (test_message_layout), whatever else runs on the machine
+    for pad in range(4):
+        argv = [b'td-pad' + b'x' * pad]             # 7 + pad bytes
+        kids.start('pad%d' % pad, argv).expect = joined(argv)
     master, slave = os.openpty()
     kids.keep.append(master)            # closed after it died: no hangup meanwhile
     try:
@@ -1140,6 +1145,7 @@ def test_message_layout(made, source):
              wire.TASK_DIAG_CMDLINE, wire.TASK_DIAG_STAT_EXT]
     lengths = set()
     empty = 0
+    pads = {made.kids['pad%d' % n].pid: made.kids['pad%d' % n].expect for n in range(4)}
     for pid, _, flags, attrs in messages(buf):
         assert flags == 0
         assert [a[0] for a in attrs] == order, pid
@@ -1151,7 +1157,10 @@ def test_message_layout(made, source):
         assert pad == b'\0' * (-len(payload) & 3)
         lengths.add(len(payload) % 4)
         empty += not payload
-    assert lengths == {0, 1, 2, 3} and empty > 5     # every padding seen, and empty ones
+        if pid in pads:
+            assert payload == pads.pop(pid)
+    # every padding seen (the pad kids alone give each), and empty ones
+    assert not pads and lengths == {0, 1, 2, 3} and empty > 5
 
 
 SEQ = 0x5eed
