@@ -56,9 +56,10 @@ static __always_inline void copy_comm(char *dst, struct task_struct *task)
  * into td_all and td_cgroup: the verifier then walks each one's branches
  * (pid levels, task states) apart from the caller's, whose paths meet
  * again after the call (fill_base(): 47k fewer instructions explored in
- * the plain object without VMAs, down to 441k).  fill_creds() stays inlined: its id maps'
- * bpf_loop() callbacks would be a fourth frame under td_all's, past the
- * verifier's 512 bytes of stack in the plain walk object.
+ * the plain object without VMAs, down to 441k).  fill_creds() stays
+ * inlined: its id maps' bpf_loop() callbacks would be a fourth frame
+ * under td_all's, past the verifier's 512 bytes of stack in the plain
+ * walk object.
  */
 static __noinline void fill_base(struct task_diag_base *b, struct task_struct *task,
 				 const struct td_viewer *v, u32 pid, u32 tgid)

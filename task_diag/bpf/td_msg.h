@@ -17,12 +17,12 @@
  * The length of the message being built, scratch->tail_off, is read and
  * written only through these and put_attr(), with volatile accesses, so
  * that it lives in the map and in no register from one attribute to the
- * next (put_cmdline_and_write() reads it once, when the groups are in).  For the
- * verifier a value loaded from a map is unknown within the bounds checked,
- * where a register would carry one constant for each set of groups shown:
- * the paths through "if (show & ...)" would then never meet again, and
- * their number doubles with each group (the plain object without VMAs
- * needed 941k of the verifier's 1M instructions; see put_attr()).
+ * next (put_cmdline_and_write() reads it once, when the groups are in).
+ * For the verifier a value loaded from a map is unknown within the bounds
+ * checked, where a register would carry one constant for each set of
+ * groups shown: the paths through "if (show & ...)" would then never meet
+ * again, and their number doubles with each group (the plain object
+ * without VMAs needed 941k of the verifier's 1M instructions).
  */
 static __always_inline u32 msg_len(struct td_scratch *s)
 {
